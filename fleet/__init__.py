@@ -1,0 +1,1 @@
+"""The brain: domain model, workflows, batching, assignment, traffic control, service."""
