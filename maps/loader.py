@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -18,6 +17,7 @@ import numpy as np
 
 from maps.model import (
     KIND_CODES,
+    KINDS_BY_CODE,
     ONE_WAY_SYMBOLS,
     SYMBOLS,
     Cell,
@@ -111,6 +111,12 @@ def parse_map(text: str, source: str = "<string>") -> WarehouseMap:
     return wmap
 
 
+_UNKNOWN = 255
+#: Kind code of every symbol by code point (ASCII range); _UNKNOWN for anything else.
+_SYMBOL_CODES = np.full(256, _UNKNOWN, dtype=np.uint8)
+for _symbol, _kind in SYMBOLS.items():
+    _SYMBOL_CODES[ord(_symbol)] = KIND_CODES[_kind]
+
 _KNOWN_KEYS = {"name", "description", "pitch", "qr_prefix", "layout", "stations", "qr_overrides"}
 
 
@@ -141,20 +147,22 @@ def _build(data: dict[str, Any], places: _Places, problems: list[MapProblem]) ->
         problems.append(places.at(places.layout_first_line, "the first layout row is empty"))
         return None
     height = len(rows)
-    kinds = np.full((height, width), KIND_CODES[CellKind.BLOCKED], dtype=np.uint8)
-    one_way: dict[Cell, Heading] = {}
+    # One code point per cell; symbols are looked up a row at a time (large floors).
+    chars = np.full((height, width), ord(CellKind.BLOCKED.value), dtype=np.uint32)
     for y, row in enumerate(rows):
         if len(row) != width:
             problems.append(places.cell(Cell(min(len(row), width), y), f"ragged row: {len(row)} cells, but the first row has {width}"))
-        for x, symbol in enumerate(row[:width]):
-            kind = SYMBOLS.get(symbol)
-            if kind is None:
-                known = " ".join(sorted(SYMBOLS))
-                problems.append(places.cell(Cell(x, y), f"unknown symbol {symbol!r}; known symbols: {known}"))
-                continue
-            kinds[y, x] = KIND_CODES[kind]
-            if symbol in ONE_WAY_SYMBOLS:
-                one_way[Cell(x, y)] = ONE_WAY_SYMBOLS[symbol]
+        points = np.frombuffer(row[:width].encode("utf-32-le"), dtype=np.uint32)
+        for x in np.flatnonzero(_SYMBOL_CODES[np.minimum(points, 255)] == _UNKNOWN).tolist():
+            known = " ".join(sorted(SYMBOLS))
+            problems.append(places.cell(Cell(x, y), f"unknown symbol {row[x]!r}; known symbols: {known}"))
+        chars[y, : len(points)] = points
+    codes = _SYMBOL_CODES[np.minimum(chars, 255)]
+    kinds = np.where(codes == _UNKNOWN, KIND_CODES[CellKind.BLOCKED], codes).astype(np.uint8)
+    arrows = np.isin(chars, [ord(s) for s in ONE_WAY_SYMBOLS])
+    one_way = {
+        Cell(x, y): ONE_WAY_SYMBOLS[chr(chars[y, x])] for y, x in zip(*(a.tolist() for a in np.nonzero(arrows)))
+    }
 
     stations = _stations(data.get("stations", []), places, problems, width, height)
     overrides = _overrides(data.get("qr_overrides", []), places, problems, width, height)
@@ -258,22 +266,56 @@ def _overrides(raw: Any, places: _Places, problems: list[MapProblem], width: int
 
 # --- whole-map checks ---------------------------------------------------------------
 
-def _reach(wmap: WarehouseMap, starts: Iterable[Cell], allowed, reverse: bool = False) -> set[Cell]:
-    """Cells reachable from `starts` (or that can reach them, if reverse) through `allowed` cells."""
-    seen = {c for c in starts if allowed(c)}
-    todo = deque(seen)
-    while todo:
-        cell = todo.popleft()
-        for heading in Heading:
-            dx, dy = heading.step
-            nxt = Cell(cell.x + dx, cell.y + dy)
-            if nxt in seen or not wmap.traversable(nxt) or not allowed(nxt):
-                continue
-            legal = wmap.may_leave(nxt, heading.opposite()) if reverse else wmap.may_leave(cell, heading)
-            if legal:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen
+class _Moves:
+    """Which cells a robot may leave in which heading, as whole-grid boolean masks.
+
+    Reachability over a large floor is a flood fill of whole arrays, one step per
+    round, instead of a walk over every cell in Python.
+    """
+
+    def __init__(self, wmap: WarehouseMap) -> None:
+        self.traversable = wmap.kinds != KIND_CODES[CellKind.BLOCKED]
+        arrows = {h: np.zeros_like(self.traversable) for h in Heading}
+        for cell, heading in wmap.one_way.items():
+            arrows[heading][cell.y, cell.x] = True
+        one_way = np.logical_or.reduce(list(arrows.values()))
+        self.leave = {
+            h: self.traversable & self.back(self.traversable, h) & (~one_way | arrows[h]) for h in Heading
+        }
+
+    @staticmethod
+    def ahead(mask: np.ndarray, heading: Heading) -> np.ndarray:
+        """Each cell's value moved one step in `heading` (falling off the edge)."""
+        dx, dy = heading.step
+        out = np.zeros_like(mask)
+        h, w = mask.shape
+        out[max(dy, 0): h + min(dy, 0), max(dx, 0): w + min(dx, 0)] = mask[max(-dy, 0): h + min(-dy, 0), max(-dx, 0): w + min(-dx, 0)]
+        return out
+
+    @staticmethod
+    def back(mask: np.ndarray, heading: Heading) -> np.ndarray:
+        """Each cell gets the value of its neighbour in `heading` (False off the edge)."""
+        return _Moves.ahead(mask, heading.opposite())
+
+    def into(self, mask: np.ndarray) -> np.ndarray:
+        """Cells one legal move away from some cell of `mask`."""
+        return np.logical_or.reduce([self.ahead(mask & self.leave[h], h) for h in Heading])
+
+    def out_to(self, mask: np.ndarray) -> np.ndarray:
+        """Cells with one legal move into some cell of `mask`."""
+        return np.logical_or.reduce([self.leave[h] & self.back(mask, h) for h in Heading])
+
+    def reach(self, starts: Iterable[Cell], allowed: np.ndarray, reverse: bool = False) -> np.ndarray:
+        """Cells reachable from `starts` (or that can reach them, if reverse) through `allowed` cells."""
+        seen = np.zeros_like(allowed)
+        for cell in starts:
+            seen[cell.y, cell.x] = allowed[cell.y, cell.x]
+        frontier = seen
+        step = self.out_to if reverse else self.into
+        while frontier.any():
+            frontier = step(frontier) & allowed & ~seen
+            seen |= frontier
+        return seen
 
 
 def _validate(wmap: WarehouseMap, places: _Places) -> list[MapProblem]:
@@ -306,9 +348,7 @@ def _validate(wmap: WarehouseMap, places: _Places) -> list[MapProblem]:
 
     # QR codes: unique ids.
     owner: dict[str, Cell] = {}
-    for cell in wmap.cells():
-        if not wmap.kind(cell).traversable:
-            continue
+    for cell in _cells(wmap.kinds != KIND_CODES[CellKind.BLOCKED]):
         qr = wmap.qr_id(cell)
         if qr in owner:
             problems.append(places.cell(cell, f"duplicate QR id {qr!r}: also used by cell {owner[qr]}"))
@@ -330,45 +370,36 @@ def _validate(wmap: WarehouseMap, places: _Places) -> list[MapProblem]:
     # Reachability. An unloaded robot may drive under shelves; a loaded one only on
     # free cells, so a shelf's home must touch the free network the stations sit on.
     working = [s.working for s in wmap.stations]
-    anywhere = lambda c: True  # noqa: E731
-    free = lambda c: wmap.kind(c) is not CellKind.STORAGE  # noqa: E731
-    both = _reach(wmap, working, free) & _reach(wmap, working, free, reverse=True)
-    for cell in wmap.cells_of(CellKind.STORAGE):
-        exits = [n for h, n in wmap.neighbours(cell) if n in both]
-        entries = [n for h, n in _incoming(wmap, cell) if n in both]
-        if not exits or not entries:
-            problems.append(places.cell(cell, f"storage cell {cell} cannot be reached from any station by a loaded robot through free aisles"))
-    unloaded = _reach(wmap, working, anywhere) & _reach(wmap, working, anywhere, reverse=True)
+    moves = _Moves(wmap)
+    storage = wmap.kinds == KIND_CODES[CellKind.STORAGE]
+    free = moves.traversable & ~storage
+    both = moves.reach(working, free) & moves.reach(working, free, reverse=True)
+    served = moves.out_to(both) & moves.into(both)
+    for cell in _cells(storage & ~served):
+        problems.append(places.cell(cell, f"storage cell {cell} cannot be reached from any station by a loaded robot through free aisles"))
+    unloaded = moves.reach(working, moves.traversable) & moves.reach(working, moves.traversable, reverse=True)
     for kind in (CellKind.CHARGER, CellKind.PARKING, CellKind.PACKING, CellKind.QUEUE):
-        for cell in wmap.cells_of(kind):
-            if cell not in unloaded:
-                problems.append(places.cell(cell, f"{kind.name.lower()} cell {cell} is unreachable from the stations (or has no way back)"))
+        for cell in _cells((wmap.kinds == KIND_CODES[kind]) & ~unloaded):
+            problems.append(places.cell(cell, f"{kind.name.lower()} cell {cell} is unreachable from the stations (or has no way back)"))
     for i, st in enumerate(wmap.stations):
-        if st.working not in both:
+        if not both[st.working.y, st.working.x]:
             problems.append(places.station(i, f"station {st.id!r}: working cell {st.working} cannot be reached and left by a loaded robot"))
     return problems
 
 
-def _incoming(wmap: WarehouseMap, cell: Cell) -> Iterable[tuple[Heading, Cell]]:
-    for heading in Heading:
-        dx, dy = heading.step
-        prev = Cell(cell.x - dx, cell.y - dy)
-        if wmap.traversable(prev) and wmap.may_leave(prev, heading):
-            yield heading, prev
+def _cells(mask: np.ndarray) -> list[Cell]:
+    ys, xs = np.nonzero(mask)
+    return [Cell(x, y) for y, x in zip(ys.tolist(), xs.tolist())]
 
 
 # --- writing --------------------------------------------------------------------------
 
 def layout_text(wmap: WarehouseMap) -> str:
+    symbols = np.array([kind.value for kind in KINDS_BY_CODE])[wmap.kinds]
     arrows = {h: s for s, h in ONE_WAY_SYMBOLS.items()}
-    rows = []
-    for y in range(wmap.height):
-        row = []
-        for x in range(wmap.width):
-            cell = Cell(x, y)
-            row.append(arrows[wmap.one_way[cell]] if cell in wmap.one_way else wmap.kind(cell).value)
-        rows.append("".join(row))
-    return "\n".join(rows) + "\n"
+    for cell, heading in wmap.one_way.items():
+        symbols[cell.y, cell.x] = arrows[heading]
+    return "".join("".join(row) + "\n" for row in symbols.tolist())
 
 
 def dump_map(wmap: WarehouseMap) -> str:

@@ -153,19 +153,20 @@ class WarehouseMap:
     description: str = ""
 
     def __post_init__(self) -> None:
+        self._qr_digits = max(3, len(str(max(self.width, self.height) - 1)))
         self._qr_of: dict[Cell, str] = {}
         self._cell_of_qr: dict[str, Cell] = {}
-        for cell in self.cells():
-            if self.kind(cell).traversable:
-                qr = self.qr_overrides.get(cell) or self.default_qr(cell)
-                self._qr_of[cell] = qr
-                self._cell_of_qr.setdefault(qr, cell)
+        ys, xs = np.nonzero(self.kinds != KIND_CODES[CellKind.BLOCKED])
+        for y, x in zip(ys.tolist(), xs.tolist()):  # row-major, as cells()
+            cell = Cell(x, y)
+            qr = self.qr_overrides.get(cell) or self.default_qr(cell)
+            self._qr_of[cell] = qr
+            self._cell_of_qr.setdefault(qr, cell)
         self._station_by_id = {s.id: s for s in self.stations}
 
     # --- geometry -----------------------------------------------------------------
     def default_qr(self, cell: Cell) -> str:
-        digits = max(3, len(str(max(self.width, self.height) - 1)))
-        return f"{self.qr_prefix}{cell.x:0{digits}d}{cell.y:0{digits}d}"
+        return f"{self.qr_prefix}{cell.x:0{self._qr_digits}d}{cell.y:0{self._qr_digits}d}"
 
     def in_bounds(self, cell: Cell) -> bool:
         return 0 <= cell.x < self.width and 0 <= cell.y < self.height

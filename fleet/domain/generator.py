@@ -1,0 +1,289 @@
+"""A seeded generator of a realistic starting warehouse: SKU catalogue, stocked shelves
+on a map's storage cells, an order stream and inbound notes.
+
+What "realistic" means here, and why:
+- SKU popularity follows a power law (Zipf): in e-commerce a few fast movers take most
+  order lines and a long tail is ordered rarely. This skew is what makes batching and
+  shelf choice matter, so tests and benchmarks must see it.
+- Unit volumes and densities are log-normal: most items are small, a few are bulky.
+- Fast movers hold more stock and are spread over several shelves, so more than one
+  shelf can serve them and no single shelf becomes the bottleneck.
+- Orders arrive as a Poisson process; most have 1-3 lines and most lines 1 unit.
+
+Each part draws from its own child of the seed, so changing, say, the order rate
+leaves the catalogue and the stock unchanged. Same map, seed and config: same output.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from maps.model import Cell, CellKind, StationKind, WarehouseMap
+
+from fleet.domain.inbound import InboundLine, InboundNote
+from fleet.domain.inventory import Inventory
+from fleet.domain.order import Order, OrderLine
+from fleet.domain.order_shelf import ORDER, OrderShelf
+from fleet.domain.shelf import SMALL_PARTS, STANDARD, InventoryShelf, ShelfSpec
+from fleet.domain.sku import Catalogue, Sku
+
+_WORDS = ("cable", "charger", "book", "mug", "toy", "shirt", "sock", "lamp", "case", "bottle",
+          "tool", "brush", "towel", "pen", "box", "plate", "cap", "bag", "card", "filter")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    skus: int = 2000
+    zipf_exponent: float = 1.0
+    #: share of a stocked bin's volume filled with goods
+    fill_ratio: float = 0.6
+    #: share of each class's shelves left empty (new SKUs go there, stow step 3)
+    empty_shelf_share: float = 0.1
+    #: the fastest mover is spread over this many locations, slower ones over fewer
+    max_locations_per_sku: int = 6
+    max_skus_per_bin: int = 2
+    #: share of storage shelves (and of the smallest SKUs) of the small-parts class
+    small_parts_share: float = 0.2
+    standard_spec: ShelfSpec = STANDARD
+    small_parts_spec: ShelfSpec = SMALL_PARTS
+    order_shelves_per_pick_station: int = 1
+    order_shelf_spec: ShelfSpec = ORDER
+    orders_per_hour: float = 600.0
+    #: P(an order has exactly one more line) = 1 - line_stop: geometric, mean 1 / line_stop
+    line_stop: float = 0.55
+    max_lines: int = 10
+    #: P(a line is for exactly 1 unit); more units are geometric
+    single_unit_share: float = 0.85
+    max_quantity: int = 10
+    express_share: float = 0.1
+    cutoff_share: float = 0.3
+    cutoff_after_s: tuple[float, float] = (2 * 3600.0, 8 * 3600.0)
+    inbound_notes_per_hour: float = 4.0
+    inbound_mean_lines: float = 8.0
+    #: litres of one inbound line (a few cases of one SKU)
+    inbound_line_litres: tuple[float, float] = (5.0, 40.0)
+    duration_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.skus < 1:
+            problems.append(f"skus must be >= 1, got {self.skus}")
+        if self.zipf_exponent < 0:
+            problems.append(f"zipf_exponent must be >= 0, got {self.zipf_exponent}")
+        for name in ("fill_ratio", "line_stop", "single_unit_share"):
+            if not 0 < getattr(self, name) <= 1:
+                problems.append(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        for name in ("empty_shelf_share", "small_parts_share", "express_share", "cutoff_share"):
+            if not 0 <= getattr(self, name) < 1:
+                problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("max_locations_per_sku", "max_skus_per_bin", "max_lines", "max_quantity"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("orders_per_hour", "inbound_notes_per_hour", "duration_s", "inbound_mean_lines"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.order_shelves_per_pick_station < 0:
+            problems.append("order_shelves_per_pick_station must be >= 0")
+        for name in ("cutoff_after_s", "inbound_line_litres"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                problems.append(f"{name} must be (low, high) with 0 < low <= high, got {(low, high)}")
+        if problems:
+            raise ValueError("generator config: " + "; ".join(problems))
+
+
+@dataclass
+class Scenario:
+    """A generated starting state. `popularity` is each SKU's share of order lines."""
+
+    catalogue: Catalogue
+    popularity: dict[str, float]
+    inventory: Inventory
+    order_shelves: list[OrderShelf]
+    orders: list[Order] = field(default_factory=list)
+    inbound: list[InboundNote] = field(default_factory=list)
+
+
+def generate(warehouse_map: WarehouseMap, seed: int, config: GeneratorConfig = GeneratorConfig()) -> Scenario:
+    catalogue_rng, stock_rng, order_rng, inbound_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+    )
+    catalogue, popularity = generate_catalogue(catalogue_rng, config)
+    inventory, order_shelves = stock_shelves(warehouse_map, catalogue, popularity, stock_rng, config)
+    orders = list(_until(order_stream(catalogue, popularity, order_rng, config), config.duration_s))
+    out_of_stock = {sku for sku in catalogue.ids() if inventory.stock(sku) == 0}
+    notes = list(_until(inbound_stream(catalogue, popularity, inbound_rng, config, out_of_stock), config.duration_s))
+    return Scenario(catalogue, dict(zip(catalogue.ids(), popularity.tolist())), inventory, order_shelves, orders, notes)
+
+
+def generate_catalogue(rng: np.random.Generator, config: GeneratorConfig) -> tuple[Catalogue, np.ndarray]:
+    """SKUs 'SKU000001'... and their popularity (share of order lines, summing to 1).
+
+    Popularity rank is a random permutation of the ids, so an id says nothing about
+    how fast the SKU moves.
+    """
+    n = config.skus
+    ranks = rng.permutation(n) + 1
+    weights = ranks.astype(float) ** -config.zipf_exponent
+    popularity = weights / weights.sum()
+    volumes = np.clip(rng.lognormal(math.log(0.6), 1.1, n), 0.005, 30.0).round(3)
+    density = np.clip(rng.lognormal(math.log(0.35), 0.6, n), 0.05, 3.0)
+    weights_kg = np.clip(volumes * density, 0.002, 25.0).round(3)
+    words = rng.integers(0, len(_WORDS), n)
+    small_below = np.quantile(volumes, config.small_parts_share) if config.small_parts_share > 0 else -1.0
+    digits = max(6, len(str(n)))
+    skus = [
+        Sku(
+            id=f"SKU{i + 1:0{digits}d}",
+            name=f"{_WORDS[words[i]]} {i + 1}",
+            unit_volume_l=float(volumes[i]),
+            unit_weight_kg=float(weights_kg[i]),
+            shelf_class=config.small_parts_spec.shelf_class if volumes[i] < small_below else config.standard_spec.shelf_class,
+        )
+        for i in range(n)
+    ]
+    return Catalogue(skus), popularity
+
+
+def stock_shelves(warehouse_map: WarehouseMap, catalogue: Catalogue, popularity: np.ndarray,
+                  rng: np.random.Generator, config: GeneratorConfig) -> tuple[Inventory, list[OrderShelf]]:
+    """Put a shelf on every storage cell and fill the inventory shelves.
+
+    Order shelves take the storage cells nearest each pick station. Each stocked bin is
+    filled up to `fill_ratio` of its volume with at most `max_skus_per_bin` SKUs.
+    """
+    homes = warehouse_map.cells_of(CellKind.STORAGE)
+    order_homes = _order_shelf_homes(warehouse_map, homes, config.order_shelves_per_pick_station)
+    order_shelves = [OrderShelf.build(f"OS{i + 1:02d}", cell, config.order_shelf_spec) for i, cell in enumerate(order_homes)]
+    taken = set(order_homes)
+    shelf_homes = [c for c in homes if c not in taken]
+    small = set(rng.permutation(len(shelf_homes))[: round(config.small_parts_share * len(shelf_homes))].tolist())
+    digits = max(4, len(str(len(shelf_homes))))
+    shelves = [
+        InventoryShelf.build(f"SH{i + 1:0{digits}d}", cell,
+                             config.small_parts_spec if i in small else config.standard_spec)
+        for i, cell in enumerate(shelf_homes)
+    ]
+    inventory = Inventory(catalogue, shelves)
+    ids = catalogue.ids()
+    for shelf_class in inventory.shelf_classes():
+        members = [i for i, sku in enumerate(ids) if catalogue[sku].shelf_class == shelf_class]
+        class_shelves = [s for s in shelves if s.shelf_class == shelf_class]
+        _fill_class(inventory, class_shelves, [ids[i] for i in members], popularity[members], rng, config)
+    return inventory, order_shelves
+
+
+def _order_shelf_homes(warehouse_map: WarehouseMap, homes: list[Cell], per_station: int) -> list[Cell]:
+    chosen: list[Cell] = []
+    for station in warehouse_map.stations_of(StationKind.PICK):
+        w = station.working
+        free = sorted((c for c in homes if c not in chosen), key=lambda c: (abs(c.x - w.x) + abs(c.y - w.y), c.y, c.x))
+        chosen.extend(free[:per_station])
+    return chosen
+
+
+def _fill_class(inventory: Inventory, shelves: list[InventoryShelf], skus: list[str], popularity: np.ndarray,
+                rng: np.random.Generator, config: GeneratorConfig) -> None:
+    if not shelves or not skus:
+        return
+    order = rng.permutation(len(shelves))
+    keep_empty = round(config.empty_shelf_share * len(shelves))
+    stocked = [shelves[i] for i in order[keep_empty:]]
+    bins = [b for s in stocked for b in s.bins]
+    bins = [bins[i] for i in rng.permutation(len(bins))]
+    budget = [round(config.fill_ratio * b.volume_mm3) for b in bins]
+    # a little under the total budget, so fragmentation at bin edges does not leave the tail unstocked
+    target_mm3 = 0.95 * sum(budget)
+    share = np.sqrt(popularity) / np.sqrt(popularity).sum()
+    relative = np.sqrt(popularity / popularity.max())
+    chunks: list[tuple[str, int]] = []
+    for sku, stock_share, rel in zip(skus, share, relative):
+        item = inventory.catalogue[sku]
+        units = max(1, int(target_mm3 * stock_share // item.unit_volume_mm3))
+        locations = int(min(config.max_locations_per_sku, max(1, math.ceil(config.max_locations_per_sku * rel)), units))
+        base, extra = divmod(units, locations)
+        chunks.extend((sku, base + (1 if k < extra else 0)) for k in range(locations))
+    chunks = [chunks[i] for i in rng.permutation(len(chunks))]
+    at = 0
+    for sku, units in chunks:
+        item = inventory.catalogue[sku]
+        while units and at < len(bins):
+            b = bins[at]
+            room = min((budget[at] - b.used_volume_mm3) // item.unit_volume_mm3, inventory.fits(b.label, sku))
+            if b.empty:
+                room = max(room, min(1, inventory.fits(b.label, sku)))  # a bulky unit may exceed the fill budget
+            if room <= 0 or (sku not in b.contents and len(b.contents) >= config.max_skus_per_bin):
+                at += 1
+                continue
+            put = min(units, room)
+            inventory.put(b.label, sku, put)
+            units -= put
+
+
+def _until(stream: Iterator[Order] | Iterator[InboundNote], end: float) -> Iterator:
+    for item in stream:
+        if item.created > end:
+            return
+        yield item
+
+
+def _draw_distinct(rng: np.random.Generator, cdf: np.ndarray, k: int) -> list[int]:
+    """k distinct indices drawn by popularity (re-drawing repeats), in draw order."""
+    chosen: dict[int, None] = {}
+    while len(chosen) < k:
+        for i in np.searchsorted(cdf, rng.random(k - len(chosen)), side="right").tolist():
+            chosen.setdefault(min(i, len(cdf) - 1))
+    return list(chosen)[:k]
+
+
+def _cdf(popularity: np.ndarray) -> np.ndarray:
+    cdf = np.cumsum(popularity)
+    cdf[-1] = 1.0
+    return cdf
+
+
+def order_stream(catalogue: Catalogue, popularity: np.ndarray, rng: np.random.Generator,
+                 config: GeneratorConfig, start: float = 0.0) -> Iterator[Order]:
+    """An endless stream of orders, ids 'O0000001'..., in order of creation time."""
+    if config.orders_per_hour <= 0:
+        return
+    ids, cdf = catalogue.ids(), _cdf(popularity)
+    mean_gap = 3600.0 / config.orders_per_hour
+    now, n = start, 0
+    while True:
+        now += rng.exponential(mean_gap)
+        n += 1
+        k = min(int(rng.geometric(config.line_stop)), config.max_lines, len(ids))
+        picks = _draw_distinct(rng, cdf, k)
+        quantities = np.minimum(rng.geometric(config.single_unit_share, k), config.max_quantity).tolist()
+        priority = 1 if rng.random() < config.express_share else 0
+        cutoff = now + rng.uniform(*config.cutoff_after_s) if rng.random() < config.cutoff_share else None
+        yield Order(id=f"O{n:07d}", lines=tuple(OrderLine(ids[i], q) for i, q in zip(picks, quantities)),
+                    created=now, priority=priority, cutoff=cutoff)
+
+
+def inbound_stream(catalogue: Catalogue, popularity: np.ndarray, rng: np.random.Generator,
+                   config: GeneratorConfig, out_of_stock: set[str] = frozenset(),
+                   start: float = 0.0) -> Iterator[InboundNote]:
+    """An endless stream of inbound notes, ids 'IN000001'...; replenishment follows
+    popularity, and lines for SKUs out of stock get priority 1."""
+    if config.inbound_notes_per_hour <= 0:
+        return
+    ids, cdf = catalogue.ids(), _cdf(popularity)
+    mean_gap = 3600.0 / config.inbound_notes_per_hour
+    now, n = start, 0
+    while True:
+        now += rng.exponential(mean_gap)
+        n += 1
+        k = min(int(rng.geometric(1.0 / max(config.inbound_mean_lines, 1.0))), len(ids))
+        lines = []
+        for i in _draw_distinct(rng, cdf, k):
+            item = catalogue[ids[i]]
+            litres = rng.uniform(*config.inbound_line_litres)
+            quantity = max(1, int(litres // item.unit_volume_l))
+            lines.append(InboundLine(item.id, quantity, 1 if item.id in out_of_stock else None))
+        yield InboundNote(id=f"IN{n:06d}", lines=tuple(lines), created=now)

@@ -1,0 +1,1 @@
+"""The scheduler: which shelf, which robot, which station, in which order."""

@@ -1,0 +1,131 @@
+"""The lifelong routing benchmark: robots on endless random errands, in unit-time steps.
+
+This is the League of Robot Runners / RHCR setting: every robot always has a goal; on
+reaching it, it is given a random endpoint as its next goal. It measures the planner
+alone (no workflows, no timing noise), and every run is replayed by the independent
+checker, so a throughput figure never comes from paths that collide.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from typing import Sequence
+
+import numpy as np
+
+from fleet.traffic.checker import check_paths
+from fleet.traffic.grid import UNREACHABLE, Grid
+from fleet.traffic.planner import LifelongPlanner
+from maps.model import Cell, WarehouseMap
+
+
+def throughput_ceiling(grid: Grid, agents: int, endpoints: Sequence[int], rotation: bool, seed: int = 0) -> float:
+    """agents / mean shortest distance between two random endpoints: what the robots
+    could finish per step if nobody ever waited (sampled over 64 goals)."""
+    rng = random.Random(seed)
+    goals = rng.sample(list(endpoints), min(64, len(endpoints)))
+    starts = np.asarray(endpoints)
+    lengths = []
+    for g in goals:
+        if rotation:
+            table = grid.oriented_distances(g)[starts].mean(axis=1)
+        else:
+            table = grid.distances(g)[starts]
+        lengths.append(table[(starts != g) & (table < UNREACHABLE)])
+    mean = float(np.concatenate(lengths).mean())
+    return agents / mean
+
+
+def run_lifelong(
+    wmap: WarehouseMap,
+    agents: int,
+    steps: int,
+    rotation: bool = False,
+    endpoints: Sequence[Cell] | None = None,
+    starts: Sequence[Cell] | None = None,
+    seed: int = 0,
+    following: bool = False,
+) -> dict:
+    grid = Grid.from_map(wmap)
+    rng = random.Random(seed)
+    free = [int(c) for c in grid.free_cells()]
+    ends = [grid.index(c) for c in endpoints] if endpoints else free
+    for i in ends:
+        if not grid.passable[i]:
+            raise ValueError(f"endpoint {grid.cell(i)} is not a free cell of {wmap.name}")
+    if starts:
+        if len(starts) < agents:
+            raise ValueError(f"{agents} agents need {agents} start cells, the list has {len(starts)}")
+        cells = [grid.index(c) for c in starts[:agents]]
+        if len(set(cells)) != agents or not all(grid.passable[c] for c in cells):
+            raise ValueError("start cells must be distinct free cells")
+    else:
+        if agents > len(free):
+            raise ValueError(f"{agents} agents do not fit on {len(free)} free cells")
+        cells = rng.sample(free, agents)
+    headings = [rng.randrange(4) if rotation else 0 for _ in range(agents)]
+
+    def new_goal(cell: int) -> int:
+        goal = rng.choice(ends)
+        while goal == cell and len(ends) > 1:
+            goal = rng.choice(ends)
+        return goal
+
+    goals = [new_goal(c) for c in cells]
+    planner = LifelongPlanner(grid, rotation=rotation, following=following, seed=seed)
+    xy = np.zeros((steps + 1, agents, 2), dtype=np.int32)
+    heads = np.zeros((steps + 1, agents), dtype=np.int8)
+    xy[0, :, 0] = np.asarray(cells) % grid.width
+    xy[0, :, 1] = np.asarray(cells) // grid.width
+    heads[0] = headings
+    plan_ms: list[float] = []
+    finished = 0
+    best = [UNREACHABLE] * agents
+    waited = [0] * agents
+    max_wait = 0
+    blocked_steps = 0
+    for t in range(steps):
+        started = time.perf_counter()
+        plan = planner.plan(cells, headings, goals)
+        plan_ms.append((time.perf_counter() - started) * 1000)
+        blocked_steps += len(plan.blocked)
+        cells, headings = plan.cells, plan.headings
+        for i, c in enumerate(cells):
+            if c == goals[i]:
+                finished += 1
+                goals[i] = new_goal(c)
+                best[i], waited[i] = UNREACHABLE, 0
+                continue
+            table = planner.floor.oriented_distances(goals[i]) if rotation else planner.floor.distances(goals[i])
+            d = int(table[c, headings[i]] if rotation else table[c])
+            if d < best[i]:
+                best[i], waited[i] = d, 0
+            else:
+                waited[i] += 1
+                max_wait = max(max_wait, waited[i])
+        xy[t + 1, :, 0] = np.asarray(cells) % grid.width
+        xy[t + 1, :, 1] = np.asarray(cells) // grid.width
+        heads[t + 1] = headings
+    conflicts = check_paths(wmap, xy, heads if rotation else None, following_allowed=following)
+    return {
+        "map": wmap.name,
+        "agents": agents,
+        "steps": steps,
+        "rotation": rotation,
+        "following": following,
+        "seed": seed,
+        "tasks_finished": finished,
+        "throughput": finished / steps if steps else 0.0,
+        "throughput_ceiling": round(throughput_ceiling(grid, agents, ends, rotation, seed), 3),
+        "plan_ms_mean": round(statistics.fmean(plan_ms), 3) if plan_ms else 0.0,
+        "plan_ms_p50": round(float(np.percentile(plan_ms, 50)), 3) if plan_ms else 0.0,
+        "plan_ms_p99": round(float(np.percentile(plan_ms, 99)), 3) if plan_ms else 0.0,
+        "plan_ms_max": round(max(plan_ms), 3) if plan_ms else 0.0,
+        "first_plan_ms": round(plan_ms[0], 3) if plan_ms else 0.0,
+        "collisions": conflicts.collisions,
+        "conflicts": conflicts.as_dict(),
+        "max_wait_steps": max_wait,
+        "blocked_robot_steps": blocked_steps,
+    }

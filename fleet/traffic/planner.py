@@ -1,0 +1,132 @@
+"""Lifelong planning: robots get new goals all the time and the floor changes under them.
+
+Each call plans one step for every robot with PIBT. What makes it lifelong and fair:
+
+- Priority is the number of steps since the robot was given its goal, plus a fixed
+  random fraction that breaks ties. A robot that waits gains priority every step until
+  it outranks everyone in its way; a robot on its goal drops to the fraction alone, so
+  it yields to anyone passing. This is PIBT's rule, and its reachability theorem
+  (Okumura et al. 2022, Thm. 2) rests on it.
+- Stopped robots (faulted, offline, lifting) keep their cell: they are pinned and their
+  cells are taken out of the floor for everyone else's distances, so others route
+  around them rather than queue behind them.
+- A goal that cannot be reached (operator block, a stopped robot standing on it or
+  walling it off) is reported with the reason, and the robot holds position as a
+  low-priority robot that anyone may push aside, instead of pushing in vain forever.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from fleet.traffic.grid import UNREACHABLE, Grid
+from fleet.traffic.pibt import PIBT
+from maps.model import Cell
+
+
+@dataclass
+class StepPlan:
+    cells: list[int]
+    headings: list[int]
+    #: robot -> why its goal cannot be reached now
+    blocked: dict[int, str] = field(default_factory=dict)
+
+
+class LifelongPlanner:
+    def __init__(self, grid: Grid, rotation: bool = False, following: bool = False, seed: int = 0) -> None:
+        self.base = grid
+        self.rotation = rotation
+        self.following = following
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self._operator_blocked: frozenset[int] = frozenset()
+        self._stopped_cells: frozenset[int] = frozenset()
+        self._floor_key: frozenset[int] = frozenset()  # the operator blocks self._floor was built with
+        self._floor = grid
+        self._pibt = PIBT(grid, rotation, following, seed)
+        self._goals: list[int] = []
+        self._since: list[int] = []
+        self._tiebreak: list[float] = []
+
+    # --- the floor --------------------------------------------------------------------
+    def block(self, cells: Iterable[Cell]) -> None:
+        """Operator: take cells out of service; plans through them change on the next step."""
+        self._operator_blocked |= {self.base.index(c) for c in cells}
+
+    def unblock(self, cells: Iterable[Cell]) -> None:
+        self._operator_blocked -= {self.base.index(c) for c in cells}
+
+    @property
+    def floor(self) -> Grid:
+        """The floor robots are planned on now (operator blocks and stopped robots removed)."""
+        return self._floor
+
+    def _refresh_floor(self, stopped_cells: frozenset[int]) -> None:
+        if stopped_cells == self._stopped_cells and self._floor_key == self._operator_blocked:
+            return
+        self._stopped_cells = stopped_cells
+        self._floor_key = self._operator_blocked
+        self._floor = self.base.without(self._operator_blocked | stopped_cells) if (
+            self._operator_blocked or stopped_cells) else self.base
+        self._pibt = PIBT(self._floor, self.rotation, self.following, self._rng.randrange(2**31))
+
+    # --- planning ---------------------------------------------------------------------
+    def plan(
+        self,
+        cells: Sequence[int],
+        headings: Sequence[int],
+        goals: Sequence[int],
+        stopped: Iterable[int] = (),
+    ) -> StepPlan:
+        n = len(cells)
+        while len(self._goals) < n:
+            self._goals.append(-1)
+            self._since.append(0)
+            self._tiebreak.append(self._rng.random())
+        stopped = set(stopped)
+        stopped_cells = frozenset(cells[i] for i in stopped)
+        self._refresh_floor(stopped_cells)
+        floor = self._floor
+        blocked: dict[int, str] = {}
+        targets = list(goals)
+        priorities = [0.0] * n
+        for i in range(n):
+            if goals[i] != self._goals[i]:
+                self._goals[i] = goals[i]
+                self._since[i] = 0
+            if i in stopped:
+                continue
+            reason = self._unreachable(cells[i], goals[i], stopped, cells)
+            if reason:
+                blocked[i] = reason
+                targets[i] = cells[i]
+            elif cells[i] != goals[i]:
+                self._since[i] += 1
+                priorities[i] = self._since[i] + self._tiebreak[i]
+                continue
+            self._since[i] = 0
+            priorities[i] = self._tiebreak[i]
+        fixed = {i: cells[i] for i in stopped}
+        result = self._pibt.step(cells, headings, targets, priorities, fixed)
+        if result is None:
+            raise RuntimeError("stopped robots overlap: two robots report the same cell")
+        return StepPlan(result[0], result[1], blocked)
+
+    def _unreachable(self, cell: int, goal: int, stopped: set[int], cells: Sequence[int]) -> str:
+        if goal == cell:
+            return ""
+        if self._floor.distances(goal)[cell] < UNREACHABLE:
+            return ""
+        where = self.base.cell(goal)
+        if goal in self._operator_blocked:
+            return f"goal {where} is blocked by the operator"
+        if not self.base.passable[goal]:
+            return f"goal {where} is not a traversable cell"
+        for j in stopped:
+            if cells[j] == goal:
+                return f"goal {where} is occupied by stopped robot {j}"
+        if self.base.distances(goal)[cell] >= UNREACHABLE:
+            return f"goal {where} cannot be reached from {self.base.cell(cell)} on this map"
+        return f"goal {where} is cut off from {self.base.cell(cell)} by blocked cells or stopped robots"

@@ -1,0 +1,172 @@
+"""Shared fixtures: a private Mosquitto broker and the official VDA 5050 schemas.
+
+Tests that touch MQTT talk to a real broker, never a mock: one private instance per test
+session on a free loopback port (`mqtt_url`), and a separate one per test for tests that
+stop and restart the broker (`restartable_broker`), so that restarting it never disturbs
+other tests. The schemas are read from ../shared/vda5050/schemas (next to the repository)
+or from $VDA5050_SCHEMAS, never from a copy in this repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from jsonschema import Draft202012Validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+SCHEMA_TOPICS = ("order", "instantActions", "state", "visualization", "connection", "factsheet")
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or next(
+        (path for path in MOSQUITTO_CANDIDATES if os.access(path, os.X_OK)), None
+    )
+    if found is None:
+        pytest.fail(
+            "mosquitto is not installed: the MQTT tests need a real broker. "
+            "Run `bash .ci/setup-test-deps` (or `apt-get install mosquitto`).",
+            pytrace=False,
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Broker:
+    """One private Mosquitto process on 127.0.0.1 that a test may stop and restart.
+
+    The port stays the same across restarts, so clients can reconnect to the same URL.
+    Persistence is off: a restart loses retained messages and sessions, as a real broker
+    restart without a persistence file would.
+    """
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.config = workdir / "mosquitto.conf"
+        self.log = workdir / "mosquitto.log"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            f"log_dest file {self.log}\n"
+            "log_type error\nlog_type warning\nlog_type notice\n"
+        )
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 10.0) -> None:
+        if self.running:
+            return
+        self._process = subprocess.Popen(
+            [mosquitto_binary(), "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                err = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
+                log = self.log.read_text() if self.log.exists() else ""
+                raise RuntimeError(
+                    f"mosquitto exited with code {self._process.returncode} on port {self.port}: "
+                    f"{err.strip()} {log.strip()[-2000:]}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"mosquitto did not listen on 127.0.0.1:{self.port} within {timeout} s")
+
+    def stop(self) -> None:
+        """Terminate the broker (SIGTERM: it closes client sockets, no wills are sent)."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stderr:
+            self._process.stderr.close()
+        self._process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """The session's shared broker. Do not stop it; use `restartable_broker` for that."""
+    broker = Broker(tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(mqtt_broker: Broker) -> str:
+    """mqtt://127.0.0.1:PORT of the session's private broker."""
+    return mqtt_broker.url
+
+
+@pytest.fixture
+def restartable_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of this test's own, to stop, restart or kill mid-test."""
+    workdir = tmp_path / "mosquitto"
+    workdir.mkdir()
+    broker = Broker(workdir)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def schema_dir() -> Path:
+    override = os.environ.get("VDA5050_SCHEMAS")
+    path = Path(override) if override else REPO_ROOT.parent / "shared" / "vda5050" / "schemas"
+    if not path.is_dir():
+        pytest.fail(
+            f"VDA 5050 schemas not found at {path}: set VDA5050_SCHEMAS to the folder "
+            "holding the official *.schema files",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def vda5050_schemas() -> dict[str, Draft202012Validator]:
+    """Official JSON schema validators by topic name, with date-time format checking."""
+    folder = schema_dir()
+    validators = {}
+    for topic in SCHEMA_TOPICS:
+        schema = json.loads((folder / f"{topic}.schema").read_text(encoding="utf-8"))
+        Draft202012Validator.check_schema(schema)
+        validators[topic] = Draft202012Validator(
+            schema, format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
+    return validators
