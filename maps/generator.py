@@ -148,9 +148,9 @@ def generate_layout(spec: LayoutSpec) -> WarehouseMap:
     block_row = row_roles == _Role.BLOCK.value
     grid[np.ix_(block_row, col_roles == _Role.BLOCK.value)] = KIND_CODES[CellKind.STORAGE]
     parking_col = col_roles == _Role.PARKING.value
-    parking_col[width // 2:], west_col = False, parking_col.copy()
-    _place_parking(grid, block_row, west_col, west_parking)
-    _place_parking(grid, block_row, (col_roles == _Role.PARKING.value) & ~west_col, spec.parking - west_parking)
+    west_half = np.arange(width) < width // 2
+    _place_parking(grid, block_row, parking_col & west_half, west_parking)
+    _place_parking(grid, block_row, parking_col & ~west_half, spec.parking - west_parking)
     grid[[0, -1], :] = KIND_CODES[CellKind.BLOCKED]
     grid[:, [0, -1]] = KIND_CODES[CellKind.BLOCKED]
 
@@ -214,13 +214,15 @@ def _columns(spec: LayoutSpec, west_groups: int, east_groups: int) -> list[_Role
 
 
 def _place_parking(grid: np.ndarray, block_row: np.ndarray, parking_col: np.ndarray, count: int) -> None:
-    """Fill parking column pairs group by group, top to bottom, until `count` cells are parking."""
+    """Share `count` parking cells evenly over the column pairs, each filled from the top."""
     ys = np.flatnonzero(block_row)
-    xs = np.flatnonzero(parking_col).reshape(-1, 2)
-    cells = [(y, x) for pair in xs for y in ys for x in pair][:count]
-    if cells:
-        yy, xx = zip(*cells)
-        grid[list(yy), list(xx)] = KIND_CODES[CellKind.PARKING]
+    pairs = np.flatnonzero(parking_col).reshape(-1, 2)
+    for i, pair in enumerate(pairs):
+        share = count // len(pairs) + (i < count % len(pairs))
+        cells = [(y, x) for y in ys for x in pair][:share]
+        if cells:
+            yy, xx = zip(*cells)
+            grid[list(yy), list(xx)] = KIND_CODES[CellKind.PARKING]
 
 
 def _charger_cells(count: int, width: int, height: int, ring: int) -> list[Cell]:
@@ -324,5 +326,22 @@ def write_cells(path: str | Path, cells: Iterable[Cell]) -> None:
 
 # --- the maps we ship --------------------------------------------------------------------
 
-#: Parameters of the shipped generated maps (`fleet map generate --preset NAME`).
-PRESETS: dict[str, LayoutSpec] = {}
+#: Parameters of the shipped generated maps (`fleet map generate --preset NAME`);
+#: `kiva` is the fixed RHCR floor from kiva_layout().
+PRESETS: dict[str, LayoutSpec] = {
+    "demo": LayoutSpec(
+        name="demo", description="Demo floor: 2 pick + 1 stow stations, 160 shelves, room for 20 robots",
+        width=30, height=20, block_rows=None, block_columns=None, block_length=8,
+        pick_stations=2, stow_stations=1, queue_length=4, chargers=6, parking=20, packing=4,
+    ),
+    "medium": LayoutSpec(
+        name="medium", description="Medium floor: 6 pick + 2 stow stations, one-way ring road, room for 150 robots",
+        width=80, height=60, block_rows=None, block_columns=None, block_length=10, ring_width=2, one_way=True,
+        pick_stations=6, stow_stations=2, queue_length=5, chargers=30, parking=150, packing=8,
+    ),
+    "large": LayoutSpec(
+        name="large", description="Large floor: 16 pick + 8 stow stations, two-wide aisles, one-way ring road, room for 1,100 robots",
+        width=300, height=150, block_rows=None, block_columns=None, block_length=12, aisle_width=2, ring_width=2,
+        one_way=True, pick_stations=16, stow_stations=8, queue_length=6, chargers=200, parking=1100, packing=16,
+    ),
+}

@@ -39,8 +39,10 @@ _WORDS = ("cable", "charger", "book", "mug", "toy", "shirt", "sock", "lamp", "ca
 class GeneratorConfig:
     skus: int = 2000
     zipf_exponent: float = 1.0
-    #: share of a stocked bin's volume filled with goods
+    #: share of the stocked shelves' volume filled with goods
     fill_ratio: float = 0.6
+    #: no bin is filled beyond this share of its volume, so most keep room for stow
+    bin_fill_cap: float = 0.9
     #: share of each class's shelves left empty (new SKUs go there, stow step 3)
     empty_shelf_share: float = 0.1
     #: the fastest mover is spread over this many locations, slower ones over fewer
@@ -74,7 +76,7 @@ class GeneratorConfig:
             problems.append(f"skus must be >= 1, got {self.skus}")
         if self.zipf_exponent < 0:
             problems.append(f"zipf_exponent must be >= 0, got {self.zipf_exponent}")
-        for name in ("fill_ratio", "line_stop", "single_unit_share"):
+        for name in ("fill_ratio", "bin_fill_cap", "line_stop", "single_unit_share"):
             if not 0 < getattr(self, name) <= 1:
                 problems.append(f"{name} must be in (0, 1], got {getattr(self, name)}")
         for name in ("empty_shelf_share", "small_parts_share", "express_share", "cutoff_share"):
@@ -86,6 +88,8 @@ class GeneratorConfig:
         for name in ("orders_per_hour", "inbound_notes_per_hour", "duration_s", "inbound_mean_lines"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.fill_ratio > self.bin_fill_cap:
+            problems.append(f"fill_ratio {self.fill_ratio} cannot exceed bin_fill_cap {self.bin_fill_cap}")
         if self.order_shelves_per_pick_station < 0:
             problems.append("order_shelves_per_pick_station must be >= 0")
         for name in ("cutoff_after_s", "inbound_line_litres"):
@@ -153,8 +157,10 @@ def stock_shelves(warehouse_map: WarehouseMap, catalogue: Catalogue, popularity:
                   rng: np.random.Generator, config: GeneratorConfig) -> tuple[Inventory, list[OrderShelf]]:
     """Put a shelf on every storage cell and fill the inventory shelves.
 
-    Order shelves take the storage cells nearest each pick station. Each stocked bin is
-    filled up to `fill_ratio` of its volume with at most `max_skus_per_bin` SKUs.
+    Order shelves take the storage cells nearest each pick station. The stock volume is
+    `fill_ratio` of the stocked shelves' volume; it goes into the bins in random order,
+    each bin up to `bin_fill_cap` of its volume and `max_skus_per_bin` SKUs, so the
+    goods are spread over many shelves and some bins stay empty for incoming stock.
     """
     homes = warehouse_map.cells_of(CellKind.STORAGE)
     order_homes = _order_shelf_homes(warehouse_map, homes, config.order_shelves_per_pick_station)
@@ -195,19 +201,22 @@ def _fill_class(inventory: Inventory, shelves: list[InventoryShelf], skus: list[
     stocked = [shelves[i] for i in order[keep_empty:]]
     bins = [b for s in stocked for b in s.bins]
     bins = [bins[i] for i in rng.permutation(len(bins))]
-    budget = [round(config.fill_ratio * b.volume_mm3) for b in bins]
-    # a little under the total budget, so fragmentation at bin edges does not leave the tail unstocked
-    target_mm3 = 0.95 * sum(budget)
+    budget = [round(config.bin_fill_cap * b.volume_mm3) for b in bins]
+    target_mm3 = config.fill_ratio * sum(b.volume_mm3 for b in bins)
     share = np.sqrt(popularity) / np.sqrt(popularity).sum()
     relative = np.sqrt(popularity / popularity.max())
-    chunks: list[tuple[str, int]] = []
+    first: list[tuple[str, int]] = []
+    more: list[tuple[str, int]] = []
     for sku, stock_share, rel in zip(skus, share, relative):
         item = inventory.catalogue[sku]
         units = max(1, int(target_mm3 * stock_share // item.unit_volume_mm3))
         locations = int(min(config.max_locations_per_sku, max(1, math.ceil(config.max_locations_per_sku * rel)), units))
         base, extra = divmod(units, locations)
-        chunks.extend((sku, base + (1 if k < extra else 0)) for k in range(locations))
-    chunks = [chunks[i] for i in rng.permutation(len(chunks))]
+        first.append((sku, base + (1 if extra else 0)))
+        more.extend((sku, base + (1 if k < extra else 0)) for k in range(1, locations))
+    # every SKU's first location is placed before any second one: if bins run short, a
+    # fast mover loses a spare location rather than a slow mover its only one
+    chunks = [first[i] for i in rng.permutation(len(first))] + [more[i] for i in rng.permutation(len(more))]
     at = 0
     for sku, units in chunks:
         item = inventory.catalogue[sku]

@@ -23,6 +23,7 @@ from enum import Enum
 from typing import Mapping, Sequence
 
 from fleet.domain.order import Order
+from fleet.scheduler.shelf_choice import cover_lines
 
 
 class Batching(str, Enum):
@@ -100,25 +101,8 @@ def release(
     return _optimal(pool, ports, sku_shelves, now, time_limit, hint=greedy)
 
 
-def _cover(orders: Sequence[Order], sku_shelves: Mapping[str, Sequence[str]], preferred: Sequence[str] = ()) -> list[str]:
-    """Few shelves that hold every SKU of the orders: greedy set cover, preferring shelves
-    already chosen (they are coming to the port anyway)."""
-    needed = {line.sku for o in orders for line in o.lines}
-    chosen: list[str] = []
-    for shelf in preferred:
-        hits = {sku for sku in needed if shelf in sku_shelves[sku]}
-        if hits:
-            chosen.append(shelf)
-            needed -= hits
-    while needed:
-        gain: dict[str, int] = {}
-        for sku in needed:
-            for shelf in sku_shelves[sku]:
-                gain[shelf] = gain.get(shelf, 0) + 1
-        best = max(gain, key=lambda s: (gain[s], s))
-        chosen.append(best)
-        needed = {sku for sku in needed if best not in sku_shelves[sku]}
-    return chosen
+def _skus(orders: Sequence[Order]) -> list[str]:
+    return [line.sku for o in orders for line in o.lines]
 
 
 def _fcfs(orders: Sequence[Order], ports: Sequence[Port], sku_shelves: Mapping[str, Sequence[str]]) -> Batch:
@@ -151,7 +135,7 @@ def _greedy(orders: Sequence[Order], ports: Sequence[Port], sku_shelves: Mapping
         if not left:
             break
         taken = [left.pop(0)]  # the most urgent order anchors the port
-        shelves = set(_cover(taken, sku_shelves))
+        shelves = set(cover_lines(_skus(taken), sku_shelves))
         while len(taken) < port.slots and left:
             def cost(o: Order) -> tuple[float, float]:
                 new = sum(1 for line in o.lines if not shelves.intersection(sku_shelves[line.sku]))
@@ -160,9 +144,9 @@ def _greedy(orders: Sequence[Order], ports: Sequence[Port], sku_shelves: Mapping
             best = min(left, key=cost)
             left.remove(best)
             taken.append(best)
-            shelves = set(_cover(taken, sku_shelves, preferred=sorted(shelves)))
+            shelves = set(cover_lines(_skus(taken), sku_shelves, preferred=sorted(shelves)))
         batch.orders[port.station_id] = [o.id for o in taken]
-        batch.shelves[port.station_id] = _cover(taken, sku_shelves, preferred=sorted(shelves))
+        batch.shelves[port.station_id] = cover_lines(_skus(taken), sku_shelves, preferred=sorted(shelves))
     return batch
 
 
@@ -212,5 +196,5 @@ def _optimal(orders: Sequence[Order], ports: Sequence[Port], sku_shelves: Mappin
         if taken:
             batch.orders[p.station_id] = [o.id for o in taken]
             chosen = [s for s in shelves if solver.value(y[p.station_id, s])]
-            batch.shelves[p.station_id] = _cover(taken, sku_shelves, preferred=chosen)
+            batch.shelves[p.station_id] = cover_lines(_skus(taken), sku_shelves, preferred=chosen)
     return batch
