@@ -457,29 +457,25 @@ class DriveUnit:
     def lose_localisation(self) -> None:
         self._lose_localisation("localisation lost")
 
-    def go_offline(self, booting: bool) -> None:
-        """Reboot: the controller forgets its job, its pose and its errors (the lift stays as it is)."""
-        self.online = False
-        if booting:
-            self._halt_motion()
-            self._drop_job()
-            self._cancelling = False
-            self.localised = False
-            self.cell = None
-            self.missed_codes = 0
-            self.errors.clear()
-            self.holds = {"booting"}
-            self._sync_hold()
-            self._stop_charging(report=False)
+    def reboot(self) -> None:
+        """The controller restarts: it forgets its job, its pose and its errors (the lift
+        stays as it is, it is mechanical)."""
+        self._halt_motion()
+        self._drop_job()
+        self._cancelling = False
+        self.localised = False
+        self.cell = None
+        self.missed_codes = 0
+        self.errors.clear()
+        self.stall_until = -math.inf
+        self.holds = {"booting"}
+        self._sync_hold()
+        self._stop_charging(report=False)
 
-    def come_online(self, booted: bool) -> None:
-        self.online = True
-        if booted:
-            self.stall_until = -math.inf
-            self.holds.discard("booting")
-            self._sync_hold()
-            self._raise(NOT_LOCALISED, Severity.WARNING, "rebooted: initialise my position")
-        self.report_status()
+    def booted(self) -> None:
+        self.holds.discard("booting")
+        self._sync_hold()
+        self._raise(NOT_LOCALISED, Severity.WARNING, "rebooted: initialise my position")
 
     # ------------------------------------------------------------------ internals
     def _cancel(self) -> None:

@@ -33,6 +33,8 @@ _LABELS: dict[CellKind, str] = {
     CellKind.PACKING: "packing area 'K'",
     CellKind.BLOCKED: "blocked '#'",
 }
+#: Marker pointing along (dx, dy) in layout coordinates (y down): the operator faces the working cell.
+_TOWARDS = {(1, 0): ">", (-1, 0): "<", (0, 1): "v", (0, -1): "^"}
 #: Above this many cells per side, per-cell marks would be smaller than a pixel or two.
 _DETAIL_LIMIT = 120
 
@@ -62,11 +64,13 @@ def render_map(wmap: WarehouseMap, path: str | Path, title: str | None = None, d
         ax.set_yticks(np.arange(-0.5, wmap.height), minor=True)
         ax.grid(which="minor", color="white", linewidth=0.4)
         ax.tick_params(which="minor", length=0)
-    _draw_one_way(ax, wmap, detailed)
-    _draw_stations(ax, wmap, detailed)
+    cell_points = cell_inches * 72  # font sizes follow the size of a cell on the page
+    _draw_one_way(ax, wmap)
+    _draw_stations(ax, wmap, detailed, cell_points)
     if detailed:
         for cell in wmap.cells_of(CellKind.CHARGER):
-            ax.text(cell.x, cell.y, "C", ha="center", va="center", fontsize=7, fontweight="bold", color="#5a4500")
+            ax.text(cell.x, cell.y, "C", ha="center", va="center", fontsize=0.4 * cell_points, fontweight="bold",
+                    color="#5a4500")
 
     margin = 1.6
     ax.set_xlim(-0.5 - margin, wmap.width - 0.5 + margin)
@@ -80,19 +84,22 @@ def render_map(wmap: WarehouseMap, path: str | Path, title: str | None = None, d
         handles.append(Line2D([], [], color="#1f4e99", marker=">", linestyle="-", label="one-way lane (arrow = only exit)"))
     if wmap.stations:
         handles.append(Line2D([], [], color="#7a1010", linewidth=1.5, marker="o", markersize=3,
-                              label="queue order (entry -> working cell)"))
+                              label="queue order 1..n (entry -> working cell)"))
+        handles.append(Line2D([], [], color="#b01010", marker="v", linestyle="", label="pick station operator"))
+        handles.append(Line2D([], [], color="#1a6a1a", marker="v", linestyle="", label="stow station operator"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    counts = ", ".join(f"{wmap.count(k)} {k.name.lower()}" for k in (CellKind.STORAGE, CellKind.CHARGER, CellKind.PARKING))
+    counts = ", ".join(f"{wmap.count(k)} {word}" for k, word in
+                       ((CellKind.STORAGE, "storage"), (CellKind.CHARGER, "chargers"), (CellKind.PARKING, "parking")))
     ax.set_title(title or f"{wmap.name}: {wmap.width} x {wmap.height} cells, {len(wmap.stations)} stations, {counts}",
                  fontsize=10)
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=dpi)
+    fig.savefig(out, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return out
 
 
-def _draw_one_way(ax, wmap: WarehouseMap, detailed: bool) -> None:
+def _draw_one_way(ax, wmap: WarehouseMap) -> None:
     if not wmap.one_way:
         return
     cells = list(wmap.one_way)
@@ -102,19 +109,21 @@ def _draw_one_way(ax, wmap: WarehouseMap, detailed: bool) -> None:
     length = 0.7
     ax.quiver(xs - steps[:, 0] * length / 2, ys - steps[:, 1] * length / 2, steps[:, 0] * length, steps[:, 1] * length,
               angles="xy", scale_units="xy", scale=1, color="#1f4e99",
-              width=0.004 if detailed else 0.0015, headwidth=4, headlength=4, headaxislength=3.5)
+              width=0.12 / (wmap.width + 3.2), headwidth=3.5, headlength=3.5, headaxislength=3)
 
 
-def _draw_stations(ax, wmap: WarehouseMap, detailed: bool) -> None:
+def _draw_stations(ax, wmap: WarehouseMap, detailed: bool, cell_points: float) -> None:
     for st in wmap.stations:
         path = [*st.queue, st.working]
-        ax.plot([c.x for c in path], [c.y for c in path], color="#7a1010", linewidth=1.2 if detailed else 0.8,
-                marker="o", markersize=2.5 if detailed else 1.0)
+        ax.plot([c.x for c in path], [c.y for c in path], color="#7a1010", alpha=0.6,
+                linewidth=max(0.1 * cell_points, 0.5), marker="o", markersize=0.15 * cell_points)
         if detailed:
             for order, cell in enumerate(st.queue, start=1):
-                ax.text(cell.x, cell.y - 0.22, str(order), ha="center", va="center", fontsize=6, color="#3a0000")
+                ax.text(cell.x, cell.y - 0.25, str(order), ha="center", va="center", fontsize=0.35 * cell_points,
+                        fontweight="bold", color="#3a0000")
         dx, dy = st.operator_side.step
         colour = "#b01010" if st.kind is StationKind.PICK else "#1a6a1a"
-        ax.text(st.working.x + dx * 1.1, st.working.y + dy * 1.1, st.id, ha="center", va="center",
-                fontsize=7 if detailed else 5, fontweight="bold", color=colour,
-                rotation=90 if dx else 0)
+        ax.plot(st.working.x + dx * 0.75, st.working.y + dy * 0.75, marker=_TOWARDS[(-dx, -dy)], color=colour,
+                markersize=0.3 * cell_points)
+        ax.text(st.working.x + dx * 1.35, st.working.y + dy * 1.35, st.id, ha="center", va="center",
+                fontsize=max(0.45 * cell_points, 4), fontweight="bold", color=colour, rotation=90 if dx else 0)

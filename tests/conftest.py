@@ -62,7 +62,7 @@ class Broker:
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence false\n"
-            f"log_dest file {self.log}\n"
+            "log_dest stderr\n"  # into self.log through our own file handle (see start)
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
         self._process: subprocess.Popen[bytes] | None = None
@@ -78,19 +78,16 @@ class Broker:
     def start(self, timeout: float = 10.0) -> None:
         if self.running:
             return
-        self._process = subprocess.Popen(
-            [mosquitto_binary(), "-c", str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        with self.log.open("ab") as log:
+            self._process = subprocess.Popen(
+                [mosquitto_binary(), "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=log
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                err = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
-                log = self.log.read_text() if self.log.exists() else ""
                 raise RuntimeError(
                     f"mosquitto exited with code {self._process.returncode} on port {self.port}: "
-                    f"{err.strip()} {log.strip()[-2000:]}"
+                    f"{self.log.read_text(errors='replace').strip()[-2000:]}"
                 )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
@@ -111,8 +108,6 @@ class Broker:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-        if self._process.stderr:
-            self._process.stderr.close()
         self._process = None
 
     def restart(self) -> None:

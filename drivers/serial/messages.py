@@ -476,10 +476,6 @@ def decode(type_code: int, payload: bytes) -> Message:
     return msg
 
 
-#: Steps per NEW_JOB / EXTEND_JOB frame are counted in a u8.
-MAX_STEPS_PER_FRAME = 255
-
-
 def job_messages(job_id: str, steps: Sequence[Step], first_index: int = 0) -> list[Message]:
     """NEW_JOB (first_index 0) or EXTEND_JOB, split into as many frames as the payload limit needs.
 
@@ -506,7 +502,7 @@ def job_messages(job_id: str, steps: Sequence[Step], first_index: int = 0) -> li
         need = size(step)
         if overhead + need > MAX_PAYLOAD:
             raise MessageError(NackReason.BAD_LENGTH, f"job {job_id!r}: step at {step.cell} alone exceeds a frame")
-        if chunk and (used + need > MAX_PAYLOAD or len(chunk) == MAX_STEPS_PER_FRAME):
+        if chunk and used + need > MAX_PAYLOAD:
             messages.append(make(chunk, index))
             index += len(chunk)
             chunk, used = [], overhead

@@ -164,14 +164,20 @@ class SerialPort:
         data = port.read(max(1, port.in_waiting))
         now = self.monotonic()
         with self._lock:
-            events: list[ChannelEvent] = []
-            for frame in self.decoder.feed(data):
-                events += self.channel.receive(frame, now)
-            events += self.channel.poll(now)
+            frames = self.decoder.feed(data)
+        # One frame at a time, its events handled before the next frame: IDENTITY opens
+        # the session that the robot's next frame, maybe in the same read, relies on.
+        for frame in frames:
+            self._dispatch(lambda channel: channel.receive(frame, now))
+        self._dispatch(lambda channel: channel.poll(now))
+        self.listener.tick(self, now)
+
+    def _dispatch(self, step: Callable[[Channel], list[ChannelEvent]]) -> None:
+        with self._lock:
+            events = step(self.channel)
             self._flush()
         for event in events:
             self.listener.channel_event(self, event)
-        self.listener.tick(self, now)
 
     def _flush(self) -> None:
         out = self.channel.take_output()

@@ -17,6 +17,7 @@ leaves the catalogue and the stock unchanged. Same map, seed and config: same ou
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -199,10 +200,9 @@ def _fill_class(inventory: Inventory, shelves: list[InventoryShelf], skus: list[
     order = rng.permutation(len(shelves))
     keep_empty = round(config.empty_shelf_share * len(shelves))
     stocked = [shelves[i] for i in order[keep_empty:]]
-    bins = [b for s in stocked for b in s.bins]
-    bins = [bins[i] for i in rng.permutation(len(bins))]
-    budget = [round(config.bin_fill_cap * b.volume_mm3) for b in bins]
-    target_mm3 = config.fill_ratio * sum(b.volume_mm3 for b in bins)
+    if not stocked:
+        return
+    target_mm3 = config.fill_ratio * sum(b.volume_mm3 for s in stocked for b in s.bins)
     share = np.sqrt(popularity) / np.sqrt(popularity).sum()
     relative = np.sqrt(popularity / popularity.max())
     first: list[tuple[str, int]] = []
@@ -214,23 +214,63 @@ def _fill_class(inventory: Inventory, shelves: list[InventoryShelf], skus: list[
         base, extra = divmod(units, locations)
         first.append((sku, base + (1 if extra else 0)))
         more.extend((sku, base + (1 if k < extra else 0)) for k in range(1, locations))
-    # every SKU's first location is placed before any second one: if bins run short, a
+    # every SKU's first location is placed before any second one: if room runs short, a
     # fast mover loses a spare location rather than a slow mover its only one
     chunks = [first[i] for i in rng.permutation(len(first))] + [more[i] for i in rng.permutation(len(more))]
-    at = 0
+    # chunks go to the shelves in turn, so each shelf ends near the fill ratio and the
+    # locations of one SKU land on different shelves
+    rotation = deque(_ShelfFill(s, config) for s in stocked)
     for sku, units in chunks:
         item = inventory.catalogue[sku]
-        while units and at < len(bins):
-            b = bins[at]
-            room = min((budget[at] - b.used_volume_mm3) // item.unit_volume_mm3, inventory.fits(b.label, sku))
-            if b.empty:
-                room = max(room, min(1, inventory.fits(b.label, sku)))  # a bulky unit may exceed the fill budget
-            if room <= 0 or (sku not in b.contents and len(b.contents) >= config.max_skus_per_bin):
-                at += 1
-                continue
-            put = min(units, room)
-            inventory.put(b.label, sku, put)
-            units -= put
+        idle = 0
+        while units and rotation and idle < len(rotation):
+            fill = rotation[0]
+            placed = fill.place(inventory, item, units)
+            units -= placed
+            idle = 0 if placed else idle + 1
+            if fill.done:
+                rotation.popleft()
+            else:
+                rotation.rotate(-1)
+
+
+class _ShelfFill:
+    """One shelf being stocked, up to `fill_ratio` of its volume, no bin beyond
+    `bin_fill_cap` of its own volume or `max_skus_per_bin` SKUs. A chunk goes first to
+    a bin that already holds its SKU, then to a part-filled bin, then to an empty one:
+    opening a fresh bin for every small chunk would use up the bins' SKU places while
+    their volume stays empty."""
+
+    def __init__(self, shelf: InventoryShelf, config: GeneratorConfig) -> None:
+        self.bins = shelf.bins
+        self.caps = [round(config.bin_fill_cap * b.volume_mm3) for b in shelf.bins]
+        self.left_mm3 = round(config.fill_ratio * sum(b.volume_mm3 for b in shelf.bins))
+        self.max_skus = config.max_skus_per_bin
+        self.done = False
+
+    def place(self, inventory: Inventory, item: Sku, units: int) -> int:
+        placed = 0
+        while placed < units and self.left_mm3 >= item.unit_volume_mm3:
+            best, best_key, best_room = None, (False, False, 0), 0
+            for b, cap in zip(self.bins, self.caps):
+                if b.quantity(item.id) == 0 and len(b.contents) >= self.max_skus:
+                    continue
+                fits = inventory.fits(b.label, item.id)
+                room = min((cap - b.used_volume_mm3) // item.unit_volume_mm3, fits)
+                if b.empty:
+                    room = max(room, min(1, fits))  # a bulky unit may exceed the cap
+                key = (b.quantity(item.id) > 0, not b.empty, room)
+                if room > 0 and key > best_key:
+                    best, best_key, best_room = b, key, room
+            if best is None:
+                break
+            quantity = min(units - placed, best_room, max(1, self.left_mm3 // item.unit_volume_mm3))
+            inventory.put(best.label, item.id, quantity)
+            placed += quantity
+            self.left_mm3 -= quantity * item.unit_volume_mm3
+        self.done = self.left_mm3 <= 0 or all(
+            len(b.contents) >= self.max_skus or b.used_volume_mm3 >= cap for b, cap in zip(self.bins, self.caps))
+        return placed
 
 
 def _until(stream: Iterator[Order] | Iterator[InboundNote], end: float) -> Iterator:

@@ -34,7 +34,7 @@ class ShelfSpec:
     depth_mm: int = 960
     height_mm: int = 1600
     clearance_mm: int = 400
-    level_load_kg: float = 90.0
+    level_load_kg: float = 150.0
     own_weight_kg: float = 45.0
 
     def __post_init__(self) -> None:
@@ -72,7 +72,7 @@ class ShelfSpec:
 
 
 STANDARD = ShelfSpec()
-SMALL_PARTS = ShelfSpec(shelf_class="small-parts", levels=5, bins_per_level=6, level_load_kg=60.0)
+SMALL_PARTS = ShelfSpec(shelf_class="small-parts", levels=5, bins_per_level=6, level_load_kg=100.0)
 
 
 def slot_label(shelf_id: str, level: int, index: int, letter: str) -> str:

@@ -81,7 +81,7 @@ def release(
     now: float,
     strategy: Batching = Batching.OPTIMAL,
     time_limit: float = 1.0,
-    candidates_per_slot: int = 3,
+    candidates_per_slot: int = 12,
 ) -> Batch:
     """Choose the next round for the ports from the pending `orders`.
 

@@ -3,9 +3,18 @@
 A planner touches neighbours and distances millions of times per second of planning;
 WarehouseMap's Cell tuples and generators are the right shape for people and the wrong
 one for that loop. Here a cell is the integer y * width + x, a state with a heading is
-cell * 4 + heading, and each distance table is one numpy array computed by a vectorised
-breadth-first search backwards from the goal (backwards, because one-way lanes make the
-distance to a goal differ from the distance from it).
+cell * 4 + heading, and each distance table is one numpy array computed by a compiled
+search backwards from the goal (backwards, because one-way lanes make the distance to
+a goal differ from the distance from it).
+
+Lanes. A one-wide corridor (blocked on both sides) carries traffic both ways, and two
+robots meeting head-on in it must back out: in a warehouse the gaps between shelf blocks
+are exactly such corridors, and they jam. Each corridor is therefore given a preferred
+direction, alternating between neighbouring parallel corridors, and a move against it
+costs `lane_penalty` steps in the guidance tables the planner follows. The preference
+is soft: a robot still takes a corridor the "wrong" way when the detour would be longer
+than the penalty, so no goal becomes unreachable. True distances (`guided=False`) ignore
+lanes; they measure progress and the throughput ceiling.
 
 A Grid is immutable: blocking a cell, parking a faulted robot or carrying a shelf gives a
 different floor, so each is a new Grid (`without`) with its own distance cache, and no
@@ -14,6 +23,7 @@ stale distance can outlive the floor it was computed on.
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from typing import Iterable
 
@@ -24,6 +34,9 @@ from maps.model import KIND_CODES, Cell, CellKind, Heading, WarehouseMap
 
 #: Distance of a cell or state from which the goal cannot be reached.
 UNREACHABLE = np.iinfo(np.int32).max // 2
+#: Steps a move against a corridor's preferred direction costs in the guidance (measured
+#: on the Kiva floor, see docs/traffic.md: 1 = no lanes).
+LANE_PENALTY = 8
 
 _DX = np.array([h.step[0] for h in Heading])
 _DY = np.array([h.step[1] for h in Heading])
@@ -34,22 +47,29 @@ class Grid:
 
     `ahead[c, h]` is the cell a robot on c facing h reaches by one forward move, or -1
     if that move is not allowed (wall, blocked cell, map edge, or against a one-way lane).
+    `cost[c, h]` is what that move costs in the guidance tables.
     """
 
-    def __init__(self, wmap: WarehouseMap, passable: np.ndarray, cache_size: int = 4096) -> None:
+    def __init__(
+        self, wmap: WarehouseMap, passable: np.ndarray, lane_penalty: int = LANE_PENALTY, cache_size: int = 4096
+    ) -> None:
+        if lane_penalty < 1:
+            raise ValueError(f"lane_penalty must be at least 1 (1 = no lanes), got {lane_penalty}")
         self.map = wmap
         self.width = wmap.width
         self.height = wmap.height
         self.size = wmap.width * wmap.height
         self.passable = passable
+        self.lane_penalty = lane_penalty
         ahead = np.full((self.size, 4), -1, dtype=np.int64)
         ys, xs = np.divmod(np.arange(self.size), self.width)
+        open_towards = np.zeros((self.size, 4), dtype=bool)
         for h in Heading:
             nx, ny = xs + _DX[h], ys + _DY[h]
             inside = (nx >= 0) & (nx < self.width) & (ny >= 0) & (ny < self.height)
             target = np.where(inside, ny * self.width + nx, 0)
-            ok = inside & passable & passable[target]
-            ahead[:, h] = np.where(ok, target, -1)
+            open_towards[:, h] = inside & passable[target]
+            ahead[:, h] = np.where(open_towards[:, h] & passable, target, -1)
         for cell, arrow in wmap.one_way.items():
             for h in Heading:
                 if h != arrow:
@@ -61,18 +81,26 @@ class Grid:
             src = np.nonzero(ahead[:, h] >= 0)[0]
             behind[ahead[src, h], h] = src
         self.behind = behind
+        self.lanes = _lanes(passable, open_towards, xs, ys)
+        self.cost = np.ones((self.size, 4), dtype=np.int32)
+        if lane_penalty > 1:
+            for h in Heading:
+                against = int(h.opposite())
+                target = np.maximum(ahead[:, h], 0)
+                wrong = (ahead[:, h] >= 0) & ((self.lanes == against) | (self.lanes[target] == against))
+                self.cost[wrong, h] = lane_penalty
+        self._ones = np.ones((self.size, 4), dtype=np.int32)
         #: Python lists of (heading, next cell) per cell: the planner's inner loop reads these.
         self.moves: list[list[tuple[int, int]]] = [
             [(h, int(ahead[c, h])) for h in range(4) if ahead[c, h] >= 0] for c in range(self.size)
         ]
         self._cache_size = cache_size
-        self._distances: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._oriented: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._tables: OrderedDict[tuple[int, bool, bool], np.ndarray] = OrderedDict()
 
     @classmethod
-    def from_map(cls, wmap: WarehouseMap, cache_size: int = 4096) -> "Grid":
+    def from_map(cls, wmap: WarehouseMap, lane_penalty: int = LANE_PENALTY, cache_size: int = 4096) -> "Grid":
         passable = (wmap.kinds != KIND_CODES[CellKind.BLOCKED]).ravel()
-        return cls(wmap, passable, cache_size)
+        return cls(wmap, passable, lane_penalty, cache_size)
 
     def without(self, cells: Iterable[Cell | int]) -> "Grid":
         """This floor with `cells` impassable: operator blocks, faulted robots, or (for a
@@ -80,7 +108,7 @@ class Grid:
         passable = self.passable.copy()
         for cell in cells:
             passable[cell if isinstance(cell, (int, np.integer)) else self.index(cell)] = False
-        return Grid(self.map, passable, self._cache_size)
+        return Grid(self.map, passable, self.lane_penalty, self._cache_size)
 
     # --- cells --------------------------------------------------------------------
     def index(self, cell: Cell) -> int:
@@ -96,88 +124,92 @@ class Grid:
         return np.nonzero(self.passable)[0]
 
     # --- distances ----------------------------------------------------------------
-    def distances(self, goal: int) -> np.ndarray:
-        """Fewest forward moves from every cell to `goal` (headings ignored)."""
-        table = self._cached(self._distances, goal)
-        if table is None:
-            table = self._bfs_cells(goal)
-            self._store(self._distances, goal, table)
-        return table
-
-    def oriented_distances(self, goal: int) -> np.ndarray:
-        """Fewest actions (forward one cell or turn 90 degrees) from every (cell, heading)
-        state to standing on `goal` with any heading; shape (size, 4)."""
-        table = self._cached(self._oriented, goal)
-        if table is None:
-            table = self._bfs_states(goal)
-            self._store(self._oriented, goal, table)
-        return table
-
-    def _cached(self, cache: OrderedDict, goal: int) -> np.ndarray | None:
-        table = cache.get(goal)
+    def distances(self, goal: int, oriented: bool = False, guided: bool = False) -> np.ndarray:
+        """Cost of the cheapest way from every cell (shape (size,)) or, if `oriented`, every
+        (cell, heading) state (shape (size, 4), a turn of 90 degrees costing one step) to
+        standing on `goal` with any heading. `guided` counts moves against lanes at
+        `lane_penalty`; otherwise every move costs one step. UNREACHABLE where no way exists."""
+        key = (goal, oriented, guided)
+        table = self._tables.get(key)
         if table is not None:
-            cache.move_to_end(goal)
+            self._tables.move_to_end(key)
+            return table
+        cost = self.cost if guided else self._ones
+        if oriented:
+            table = np.full((self.size, 4), UNREACHABLE, dtype=np.int32)
+            if self.passable[goal]:
+                _search_states(self.behind, cost, goal, table)
+        else:
+            table = np.full(self.size, UNREACHABLE, dtype=np.int32)
+            if self.passable[goal]:
+                _search_cells(self.behind, cost, goal, table)
+        self._tables[key] = table
+        while len(self._tables) > self._cache_size:
+            self._tables.popitem(last=False)
         return table
 
-    def _store(self, cache: OrderedDict, goal: int, table: np.ndarray) -> None:
-        cache[goal] = table
-        while len(cache) > self._cache_size:
-            cache.popitem(last=False)
 
-    def _bfs_cells(self, goal: int) -> np.ndarray:
-        dist = np.full(self.size, UNREACHABLE, dtype=np.int32)
-        if self.passable[goal]:
-            _bfs_cells(self.behind, goal, dist)
-        return dist
-
-    def _bfs_states(self, goal: int) -> np.ndarray:
-        dist = np.full((self.size, 4), UNREACHABLE, dtype=np.int32)
-        if self.passable[goal]:
-            _bfs_states(self.behind, goal, dist)
-        return dist
+def _lanes(passable: np.ndarray, open_towards: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Preferred heading of every one-wide corridor cell (-1 elsewhere): corridors along
+    one axis alternate direction in the order of their column (or row)."""
+    lanes = np.full(passable.size, -1, dtype=np.int64)
+    e, n, w, s = (open_towards[:, h] for h in Heading)
+    vertical = passable & n & s & ~e & ~w
+    horizontal = passable & e & w & ~n & ~s
+    for mask, coord, even, odd in ((vertical, xs, Heading.NORTH, Heading.SOUTH),
+                                   (horizontal, ys, Heading.EAST, Heading.WEST)):
+        lines = np.unique(coord[mask])
+        rank = np.searchsorted(lines, coord[mask])
+        lanes[mask] = np.where(rank % 2 == 0, int(even), int(odd))
+    return lanes
 
 
-# Breadth-first search is a queue loop, the one shape numpy cannot vectorise without a
-# Python loop per level; compiled, a 150,000-state search takes about a millisecond
-# instead of tens (measured in docs/traffic.md).
+# Shortest-path search is a queue loop, the one shape numpy cannot vectorise without a
+# Python loop per level; compiled, a search over 150,000 states takes milliseconds
+# instead of a second (measured in docs/traffic.md). Costs are small integers, so a
+# heap keyed by cost * STATES + state keeps it to one int64 per entry.
 @numba.njit(cache=True)
-def _bfs_cells(behind: np.ndarray, goal: int, dist: np.ndarray) -> None:
-    queue = np.empty(dist.size, dtype=np.int64)
-    queue[0] = goal
+def _search_cells(behind: np.ndarray, cost: np.ndarray, goal: int, dist: np.ndarray) -> None:
+    n = dist.size
     dist[goal] = 0
-    head, tail = 0, 1
-    while head < tail:
-        c = queue[head]
-        head += 1
+    heap = [np.int64(goal)]
+    while heap:
+        key = heapq.heappop(heap)
+        d, c = key // n, key % n
+        if d > dist[c]:
+            continue
         for h in range(4):
             p = behind[c, h]
-            if p >= 0 and dist[p] == UNREACHABLE:
-                dist[p] = dist[c] + 1
-                queue[tail] = p
-                tail += 1
+            if p >= 0:
+                nd = d + cost[p, h]
+                if nd < dist[p]:
+                    dist[p] = nd
+                    heapq.heappush(heap, nd * n + p)
 
 
 @numba.njit(cache=True)
-def _bfs_states(behind: np.ndarray, goal: int, dist: np.ndarray) -> None:
+def _search_states(behind: np.ndarray, cost: np.ndarray, goal: int, dist: np.ndarray) -> None:
     """Backwards over (cell, heading): a state is reached from the same cell turned one
-    way or the other, or from the cell behind it along its heading."""
-    queue = np.empty(dist.size, dtype=np.int64)
+    way or the other (one step), or from the cell behind it along its heading."""
+    n = dist.size
+    heap = [np.int64(goal * 4)]
     for h in range(4):
         dist[goal, h] = 0
-        queue[h] = goal * 4 + h
-    head, tail = 0, 4
-    while head < tail:
-        s = queue[head]
-        head += 1
+        if h:
+            heapq.heappush(heap, np.int64(goal * 4 + h))
+    while heap:
+        key = heapq.heappop(heap)
+        d, s = key // n, key % n
         c, h = s >> 2, s & 3
-        d = dist[c, h] + 1
+        if d > dist[c, h]:
+            continue
         for ph in ((h + 1) % 4, (h + 3) % 4):
-            if dist[c, ph] == UNREACHABLE:
-                dist[c, ph] = d
-                queue[tail] = c * 4 + ph
-                tail += 1
+            if d + 1 < dist[c, ph]:
+                dist[c, ph] = d + 1
+                heapq.heappush(heap, (d + 1) * n + c * 4 + ph)
         p = behind[c, h]
-        if p >= 0 and dist[p, h] == UNREACHABLE:
-            dist[p, h] = d
-            queue[tail] = p * 4 + h
-            tail += 1
+        if p >= 0:
+            nd = d + cost[p, h]
+            if nd < dist[p, h]:
+                dist[p, h] = nd
+                heapq.heappush(heap, nd * n + p * 4 + h)

@@ -29,10 +29,9 @@ def throughput_ceiling(grid: Grid, agents: int, endpoints: Sequence[int], rotati
     starts = np.asarray(endpoints)
     lengths = []
     for g in goals:
+        table = grid.distances(g, oriented=rotation)[starts]
         if rotation:
-            table = grid.oriented_distances(g)[starts].mean(axis=1)
-        else:
-            table = grid.distances(g)[starts]
+            table = table.mean(axis=1)
         lengths.append(table[(starts != g) & (table < UNREACHABLE)])
     mean = float(np.concatenate(lengths).mean())
     return agents / mean
@@ -98,7 +97,7 @@ def run_lifelong(
                 goals[i] = new_goal(c)
                 best[i], waited[i] = UNREACHABLE, 0
                 continue
-            table = planner.floor.oriented_distances(goals[i]) if rotation else planner.floor.distances(goals[i])
+            table = planner.floor.distances(goals[i], oriented=rotation, guided=True)
             d = int(table[c, headings[i]] if rotation else table[c])
             if d < best[i]:
                 best[i], waited[i] = d, 0

@@ -35,19 +35,19 @@ from fleet.traffic.grid import Grid
 # Outcomes of planning one robot.
 STUCK, WAITING, MOVED = 0, 1, 2
 _FREE = -1
-EXPERIMENT = 'new'
 _BUSY = -2  # being planned: may not be pushed again in the same chain
 
 
 class PIBT:
     def __init__(self, grid: Grid, rotation: bool = False, following: bool = False, seed: int = 0) -> None:
-        if rotation and following and False:
+        if rotation and following:
             raise ValueError("following is not supported together with rotation: a robot that turns instead "
                              "of leaving would be run into by the robot following it")
         self.grid = grid
         self.rotation = rotation
         self.following = following
         self.rng = random.Random(seed)
+        self._cost = grid.cost.tolist()
         self._occupant = [_FREE] * grid.size  # who stands on a cell now
         self._reserved = [_FREE] * grid.size  # who stands on it after this step
 
@@ -66,10 +66,7 @@ class PIBT:
         self._cells, self._headings = cells, headings
         self._next = [_FREE] * n
         self._next_heading = list(headings)
-        if self.rotation:
-            self._tables = [self.grid.oriented_distances(g).ravel() for g in goals]
-        else:
-            self._tables = [self.grid.distances(g) for g in goals]
+        self._tables = [self.grid.distances(g, oriented=self.rotation, guided=True).ravel() for g in goals]
         occupant, reserved = self._occupant, self._reserved
         for i, c in enumerate(cells):
             occupant[c] = i
@@ -78,9 +75,7 @@ class PIBT:
                 return None
             for i in sorted(range(n), key=priorities.__getitem__, reverse=True):
                 if self._next[i] == _FREE:
-                    self._plan(i, None) if EXPERIMENT == "old" else self._plan_following(i, None)
-            if EXPERIMENT != "old" and not self.following:
-                self._hold_followers()
+                    self._plan(i, None)
             return list(self._next), self._next_heading
         finally:
             for c in cells:
@@ -113,21 +108,18 @@ class PIBT:
     def _candidates(self, i: int) -> list[tuple[int, int]]:
         """(cost, cell) of every cell robot i could aim for, best first, ties shuffled."""
         c = self._cells[i]
-        table = self._tables[i]
+        table, cost = self._tables[i], self._cost
         if self.rotation:
             h = self._headings[i]
             stay = int(table[c * 4 + h]) + 1
             options = [(stay, c)]
             for d, v in self.grid.moves[c]:
                 turns = (d - h) % 4
-                options.append((min(turns, 4 - turns) + 1 + int(table[v * 4 + d]), v))
+                options.append((min(turns, 4 - turns) + cost[c][d] + int(table[v * 4 + d]), v))
         else:
-            options = [(int(table[c]) + 1, c)] + [(int(table[v]), v) for _, v in self.grid.moves[c]]
-        # Ties are shuffled, except that staying beats stepping back: on a grid every
-        # neighbour is one step nearer or one step farther, so "farther" ties with "stay",
-        # and a robot queueing behind another would otherwise back off half the time.
+            options = [(int(table[c]) + 1, c)] + [(cost[c][d] + int(table[v]), v) for d, v in self.grid.moves[c]]
         self.rng.shuffle(options)
-        options.sort(key=lambda o: (o[0], o[1] != c))
+        options.sort(key=lambda o: o[0])
         return options
 
     def _turn_towards(self, i: int, v: int) -> None:
@@ -189,21 +181,6 @@ class PIBT:
             return WAITING
         self._settle(i)
         return STUCK
-
-    def _hold_followers(self) -> None:
-        cells, occupant, nxt, reserved = self._cells, self._occupant, self._next, self._reserved
-        for i, v in enumerate(nxt):
-            c = cells[i]
-            if v == c:
-                if self.rotation:
-                    self._settle(i)
-                continue
-            if occupant[v] != _FREE or self.rotation and self.grid.ahead[c, self._headings[i]] != v:
-                reserved[v] = _FREE
-                nxt[i] = c
-                reserved[c] = i
-                if self.rotation:
-                    self._turn_towards(i, v)
 
     def _plan_following(self, i: int, parent: int | None) -> int:
         cells, occupant, reserved, nxt = self._cells, self._occupant, self._reserved, self._next

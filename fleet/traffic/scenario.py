@@ -1,0 +1,111 @@
+"""Benchmark inputs (cell lists, MovingAI scenarios) and the one-shot MAPF benchmark.
+
+Inputs come from files people edit by hand, so every bad line is reported with its file
+and line number instead of surfacing as an IndexError deep in the planner.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fleet.traffic.checker import check_paths
+from fleet.traffic.grid import Grid
+from fleet.traffic.lacam import solve
+from maps.model import Cell, WarehouseMap
+
+
+class ScenarioError(ValueError):
+    """A cell list or scenario file that cannot be used; the message names file and line."""
+
+
+def read_cells(path: str | Path, wmap: WarehouseMap) -> list[Cell]:
+    """`x y` per line (x = column, y = row, 0-based); blank lines and # comments skipped."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read cell list: {exc}") from None
+    cells = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        parts = text.split()
+        if len(parts) != 2 or not all(p.lstrip("-").isdigit() for p in parts):
+            raise ScenarioError(f"{path}:{number}: expected two integers 'x y', got {line!r}")
+        cell = Cell(int(parts[0]), int(parts[1]))
+        if not wmap.traversable(cell):
+            raise ScenarioError(f"{path}:{number}: cell {cell} is blocked or outside map {wmap.name!r}")
+        cells.append(cell)
+    if not cells:
+        raise ScenarioError(f"{path}: no cells listed")
+    return cells
+
+
+def read_scenario(path: str | Path, wmap: WarehouseMap, agents: int) -> tuple[list[Cell], list[Cell]]:
+    """Starts and goals of the first `agents` lines of a MovingAI .scen file."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="ascii").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read scenario: {exc}") from None
+    starts, goals = [], []
+    for number, line in enumerate(lines, 1):
+        if number == 1 and line.startswith("version"):
+            continue
+        if not line.strip():
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        try:
+            sx, sy, gx, gy = (int(f) for f in fields[4:8])
+        except (ValueError, IndexError):
+            raise ScenarioError(f"{path}:{number}: expected 'bucket map width height sx sy gx gy length'") from None
+        for cell in (Cell(sx, sy), Cell(gx, gy)):
+            if not wmap.traversable(cell):
+                raise ScenarioError(f"{path}:{number}: cell {cell} is blocked or outside map {wmap.name!r}")
+        starts.append(Cell(sx, sy))
+        goals.append(Cell(gx, gy))
+        if len(starts) == agents:
+            return starts, goals
+    raise ScenarioError(f"{path}: {agents} agents asked for, the scenario has {len(starts)}")
+
+
+def run_mapf(wmap: WarehouseMap, starts: list[Cell], goals: list[Cell], time_limit: float,
+             following: bool = False, seed: int = 0) -> dict:
+    grid = Grid.from_map(wmap)
+    s = [grid.index(c) for c in starts]
+    g = [grid.index(c) for c in goals]
+    began = time.perf_counter()
+    result = solve(grid, s, g, lambda: time.perf_counter() - began > time_limit, following, seed)
+    elapsed_ms = (time.perf_counter() - began) * 1000
+    lower_bound = int(sum(grid.distances(goal)[start] for start, goal in zip(s, g)))
+    report = {
+        "map": wmap.name,
+        "agents": len(starts),
+        "following": following,
+        "solved": result.solved,
+        "lower_bound": lower_bound,
+        "configurations": result.nodes,
+    }
+    if not result.solved:
+        return report | {"sum_of_costs": None, "ratio": None, "first_solution_ms": None, "collisions": None,
+                         "search_ms": round(elapsed_ms, 1)}
+    paths = np.array(result.paths)  # (steps + 1, robots)
+    at_goal = paths == np.array(g)
+    # A robot's cost is the step after which it never leaves its goal again.
+    away = ~at_goal
+    last_away = np.where(away.any(axis=0), paths.shape[0] - 1 - np.argmax(away[::-1], axis=0), 0)
+    cost = int(np.where(away.any(axis=0), last_away + 1, 0).sum())
+    xy = np.stack((paths % grid.width, paths // grid.width), axis=-1)
+    conflicts = check_paths(wmap, xy, following_allowed=following)
+    return report | {
+        "sum_of_costs": cost,
+        "ratio": round(cost / lower_bound, 4) if lower_bound else 1.0,
+        "makespan": paths.shape[0] - 1,
+        "first_solution_ms": round(elapsed_ms, 1),
+        "collisions": conflicts.collisions,
+        "conflicts": conflicts.as_dict(),
+    }
