@@ -51,6 +51,9 @@ BATTERY_CRITICAL = "battery_critical"
 BATTERY_EMPTY = "battery_empty"
 OBSTACLE = "obstacle"
 
+_HEADINGS = tuple(Heading)
+_QUARTER = math.pi / 2
+
 #: Errors a RESET clears (the others need their cause removed first).
 _RESETTABLE = (EMERGENCY_STOP, COLLISION, MOTOR_STALL)
 
@@ -188,31 +191,41 @@ class DriveUnit:
 
     def status(self) -> Status:
         w, i = self.world, self.index
-        since = float(w.since_code[i])
-        drift = self.profile.drift_per_m * since
-        dx, dy, dth = self.qr_offset
+        x, y, theta = self._believed_pose()
         shelf = w.carried_shelf(i)
         return Status(
             robot_id=self.id, time=w.clock.now(), online=self.online, localised=self.localised,
             last_qr=self.last_qr, cell=self.cell if self.localised else None,
-            heading=self.heading if self.localised else None,
-            x=float(w.x[i]) + dx + drift * self._drift_dir[0], y=float(w.y[i]) + dy + drift * self._drift_dir[1],
-            theta=float(w.theta[i]) + dth, qr_offset=self.qr_offset, speed=float(w.v[i]),
-            state=self.activity or "idle", paused="paused" in self.holds,
-            shelf_id=shelf.id if shelf else None, load_kg=shelf.weight_kg if shelf else 0.0,
-            charge=float(w.soc[i]), charging=bool(w.charging[i]), errors=tuple(self.errors.values()),
-            job_id=self.job_id, step_index=self.at if self.job_id else None, steps_total=len(self.steps),
+            heading=self.heading if self.localised else None, x=x, y=y, theta=theta,
+            qr_offset=self.qr_offset, speed=float(w.v[i]), state=self.activity or "idle",
+            paused="paused" in self.holds, shelf_id=shelf.id if shelf else None,
+            load_kg=shelf.weight_kg if shelf else 0.0, charge=float(w.soc[i]), charging=bool(w.charging[i]),
+            errors=tuple(self.errors.values()), job_id=self.job_id,
+            step_index=self.at if self.job_id else None, steps_total=len(self.steps),
         )
 
     def report_status(self) -> None:
-        s = self.status()
-        self._emit(StatusReport, cell=s.cell, heading=s.heading, x=s.x, y=s.y, theta=s.theta, speed=s.speed,
-                   driving=s.state in ("driving", "turning"), paused=s.paused, charge=s.charge,
-                   shelf_id=s.shelf_id, job_id=s.job_id, errors=tuple(e.code for e in s.errors))
+        """The periodic snapshot; built directly (a thousand robots send one a second)."""
+        w, i = self.world, self.index
+        x, y, theta = self._believed_pose()
+        s = int(w.carried[i])
+        self._emit(StatusReport, cell=self.cell if self.localised else None,
+                   heading=self.heading if self.localised else None, x=x, y=y, theta=theta,
+                   speed=float(w.v[i]), driving=self.activity in ("driving", "turning"),
+                   paused="paused" in self.holds, charge=float(w.soc[i]),
+                   shelf_id=w.shelf_ids[s] if s >= 0 else None, job_id=self.job_id, errors=tuple(self.errors))
+
+    def _believed_pose(self) -> tuple[float, float, float]:
+        """True pose plus what the camera misjudged at the last code plus odometry drift since."""
+        w, i = self.world, self.index
+        drift = self.profile.drift_per_m * float(w.since_code[i])
+        dx, dy, dth = self.qr_offset
+        return (float(w.x[i]) + dx + drift * self._drift_dir[0], float(w.y[i]) + dy + drift * self._drift_dir[1],
+                float(w.theta[i]) + dth)
 
     @property
     def heading(self) -> Heading:
-        return Heading.from_radians(float(self.world.theta[self.index]))
+        return _HEADINGS[round(float(self.world.theta[self.index]) / _QUARTER) % 4]
 
     # ------------------------------------------------------------------ job walking
     def _refusal(self, job: Job) -> str:
@@ -600,5 +613,5 @@ class DriveUnit:
         if self.errors.pop(code, None) is not None:
             self._emit(ErrorCleared, code=code)
 
-    def _emit(self, kind: Callable[..., RobotEvent], **fields: object) -> None:
-        self.world.emit(self, kind(robot_id=self.id, time=self.world.clock.now(), **fields))
+    def _emit(self, event_type: Callable[..., RobotEvent], /, **fields: object) -> None:
+        self.world.emit(self, event_type(robot_id=self.id, time=self.world.clock.now(), **fields))

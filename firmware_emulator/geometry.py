@@ -12,42 +12,45 @@ import numpy as np
 
 
 def close_pairs(x: np.ndarray, y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i < j) of points closer than `radius`, found through a grid of that size."""
+    """Index pairs (i < j) of points closer than `radius`, found through a grid of that size.
+
+    Points are bucketed with a counting sort over the grid (no per-query binary search),
+    then each point meets the points of its own bucket and of four neighbours, so every
+    pair of adjacent buckets is visited once.
+    """
     n = len(x)
+    empty = np.zeros(0, dtype=np.int64)
     if n < 2:
-        empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    gx = np.floor(x / radius).astype(np.int64)
-    gy = np.floor(y / radius).astype(np.int64)
-    gx -= gx.min()
-    gy -= gy.min()
-    span = int(gy.max()) + 3
-    keys = gx * span + gy
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
+    gx = np.floor(x / radius)
+    gy = np.floor(y / radius)
+    gx = (gx - gx.min()).astype(np.int64) + 1  # a free border so that neighbours stay in range
+    gy = (gy - gy.min()).astype(np.int64) + 1
+    span = int(gy.max()) + 2
+    cells = (int(gx.max()) + 2) * span
+    ids = gx * span + gy
+    order = np.argsort(ids.astype(np.int16) if cells < 2**15 else ids, kind="stable")
+    counts = np.bincount(ids, minlength=cells)
+    starts = np.cumsum(counts) - counts
     first: list[np.ndarray] = []
     second: list[np.ndarray] = []
-    # Half of the 3 x 3 neighbourhood (plus the own cell) visits every pair of cells once.
-    for dx, dy in ((0, 0), (1, -1), (1, 0), (1, 1), (0, 1)):
-        target = keys + dx * span + dy
-        lo = np.searchsorted(sorted_keys, target, side="left")
-        hi = np.searchsorted(sorted_keys, target, side="right")
-        counts = hi - lo
-        total = int(counts.sum())
+    for offset in (0, span - 1, span, span + 1, 1):  # own, then (1,-1), (1,0), (1,1), (0,1)
+        neighbour = ids + offset
+        count = counts[neighbour]
+        total = int(count.sum())
         if total == 0:
             continue
-        i = np.repeat(np.arange(n), counts)
-        starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
-        j = order[starts + np.arange(total)]
-        keep = (i < j) if (dx, dy) == (0, 0) else (i != j)
+        i = np.repeat(np.arange(n), count)
+        j = order[np.repeat(starts[neighbour] - np.cumsum(count) + count, count) + np.arange(total)]
+        keep = (i < j) if offset == 0 else (i != j)
         first.append(i[keep])
         second.append(j[keep])
     if not first:
-        empty = np.zeros(0, dtype=np.int64)
         return empty, empty
     i = np.concatenate(first)
     j = np.concatenate(second)
-    near = np.hypot(x[i] - x[j], y[i] - y[j]) < radius
+    dx, dy = x[i] - x[j], y[i] - y[j]
+    near = dx * dx + dy * dy < radius * radius
     i, j = i[near], j[near]
     return np.minimum(i, j), np.maximum(i, j)
 

@@ -164,13 +164,12 @@ class World:
         self.scarrier = np.zeros(0, dtype=np.int64)
         self.shelf_half = shelf_size_m / 2
         homes = shelves if shelves is not None else {default_shelf_id(c): c for c in wmap.cells_of(CellKind.STORAGE)}
-        for shelf_id, cell in homes.items():
-            self.add_shelf(shelf_id, cell, shelf_weight_kg)
+        self.add_shelves(homes, shelf_weight_kg)
 
         self.ticks = 0
-        self._t0 = float(clock.now())
+        self._t0 = math.floor(float(clock.now()) / dt + _EPS) * dt  # steps fall on multiples of dt
         if hasattr(clock, "call_at"):
-            clock.call_at(self._t0 + dt, self._scheduled_tick)
+            clock.call_at(self._next_tick(), self._scheduled_tick)
 
     # ------------------------------------------------------------------ building
     def add_robot(
@@ -223,26 +222,35 @@ class World:
         return unit
 
     def add_shelf(self, shelf_id: str, cell: Cell, weight_kg: float = DEFAULT_SHELF_KG) -> None:
-        if shelf_id in self._shelf_index:
-            raise ValueError(f"shelf {shelf_id!r} is already in the world")
-        if not self.map.traversable(cell):
-            raise ValueError(f"cannot place shelf {shelf_id!r} on {cell}: not a traversable cell")
-        if self._shelf_grid[cell.y + _PAD, cell.x + _PAD] >= 0:
-            raise ValueError(f"cannot place shelf {shelf_id!r} on {cell}: shelf "
-                             f"{self.shelf_ids[self._shelf_grid[cell.y + _PAD, cell.x + _PAD]]!r} stands there")
+        self.add_shelves({shelf_id: cell}, weight_kg)
+
+    def add_shelves(self, homes: Mapping[str, Cell], weight_kg: float = DEFAULT_SHELF_KG) -> None:
+        """Stand shelves on their home cells (all checked before any is placed)."""
         if weight_kg < 0:
-            raise ValueError(f"shelf {shelf_id!r}: weight must not be negative")
-        s = len(self.shelf_ids)
-        self.shelf_ids.append(shelf_id)
-        self._shelf_index[shelf_id] = s
-        x, y = self.map.position(cell)
-        self.sx = np.append(self.sx, x)
-        self.sy = np.append(self.sy, y)
-        self.stheta = np.append(self.stheta, 0.0)
-        self.sweight = np.append(self.sweight, weight_kg)
-        self.srel = np.append(self.srel, 0.0)
-        self.scarrier = np.append(self.scarrier, -1)
-        self._shelf_grid[cell.y + _PAD, cell.x + _PAD] = s
+            raise ValueError("shelf weight must not be negative")
+        taken: dict[Cell, str] = {}
+        for shelf_id, cell in homes.items():
+            if shelf_id in self._shelf_index:
+                raise ValueError(f"shelf {shelf_id!r} is already in the world")
+            if not self.map.traversable(cell):
+                raise ValueError(f"cannot place shelf {shelf_id!r} on {cell}: not a traversable cell")
+            there = self.stored_shelf_at(cell) or taken.get(cell)
+            if there is not None:
+                raise ValueError(f"cannot place shelf {shelf_id!r} on {cell}: shelf {there!r} stands there")
+            taken[cell] = shelf_id
+        first = len(self.shelf_ids)
+        for k, (shelf_id, cell) in enumerate(homes.items()):
+            self.shelf_ids.append(shelf_id)
+            self._shelf_index[shelf_id] = first + k
+            self._shelf_grid[cell.y + _PAD, cell.x + _PAD] = first + k
+        xy = np.array([self.map.position(c) for c in homes.values()], dtype=float).reshape(-1, 2)
+        count = len(homes)
+        self.sx = np.concatenate([self.sx, xy[:, 0]])
+        self.sy = np.concatenate([self.sy, xy[:, 1]])
+        self.stheta = np.concatenate([self.stheta, np.zeros(count)])
+        self.sweight = np.concatenate([self.sweight, np.full(count, float(weight_kg))])
+        self.srel = np.concatenate([self.srel, np.zeros(count)])
+        self.scarrier = np.concatenate([self.scarrier, np.full(count, -1, dtype=np.int64)])
 
     def set_shelf_weight(self, shelf_id: str, weight_kg: float) -> None:
         """Goods were put in or taken out (stations do this on real shelves)."""
@@ -251,15 +259,17 @@ class World:
         self.sweight[self._shelf(shelf_id)] = weight_kg
 
     def place_robot(self, robot_id: str, cell: Cell, heading: Heading = Heading.EAST) -> None:
-        """An operator carries the robot onto the code of `cell` (after a crash or a lost
-        localisation). Its pose is set; it still needs INIT_POSITION, as on the floor."""
+        """An operator lifts the robot off the floor (it loses its localisation, its motion
+        and its job) and sets it down on the code of `cell`. It then needs INIT_POSITION,
+        as on the floor."""
         unit = self.robot(robot_id)
         if not self.map.traversable(cell):
             raise ValueError(f"cannot place robot {robot_id!r} on {cell}: not traversable")
+        unit.lose_localisation()
         i = unit.index
-        self.halt(i)
         self.x[i], self.y[i] = self.map.position(cell)
         self.theta[i] = heading.radians
+        self.since_code[i] = 0.0
         self._follow_shelves()
 
     def _grow(self, capacity: int) -> None:
@@ -458,20 +468,19 @@ class World:
         return max(float(self.half_len[i]), self.shelf_half if s >= 0 else 0.0)
 
     # ------------------------------------------------------------------ time
-    @property
-    def tick_time(self) -> float:
-        """The time the last physics step ended at."""
-        return self._t0 + self.ticks * self.dt
-
     def _scheduled_tick(self) -> None:
         self.step()
-        self.clock.call_at(self.tick_time + self.dt, self._scheduled_tick)
+        self.clock.call_at(self._next_tick(), self._scheduled_tick)
+
+    def _next_tick(self) -> float:
+        # rounded so that step k falls exactly on k * dt: advancing the clock by 20 s runs 400 steps of 0.05 s
+        return round(self._t0 + (self.ticks + 1) * self.dt, 9)
 
     def run_paced(self, until: float, sleep: Callable[[float], None] = time.sleep) -> None:
         """Step in real time on a wall clock (optionally sped up by the clock's `speed`)."""
         speed = float(getattr(self.clock, "speed", 1.0))
-        while self.tick_time + self.dt <= until + _EPS:
-            wait = (self.tick_time + self.dt - self.clock.now()) / speed
+        while self._next_tick() <= until + _EPS:
+            wait = (self._next_tick() - self.clock.now()) / speed
             if wait > 0:
                 sleep(wait)
             self.step()
@@ -479,15 +488,23 @@ class World:
     def step(self) -> None:
         """Advance the world by one physics step, ending at the current tick time."""
         self.ticks += 1
-        n = self.n
-        if n:
-            free = self._laser_free()
+        if self.n:
+            pairs = self._near_pairs()
+            free = self._laser_free(pairs)
             crossed, arrived, turned, overdue = self._move(free)
             self._follow_shelves()
             battery = self._drain_batteries()
-            self._detect_collisions()
+            self._detect_collisions(pairs)
             self._callbacks(free, crossed, arrived, turned, overdue, battery)
         self._run_timers()
+
+    def _near_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Robot pairs close enough, before this step's motion, to see each other with the
+        laser or to touch after it (one broad phase serves both)."""
+        n = self.n
+        moving = 2 * float(self.vmax[:n].max()) * self.dt
+        radius = float(self.laser_range[:n].max()) + 2 * self._max_reach + moving + 0.1
+        return close_pairs(self.x[:n], self.y[:n], radius)
 
     def _move(self, free: np.ndarray) -> tuple[np.ndarray, ...]:
         n, dt, pitch = self.n, self.dt, self.map.pitch
@@ -610,7 +627,7 @@ class World:
             ey[loaded] = np.maximum(ey[loaded], sey)
         return ex, ey
 
-    def _laser_free(self) -> np.ndarray:
+    def _laser_free(self, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """For each driving robot, how far it may still drive before its laser makes it
         stand off an obstacle that lies on its way to its goal (inf: nothing in the way)."""
         n, pitch = self.n, self.map.pitch
@@ -621,29 +638,26 @@ class World:
         ex, ey = self._footprint_extents()
         gap = np.full(n, np.inf)
         ux, uy = self.ux[watch], self.uy[watch]
-        front = np.abs(ux) * ex[watch] + np.abs(uy) * ey[watch]
         px, py = self.x[watch], self.y[watch]
+        front = np.abs(ux) * ex[watch] + np.abs(uy) * ey[watch]
 
-        # walls and (for a loaded robot) stored shelves, looked up cell by cell ahead
-        loaded = self.carried[watch] >= 0
-        cx = np.rint(px / pitch).astype(np.int64)
-        cy = (self.map.height - 1 - np.rint(py / pitch)).astype(np.int64)
-        sx, sy = np.rint(ux).astype(np.int64), -np.rint(uy).astype(np.int64)
-        reach = int(math.ceil((float(self.laser_range[watch].max()) + 2 * self._max_reach) / pitch)) + 1
-        shape = self._blocked.shape
-        for k in range(reach + 1):
-            gx = np.clip(cx + k * sx + _PAD, 0, shape[1] - 1)
-            gy = np.clip(cy + k * sy + _PAD, 0, shape[0] - 1)
-            along = ((cx + k * sx) * pitch - px) * ux + ((self.map.height - 1 - (cy + k * sy)) * pitch - py) * uy
-            wall = self._blocked[gy, gx] & (along > 1e-6)
-            g = np.where(wall, along - pitch / 2 - front, np.inf)
-            stored = loaded & (self._shelf_grid[gy, gx] >= 0) & (along > 1e-6)
-            g = np.minimum(g, np.where(stored, along - self.shelf_half - front, np.inf))
-            gap[watch] = np.minimum(gap[watch], g)
+        # walls and (for a loaded robot) stored shelves: the cells ahead on its line
+        reach = int(math.ceil((float(self.laser_range[watch].max()) + self._max_reach + pitch) / pitch)) + 1
+        k = np.arange(reach + 1)
+        col = np.rint(px / pitch).astype(np.int64)[:, None] + k * np.rint(ux).astype(np.int64)[:, None]
+        row = (self.map.height - 1 - np.rint(py / pitch)).astype(np.int64)[:, None] - k * np.rint(uy).astype(np.int64)[:, None]
+        gx = np.clip(col + _PAD, 0, self._blocked.shape[1] - 1)
+        gy = np.clip(row + _PAD, 0, self._blocked.shape[0] - 1)
+        along = (col * pitch - px[:, None]) * ux[:, None] + ((self.map.height - 1 - row) * pitch - py[:, None]) * uy[:, None]
+        ahead = along > 1e-6
+        g = np.where(self._blocked[gy, gx] & ahead, along - pitch / 2 - front[:, None], np.inf)
+        loaded = (self.carried[watch] >= 0)[:, None]
+        stored = loaded & (self._shelf_grid[gy, gx] >= 0) & ahead
+        g = np.minimum(g, np.where(stored, along - self.shelf_half - front[:, None], np.inf))
+        gap[watch] = g.min(axis=1)
 
         # other robots (and what they carry)
-        radius = float(self.laser_range[watch].max()) + 2 * self._max_reach + 0.1
-        a, b = close_pairs(self.x[:n], self.y[:n], radius)
+        a, b = pairs
         obs = np.concatenate([a, b])
         tgt = np.concatenate([b, a])
         observing = np.zeros(n, dtype=bool)
@@ -655,9 +669,8 @@ class World:
             dx, dy = self.x[tgt] - self.x[obs], self.y[tgt] - self.y[obs]
             along = dx * oux + dy * ouy
             lateral = np.abs(-dx * ouy + dy * oux)
-            o_ex, o_ey = ex[obs], ey[obs]
-            o_front = np.abs(oux) * o_ex + np.abs(ouy) * o_ey
-            o_side = np.abs(ouy) * o_ex + np.abs(oux) * o_ey
+            o_front = np.abs(oux) * ex[obs] + np.abs(ouy) * ey[obs]
+            o_side = np.abs(ouy) * ex[obs] + np.abs(oux) * ey[obs]
             t_along = np.abs(oux) * ex[tgt] + np.abs(ouy) * ey[tgt]
             t_side = np.abs(ouy) * ex[tgt] + np.abs(oux) * ey[tgt]
             seen = (along > 0) & (lateral < o_side + t_side + self.side_margin[obs])
@@ -670,8 +683,8 @@ class World:
             along = dx * self.ux[ph] + dy * self.uy[ph]
             lateral = np.abs(-dx * self.uy[ph] + dy * self.ux[ph])
             f = np.abs(self.ux[ph]) * ex[ph] + np.abs(self.uy[ph]) * ey[ph]
-            s = np.abs(self.uy[ph]) * ex[ph] + np.abs(self.ux[ph]) * ey[ph]
-            g = np.where((along > 0) & (lateral < s + self.side_margin[ph]), along - f, np.inf)
+            side = np.abs(self.uy[ph]) * ex[ph] + np.abs(self.ux[ph]) * ey[ph]
+            g = np.where((along > 0) & (lateral < side + self.side_margin[ph]), along - f, np.inf)
             gap[ph] = np.minimum(gap[ph], g)
 
         in_way = (gap[watch] < self.laser_range[watch]) & (gap[watch] < self.goal[watch] - 1e-6)
@@ -679,7 +692,7 @@ class World:
         return free
 
     # ------------------------------------------------------------------ the witness
-    def _detect_collisions(self) -> None:
+    def _detect_collisions(self, pairs: tuple[np.ndarray, np.ndarray]) -> None:
         n, pitch = self.n, self.map.pitch
         now = self.now()
         contacts: set[tuple] = set()
@@ -690,7 +703,9 @@ class World:
         carried = self.carried[:n]
 
         # robot against robot (bodies and carried shelves)
-        a, b = close_pairs(x, y, 2 * self._max_reach + 0.01)
+        a, b = pairs
+        close = np.hypot(x[a] - x[b], y[a] - y[b]) < 2 * self._max_reach + 0.01
+        a, b = a[close], b[close]
         if len(a):
             hit = rectangles_overlap(x[a], y[a], hl[a], hw[a], th[a], x[b], y[b], hl[b], hw[b], th[b])
             shelf_hit = np.zeros(len(a), dtype=bool)
@@ -716,49 +731,47 @@ class World:
                     new.append(self._collision(now, "shelf" if shelf_hit[k] else "robot", (i, j), shelves,
                                                (x[i] + x[j]) / 2, (y[i] + y[j]) / 2))
 
-        # grid neighbours: walls for everyone, stored shelves for loaded robots
-        cx = np.rint(x / pitch).astype(np.int64) + _PAD
-        cy = (self.map.height - 1 - np.rint(y / pitch)).astype(np.int64) + _PAD
-        reach = int(math.ceil((pitch / 2 + self._max_reach + pitch / 2) / pitch)) - 1
-        shape = self._blocked.shape
+        # the cells around each robot: walls for everyone, stored shelves for loaded robots
+        reach = max(1, int(math.ceil((pitch / 2 + self._max_reach + pitch / 2) / pitch)) - 1)
+        offsets = np.arange(-reach, reach + 1)
+        ox, oy = (a.ravel() for a in np.meshgrid(offsets, offsets))
+        gx = np.clip(np.rint(x / pitch).astype(np.int64)[:, None] + ox + _PAD, 0, self._blocked.shape[1] - 1)
+        gy = np.clip((self.map.height - 1 - np.rint(y / pitch)).astype(np.int64)[:, None] + oy + _PAD,
+                     0, self._blocked.shape[0] - 1)
+        r, o = np.nonzero(self._blocked[gy, gx])
+        if len(r):
+            cgx, cgy = gx[r, o], gy[r, o]
+            wx, wy = (cgx - _PAD) * pitch, (self.map.height - 1 - (cgy - _PAD)) * pitch
+            half = np.full(len(r), pitch / 2)
+            hit = rectangles_overlap(x[r], y[r], hl[r], hw[r], th[r], wx, wy, half, half, 0.0)
+            lw = np.flatnonzero(carried[r] >= 0)
+            if len(lw):
+                s = carried[r[lw]]
+                hit[lw] |= rectangles_overlap(self.sx[s], self.sy[s], sh, sh, self.stheta[s],
+                                              wx[lw], wy[lw], half[lw], half[lw], 0.0)
+            for k in np.flatnonzero(hit):
+                i = int(r[k])
+                cell = Cell(int(cgx[k] - _PAD), int(cgy[k] - _PAD))
+                key = ("blocked", i, cell)
+                contacts.add(key)
+                if key not in self._contacts:
+                    new.append(self._collision(now, "blocked", (i,), (), x[i], y[i], cell))
         loaded = np.flatnonzero(carried >= 0)
-        for oy in range(-reach, reach + 1):
-            for ox in range(-reach, reach + 1):
-                gx = np.clip(cx + ox, 0, shape[1] - 1)
-                gy = np.clip(cy + oy, 0, shape[0] - 1)
-                wx = (gx - _PAD) * pitch
-                wy = (self.map.height - 1 - (gy - _PAD)) * pitch
-                walls = np.flatnonzero(self._blocked[gy, gx])
-                if len(walls):
-                    half = np.full(len(walls), pitch / 2)
-                    hit = rectangles_overlap(x[walls], y[walls], hl[walls], hw[walls], th[walls],
-                                             wx[walls], wy[walls], half, half, 0.0)
-                    lw = carried[walls] >= 0
-                    if lw.any():
-                        s = carried[walls[lw]]
-                        hit[lw] |= rectangles_overlap(self.sx[s], self.sy[s], sh, sh, self.stheta[s],
-                                                      wx[walls[lw]], wy[walls[lw]], half[lw], half[lw], 0.0)
-                    for i in walls[hit]:
-                        cell = Cell(int(gx[i] - _PAD), int(gy[i] - _PAD))
-                        key = ("blocked", int(i), cell)
-                        contacts.add(key)
-                        if key not in self._contacts:
-                            new.append(self._collision(now, "blocked", (int(i),), (), x[i], y[i], cell))
-                if len(loaded):
-                    other = self._shelf_grid[gy[loaded], gx[loaded]]
-                    k = np.flatnonzero(other >= 0)
-                    if len(k):
-                        r, o = loaded[k], other[k]
-                        s = carried[r]
-                        hit = rectangles_overlap(self.sx[s], self.sy[s], sh, sh, self.stheta[s],
-                                                 self.sx[o], self.sy[o], sh, sh, self.stheta[o])
-                        for r_i, s_i, o_i in zip(r[hit], s[hit], o[hit]):
-                            key = ("stored", int(r_i), int(o_i))
-                            contacts.add(key)
-                            if key not in self._contacts:
-                                new.append(self._collision(
-                                    now, "shelf", (int(r_i),), (self.shelf_ids[s_i], self.shelf_ids[o_i]),
-                                    (self.sx[s_i] + self.sx[o_i]) / 2, (self.sy[s_i] + self.sy[o_i]) / 2))
+        if len(loaded):
+            other = self._shelf_grid[gy[loaded], gx[loaded]]
+            r, o = np.nonzero(other >= 0)
+            if len(r):
+                robots, stored = loaded[r], other[r, o]
+                s = carried[robots]
+                hit = rectangles_overlap(self.sx[s], self.sy[s], sh, sh, self.stheta[s],
+                                         self.sx[stored], self.sy[stored], sh, sh, self.stheta[stored])
+                for r_i, s_i, o_i in zip(robots[hit], s[hit], stored[hit]):
+                    key = ("stored", int(r_i), int(o_i))
+                    contacts.add(key)
+                    if key not in self._contacts:
+                        new.append(self._collision(
+                            now, "shelf", (int(r_i),), (self.shelf_ids[s_i], self.shelf_ids[o_i]),
+                            (self.sx[s_i] + self.sx[o_i]) / 2, (self.sy[s_i] + self.sy[o_i]) / 2))
         self._contacts = contacts
         for collision in new:
             self.collisions.append(collision)

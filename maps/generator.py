@@ -133,7 +133,7 @@ def _spread(count: int, footprint: int, start: int, stop: int, what: str) -> lis
 
 def generate_layout(spec: LayoutSpec) -> WarehouseMap:
     """A validated floor built to `spec` (LayoutError if the parameters cannot fit)."""
-    ring, aisle = spec.ring_width, spec.aisle_width
+    ring = spec.ring_width
     rows = _rows(spec)
     group_capacity = 2 * sum(r is _Role.BLOCK for r in rows)
     west_parking = math.ceil(spec.parking / 2)
@@ -154,31 +154,16 @@ def generate_layout(spec: LayoutSpec) -> WarehouseMap:
     grid[[0, -1], :] = KIND_CODES[CellKind.BLOCKED]
     grid[:, [0, -1]] = KIND_CODES[CellKind.BLOCKED]
 
-    # Edge features: south edge pick stations + packing, north edge stow stations,
-    # chargers in the west and east edge columns beside the storage rows.
-    inner = (1 + ring, width - 1 - ring)  # columns under the straight part of the ring
-    footprint = spec.queue_length + 1
-    stations: list[Station] = []
-    entries: set[Cell] = set()  # edge cells a robot turns into from the outer ring lane
-    packing_start = inner[1] - spec.packing
-    for i, x0 in enumerate(_spread(spec.pick_stations, footprint, inner[0], packing_start - 1 if spec.packing else inner[1],
-                                   f"{spec.pick_stations} pick stations")):
-        queue = tuple(Cell(x0 + k, height - 1) for k in range(spec.queue_length))
-        stations.append(Station(f"pick-{i + 1}", StationKind.PICK, Cell(x0 + spec.queue_length, height - 1), queue, Heading.SOUTH))
-    for i, x0 in enumerate(_spread(spec.stow_stations, footprint, inner[0], inner[1], f"{spec.stow_stations} stow stations")):
-        queue = tuple(Cell(x0 + spec.queue_length - k, 0) for k in range(spec.queue_length))
-        stations.append(Station(f"stow-{i + 1}", StationKind.STOW, Cell(x0, 0), queue, Heading.NORTH))
+    stations, packing = _edge_features(spec, width, height)
+    chargers = _charger_cells(spec.chargers, width, height, ring)
     for st in stations:
         grid[st.working.y, st.working.x] = KIND_CODES[CellKind.WORKING]
-        for c in st.queue:
-            grid[c.y, c.x] = KIND_CODES[CellKind.QUEUE]
-        entries.add(st.queue[0])
-    for x in range(packing_start, inner[1]):
-        grid[height - 1, x] = KIND_CODES[CellKind.PACKING]
-        entries.add(Cell(x, height - 1))
-    for cell in _charger_cells(spec.chargers, width, height, ring):
-        grid[cell.y, cell.x] = KIND_CODES[CellKind.CHARGER]
-        entries.add(cell)
+        grid[[c.y for c in st.queue], [c.x for c in st.queue]] = KIND_CODES[CellKind.QUEUE]
+    for kind, cells in ((CellKind.PACKING, packing), (CellKind.CHARGER, chargers)):
+        for cell in cells:
+            grid[cell.y, cell.x] = KIND_CODES[kind]
+    # Edge cells a robot turns into from the outer ring lane: it must be two-way beside them.
+    entries = {st.queue[0] for st in stations} | set(packing) | set(chargers)
 
     one_way = _ring_arrows(rows, cols, entries) if spec.one_way else {}
     draft = WarehouseMap(
@@ -186,6 +171,29 @@ def generate_layout(spec: LayoutSpec) -> WarehouseMap:
         one_way=one_way, qr_prefix=spec.qr_prefix, description=spec.description,
     )
     return parse_map(dump_map(draft), source=f"<generated {spec.name}>")
+
+
+def _edge_features(spec: LayoutSpec, width: int, height: int) -> tuple[list[Station], list[Cell]]:
+    """Pick stations then the packing area along the south edge, stow stations along the north.
+
+    Queues run in the ring road's counter-clockwise direction (east on the south side,
+    west on the north side), so a robot joins at the upstream end and leaves downstream.
+    """
+    inner = (1 + spec.ring_width, width - 1 - spec.ring_width)  # edge cells beside the straight ring lanes
+    packing_start = inner[1] - spec.packing
+    if packing_start < inner[0]:
+        raise LayoutError(f"{spec.packing} packing cells do not fit the {inner[1] - inner[0]} free cells of the south edge")
+    footprint = spec.queue_length + 1
+    south, north = height - 1, 0
+    stations = []
+    pick_stop = packing_start - 1 if spec.packing else inner[1]
+    for i, x0 in enumerate(_spread(spec.pick_stations, footprint, inner[0], pick_stop, f"{spec.pick_stations} pick stations")):
+        queue = tuple(Cell(x0 + k, south) for k in range(spec.queue_length))
+        stations.append(Station(f"pick-{i + 1}", StationKind.PICK, Cell(x0 + spec.queue_length, south), queue, Heading.SOUTH))
+    for i, x0 in enumerate(_spread(spec.stow_stations, footprint, inner[0], inner[1], f"{spec.stow_stations} stow stations")):
+        queue = tuple(Cell(x0 + spec.queue_length - k, north) for k in range(spec.queue_length))
+        stations.append(Station(f"stow-{i + 1}", StationKind.STOW, Cell(x0, north), queue, Heading.NORTH))
+    return stations, [Cell(x, south) for x in range(packing_start, inner[1])]
 
 
 def _rows(spec: LayoutSpec) -> list[_Role]:

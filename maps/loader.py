@@ -55,8 +55,13 @@ class _Places:
         self.source = source
         self.lines = text.splitlines()
         self.layout_first_line = self._layout_first_line()
-        self.station_lines = [i + 1 for i, ln in enumerate(self.lines) if ln.strip() == "[[stations]]"]
-        self.override_lines = [i + 1 for i, ln in enumerate(self.lines) if ln.strip() == "[[qr_overrides]]"]
+        self.station_lines = self._table_lines("stations")
+        self.override_lines = self._table_lines("qr_overrides")
+
+    def _table_lines(self, name: str) -> list[int]:
+        """Line of each `[[name]]` header (spaces and a trailing comment allowed, as in TOML)."""
+        header = re.compile(rf"\s*\[\[\s*{name}\s*\]\]\s*(#.*)?$")
+        return [i + 1 for i, ln in enumerate(self.lines) if header.match(ln)]
 
     def _layout_first_line(self) -> int:
         for i, ln in enumerate(self.lines):
@@ -118,6 +123,7 @@ for _symbol, _kind in SYMBOLS.items():
     _SYMBOL_CODES[ord(_symbol)] = KIND_CODES[_kind]
 
 _KNOWN_KEYS = {"name", "description", "pitch", "qr_prefix", "layout", "stations", "qr_overrides"}
+_STATION_KEYS = {"id", "kind", "working", "queue", "operator_side"}
 
 
 def _build(data: dict[str, Any], places: _Places, problems: list[MapProblem]) -> WarehouseMap | None:
@@ -132,6 +138,10 @@ def _build(data: dict[str, Any], places: _Places, problems: list[MapProblem]) ->
     if not isinstance(pitch, (int, float)) or isinstance(pitch, bool) or pitch <= 0:
         problems.append(places.at(places.key_line("pitch"), f"'pitch' must be a positive number of metres, got {pitch!r}"))
         pitch = 1.0
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        problems.append(places.at(places.key_line("description"), "'description' must be a string"))
+        description = ""
     qr_prefix = data.get("qr_prefix", "")
     if not isinstance(qr_prefix, str):
         problems.append(places.at(places.key_line("qr_prefix"), "'qr_prefix' must be a string"))
@@ -166,7 +176,6 @@ def _build(data: dict[str, Any], places: _Places, problems: list[MapProblem]) ->
 
     stations = _stations(data.get("stations", []), places, problems, width, height)
     overrides = _overrides(data.get("qr_overrides", []), places, problems, width, height)
-    description = data.get("description", "")
     return WarehouseMap(
         name=name,
         width=width,
@@ -178,7 +187,7 @@ def _build(data: dict[str, Any], places: _Places, problems: list[MapProblem]) ->
         qr_prefix=qr_prefix,
         qr_overrides=overrides,
         source=places.source,
-        description=description if isinstance(description, str) else "",
+        description=description,
     )
 
 
@@ -212,6 +221,10 @@ def _stations(raw: Any, places: _Places, problems: list[MapProblem], width: int,
             problems.append(places.station(i, f"{label}: missing 'id'"))
             continue
         label = f"station {sid!r}"
+        unknown = sorted(set(entry) - _STATION_KEYS)
+        if unknown:
+            problems.append(places.station(i, f"{label}: unknown key(s) {unknown}; expected {sorted(_STATION_KEYS)}"))
+            continue
         if sid in seen:
             problems.append(places.station(i, f"{label}: duplicate station id"))
             continue

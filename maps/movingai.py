@@ -39,6 +39,8 @@ def load_movingai(path: str | Path) -> WarehouseMap:
         height, width = int(header["height"]), int(header["width"])
     except (KeyError, ValueError):
         raise MapError([MapProblem(src, 1, 1, "header needs integer 'height' and 'width' lines")]) from None
+    if height < 1 or width < 1:
+        raise MapError([MapProblem(src, 1, 1, f"height and width must be positive, got {height} x {width}")])
     rows = lines[i + 1 : i + 1 + height]
     problems = []
     if len(rows) != height:

@@ -47,7 +47,7 @@ def render_map(wmap: WarehouseMap, path: str | Path, title: str | None = None, d
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Patch, Rectangle
 
     detailed = max(wmap.width, wmap.height) <= _DETAIL_LIMIT
     cell_inches = min(0.34, 18.0 / wmap.width, 14.0 / wmap.height)
@@ -64,6 +64,7 @@ def render_map(wmap: WarehouseMap, path: str | Path, title: str | None = None, d
         ax.set_yticks(np.arange(-0.5, wmap.height), minor=True)
         ax.grid(which="minor", color="white", linewidth=0.4)
         ax.tick_params(which="minor", length=0)
+    ax.add_patch(Rectangle((-0.5, -0.5), wmap.width, wmap.height, fill=False, edgecolor="#555555", linewidth=1.0))
     cell_points = cell_inches * 72  # font sizes follow the size of a cell on the page
     _draw_one_way(ax, wmap)
     _draw_stations(ax, wmap, detailed, cell_points)
@@ -88,10 +89,12 @@ def render_map(wmap: WarehouseMap, path: str | Path, title: str | None = None, d
         handles.append(Line2D([], [], color="#b01010", marker="v", linestyle="", label="pick station operator"))
         handles.append(Line2D([], [], color="#1a6a1a", marker="v", linestyle="", label="stow station operator"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    counts = ", ".join(f"{wmap.count(k)} {word}" for k, word in
-                       ((CellKind.STORAGE, "storage"), (CellKind.CHARGER, "chargers"), (CellKind.PARKING, "parking")))
-    ax.set_title(title or f"{wmap.name}: {wmap.width} x {wmap.height} cells, {len(wmap.stations)} stations, {counts}",
-                 fontsize=10)
+    counts = [f"{len(wmap.stations)} stations"] + [
+        f"{wmap.count(k)} {word}" for k, word in
+        ((CellKind.STORAGE, "storage"), (CellKind.CHARGER, "chargers"), (CellKind.PARKING, "parking"))
+    ]
+    counts = [c for c in counts if not c.startswith("0 ")]
+    ax.set_title(title or ", ".join([f"{wmap.name}: {wmap.width} x {wmap.height} cells", *counts]), fontsize=10)
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=dpi, bbox_inches="tight")

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -45,31 +46,84 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path  # the test CA that signed the broker's certificate
+    cert: Path
+    key: Path
+
+
+def make_tls_files(folder: Path) -> TlsFiles:
+    """A throwaway CA and a broker certificate for 127.0.0.1, made with the openssl CLI."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("the TLS broker test needs the openssl command-line tool", pytrace=False)
+    files = TlsFiles(folder / "ca.pem", folder / "broker.pem", folder / "broker.key")
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    steps = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=fleet test CA",
+         "-keyout", str(folder / "ca.key"), "-out", str(files.ca)],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(files.key), "-out", str(folder / "broker.csr")],
+        ["x509", "-req", "-in", str(folder / "broker.csr"), "-CA", str(files.ca), "-CAkey",
+         str(folder / "ca.key"), "-CAcreateserial", "-days", "2", "-out", str(files.cert),
+         "-extfile", str(folder / "san.cnf")],
+    ]
+    for step in steps:
+        subprocess.run([openssl, *step], check=True, capture_output=True)
+    return files
+
+
 class Broker:
     """One private Mosquitto process on 127.0.0.1 that a test may stop and restart.
 
     The port stays the same across restarts, so clients can reconnect to the same URL.
     Persistence is off: a restart loses retained messages and sessions, as a real broker
-    restart without a persistence file would.
+    restart without a persistence file would. With `tls` it speaks only TLS; with
+    `credentials` it refuses anonymous clients.
     """
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        tls: TlsFiles | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
+        self.tls = tls
         self.config = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            "log_dest stderr\n"  # into self.log through our own file handle (see start)
-            "log_type error\nlog_type warning\nlog_type notice\n"
-        )
+        lines = [
+            # Started as root, mosquitto would switch to the 'mosquitto' user, which cannot
+            # read the test's private temporary folder.
+            "user root" if os.geteuid() == 0 else "",
+            f"listener {self.port} 127.0.0.1",
+            f"allow_anonymous {'false' if credentials else 'true'}",
+            "persistence false",
+            "log_dest stderr",  # into self.log through our own file handle (see start)
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+        ]
+        if tls is not None:
+            lines += [f"cafile {tls.ca}", f"certfile {tls.cert}", f"keyfile {tls.key}"]
+        if credentials is not None:
+            password_file = workdir / "passwords"
+            subprocess.run(
+                [shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b", "-c",
+                 str(password_file), *credentials],
+                check=True, capture_output=True,
+            )
+            lines.append(f"password_file {password_file}")
+        self.config.write_text("\n".join(line for line in lines if line) + "\n")
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -136,6 +190,22 @@ def restartable_broker(tmp_path: Path) -> Iterator[Broker]:
     workdir = tmp_path / "mosquitto"
     workdir.mkdir()
     broker = Broker(workdir)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def secure_broker(tmp_path: Path, tls_files: TlsFiles) -> Iterator[Broker]:
+    """A broker of this test's own that speaks only TLS and wants user 'fleet', password 's3cret'."""
+    workdir = tmp_path / "mosquitto"
+    workdir.mkdir()
+    broker = Broker(workdir, tls=tls_files, credentials=("fleet", "s3cret"))
     broker.start()
     yield broker
     broker.stop()

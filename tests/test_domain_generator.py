@@ -86,6 +86,8 @@ def test_order_stream_looks_like_e_commerce(scenario):
     assert 1080 <= len(orders) <= 1320  # Poisson, 600 an hour for 2 hours (sd about 35)
     created = [o.created for o in orders]
     assert created == sorted(created) and 0 < created[0] and created[-1] <= CONFIG.duration_s
+    gaps = np.diff(created)
+    assert 0.85 < gaps.std() / gaps.mean() < 1.15  # exponential gaps: coefficient of variation 1
     assert len({o.id for o in orders}) == len(orders)
     line_counts = Counter(len(o.lines) for o in orders)
     assert sum(line_counts[k] for k in (1, 2, 3)) / len(orders) > 0.8
@@ -104,6 +106,7 @@ def test_every_storage_cell_holds_one_shelf_and_order_shelves_are_near_the_pick_
     homes = [s.home for s in scenario.inventory.shelves()] + [s.home for s in scenario.order_shelves]
     assert sorted(homes) == sorted(BLOCKS.cells_of(CellKind.STORAGE))
     assert len(scenario.order_shelves) == 1
+    assert [s.id for s in scenario.stations] == ["pick-1", "stow-1"]
     port = BLOCKS.station("pick-1").working
     distance = lambda c: abs(c.x - port.x) + abs(c.y - port.y)  # noqa: E731
     assert distance(scenario.order_shelves[0].home) == min(distance(c) for c in homes)
@@ -167,6 +170,7 @@ def test_tiny_map_is_stocked_without_breaking_any_rule():
     s = generate(TINY, seed=1, config=GeneratorConfig(skus=40, duration_s=600.0))
     assert len(s.inventory.shelves()) + len(s.order_shelves) == TINY.count(CellKind.STORAGE)
     assert s.inventory.totals()
+    assert sorted(s.inventory.shelf_classes()) == ["small-parts", "standard"]
     assert_consistent(s.inventory)
 
 

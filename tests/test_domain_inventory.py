@@ -17,6 +17,7 @@ from fleet.domain import (
     InvalidQuantity,
     Inventory,
     InventoryShelf,
+    OrderShelf,
     Put,
     ShelfHandlingError,
     ShelfSpec,
@@ -287,6 +288,8 @@ def test_shelves_must_be_unique_and_start_empty():
         inv.add_shelf(InventoryShelf.build("SH0001", Cell(5, 5), TEST_SPEC))
     with pytest.raises(ValueError, match="shelf id must be a non-empty string without spaces"):
         InventoryShelf.build("SH 1", Cell(5, 5))
+    with pytest.raises(TypeError, match="inventory shelves, got OrderShelf 'OS1'"):
+        inv.add_shelf(OrderShelf.build("OS1", Cell(5, 5)))
     other = Inventory(catalogue(), [InventoryShelf.build("SH7", Cell(0, 0), TEST_SPEC)])
     other.put("SH7-L1-B1", "BOOK", 1)
     with pytest.raises(ValueError, match="must be empty"):
@@ -302,6 +305,7 @@ def test_sku_units_are_validated():
         Catalogue([Sku("X", "x", 1.0, 1.0), Sku("X", "y", 1.0, 1.0)])
     assert Sku("X", "x", 0.25, 0.5).unit_volume_mm3 == 0.25 * MM3_PER_LITRE
     assert Sku("X", "x", 0.25, 0.5).unit_weight_mg == 0.5 * MG_PER_KG
+    assert "BOOK" in catalogue() and "GHOST" not in catalogue() and ["BOOK"] not in catalogue()
 
 
 def test_index_stays_consistent_over_many_shelves():

@@ -86,7 +86,7 @@ def test_misuse_of_a_task_is_refused():
     assert task.robot is None and task.status is TaskStatus.PENDING
     task.fail("charger (7, 1) out of order", 3.0)
     assert task.finished and task.reason == "charger (7, 1) out of order"
-    with pytest.raises(ValueError, match="a new task is pending"):
+    with pytest.raises(TypeError, match="status"):
         Task(id="T4", kind=TaskKind.CHARGE, target=Cell(7, 1), created=0.0, status=TaskStatus.DONE)
 
 

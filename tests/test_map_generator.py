@@ -94,9 +94,10 @@ def test_shipped_map_sizes_and_capacities() -> None:
         ({"one_way": True}, "one_way needs ring_width >= 2"),
         ({"pick_stations": 9}, "9 pick stations need 53 cells along the edge"),
         ({"chargers": 80}, "80 chargers need 40 cells per side edge"),
-        ({"height": 6, "block_rows": None}, "no room for a single block"),
+        ({"height": 5, "block_rows": None, "chargers": 0}, "no room for a single block"),
         ({"pick_stations": 0, "stow_stations": 0}, "at least one pick or stow station"),
         ({"queue_length": 0}, "queue_length must be at least 1"),
+        ({"packing": 40}, "40 packing cells do not fit the 23 free cells of the south edge"),
     ],
 )
 def test_impossible_parameters_are_refused(spec_changes: dict, message: str) -> None:
@@ -175,7 +176,7 @@ def test_generate_command_refuses_bad_parameters(tmp_path: Path, capsys: pytest.
 def test_render_command_draws_toml_and_movingai_maps(tmp_path: Path) -> None:
     png = b"\x89PNG\r\n\x1a\n"
     demo = tmp_path / "demo.png"
-    assert main(["map", "render", str(SHIPPED / "medium.toml"), "-o", str(demo)]) == 0
+    assert main(["map", "render", str(SHIPPED / "demo.toml"), "-o", str(demo)]) == 0
     assert demo.read_bytes()[:8] == png and demo.stat().st_size > 20_000
     grid = tmp_path / "grid.png"
     source = MOVINGAI / "warehouse-10-20-10-2-1" / "warehouse-10-20-10-2-1.map"
@@ -194,3 +195,11 @@ def test_render_command_reports_a_bad_map(tmp_path: Path, capsys: pytest.Capture
 def test_readme_picture_is_small() -> None:
     picture = ROOT / "docs/img/demo-map.png"
     assert picture.read_bytes()[:4] == b"\x89PNG" and picture.stat().st_size < 200_000
+
+
+def test_generate_command_names_a_changed_floor_after_its_file(tmp_path: Path) -> None:
+    out = tmp_path / "two-wide.toml"
+    assert main(["map", "generate", "-o", str(out), "--aisle-width", "2"]) == 0
+    wmap = load_map(out)
+    assert (wmap.name, wmap.description) == ("two-wide", "")
+    assert wmap.count(CellKind.PARKING) == PRESETS["demo"].parking

@@ -9,7 +9,15 @@ import pytest
 from drivers.commands import InstantKind
 from drivers.serial import frames
 from drivers.serial import messages as wire
-from drivers.serial.channel import Channel, ChannelConfig, Received, Refused, Undelivered, next_seq, previous_seq
+from drivers.serial.channel import (
+    Channel,
+    ChannelConfig,
+    Received,
+    Refused,
+    Undelivered,
+    next_seq,
+    previous_seq,
+)
 from drivers.serial.frames import Frame, StreamDecoder
 from drivers.serial.messages import NackReason, Side
 
@@ -104,9 +112,13 @@ def test_lost_frame_is_retransmitted_then_given_up() -> None:
     assert events == [Undelivered(pause(1))]
     assert t == 0.125 * (CONFIG.max_retries + 1)
     assert w.master.counters.retransmitted == CONFIG.max_retries
-    # The next message goes out once the first is given up.
-    at_robot, _ = w.carry(t)
-    assert at_robot == [Received(pause(2))]
+    # The next message goes out once the first is given up (seq 1 stays lost).
+    at_robot, _ = w.carry(t, keep=lambda f: f.seq != 1)
+    assert [f.seq for f in w.to_robot] == [1] * (CONFIG.max_retries + 1) + [2]
+    # The robot never saw seq 1, so seq 2 is out of sequence: only a new session heals
+    # this, which is why the master treats a give-up as a lost robot.
+    assert at_robot == []
+    assert w.robot.counters.out_of_sequence == 1
 
 
 def test_out_of_sequence_frames_are_dropped() -> None:
@@ -148,9 +160,17 @@ def test_sequenced_type_without_seq_and_wrong_direction_are_refused() -> None:
     robot = Channel(Side.ROBOT)
     robot.start_session()
     assert robot.receive(Frame(wire.Instant.TYPE, 0, wire.encode(pause(1))), 0.0) == []
-    assert robot.receive(Frame(wire.JobFinished.TYPE, 1, wire.encode(wire.JobFinished("j"))), 0.0) == []
-    replies = [(f.seq, wire.decode(f.type, f.payload)) for f in StreamDecoder().feed(robot.take_output())]
-    assert replies == [(0, wire.Nack(NackReason.BAD_VALUE)), (1, wire.Nack(NackReason.UNKNOWN_TYPE))]
+    assert (
+        robot.receive(Frame(wire.JobFinished.TYPE, 1, wire.encode(wire.JobFinished("j"))), 0.0)
+        == []
+    )
+    replies = [
+        (f.seq, wire.decode(f.type, f.payload)) for f in StreamDecoder().feed(robot.take_output())
+    ]
+    assert replies == [
+        (0, wire.Nack(NackReason.BAD_VALUE)),
+        (1, wire.Nack(NackReason.UNKNOWN_TYPE)),
+    ]
 
 
 def test_answers_are_never_answered() -> None:

@@ -91,10 +91,13 @@ def test_stream_decoder_skips_garbage_truncation_and_duplicates() -> None:
     stream = (
         b"\x17\x99garbage\x00"  # noise before anything
         + wire_a
-        + wire_b[:5] + b"\x00"  # b cut short: a truncated frame
-        + wire_c + wire_c  # c twice: framing delivers both, the channel drops the repeat
+        + wire_b[:5]
+        + b"\x00"  # b cut short: a truncated frame
+        + wire_c
+        + wire_c  # c twice: framing delivers both, the channel drops the repeat
         + b"\x00\x00"  # empty frames are ignored, not counted
-        + b"\xff" * (frames.MAX_ENCODED + 10) + b"\x00"  # a runaway frame
+        + b"\xff" * (frames.MAX_ENCODED + 10)
+        + b"\x00"  # a runaway frame
         + wire_b
     )
     decoder = StreamDecoder()
@@ -128,7 +131,11 @@ def test_fuzz_random_bytes_never_crash_the_decoder(chunks: list[bytes]) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(0, 255), st.integers(0, 0xFFFF), st.binary(max_size=60)), min_size=1, max_size=6),
+    st.lists(
+        st.tuples(st.integers(0, 255), st.integers(0, 0xFFFF), st.binary(max_size=60)),
+        min_size=1,
+        max_size=6,
+    ),
     st.binary(max_size=80),
 )
 def test_fuzz_valid_frames_survive_surrounding_garbage(specs: list, garbage: bytes) -> None:

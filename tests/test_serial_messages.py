@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.commands import ActionKind, CellAction, InstantKind, Step
+from drivers.commands import ActionKind, CellAction, Step
 from drivers.events import Severity
 from drivers.serial import messages as wire
 from drivers.serial.frames import MAX_PAYLOAD
@@ -19,7 +19,11 @@ PATH = (
     Step(Cell(0, 0)),
     Step(Cell(1, 0), Heading.EAST),
     Step(Cell(1, 1), Heading.SOUTH, (CellAction("lift-1", ActionKind.LIFT, "shelf-é"),)),
-    Step(Cell(1, 1), None, (CellAction("w", ActionKind.WAIT, None, 0.001), CellAction("c", ActionKind.START_CHARGING))),
+    Step(
+        Cell(1, 1),
+        None,
+        (CellAction("w", ActionKind.WAIT, None, 0.001), CellAction("c", ActionKind.START_CHARGING)),
+    ),
 )
 
 EXAMPLES: list[wire.Message] = [
@@ -33,8 +37,26 @@ EXAMPLES: list[wire.Message] = [
     wire.ExtendJob("job-1", 65535, PATH[2:]),
     *[wire.Instant(kind, f"c-{kind.value}") for kind in wire.INSTANT_CODES],
     wire.Status(
-        0xFFFFFFFF, Cell(0, 65534), Heading.WEST, -32.768, 32.767, -2147483.648, 2147483.647,
-        -math.pi, -1.5, True, True, True, True, 1.0, "s" * 255, 6553.5, "j", 0, 65535, 65535,
+        0xFFFFFFFF,
+        Cell(0, 65534),
+        Heading.WEST,
+        -32.768,
+        32.767,
+        -2147483.648,
+        2147483.647,
+        -math.pi,
+        -1.5,
+        True,
+        True,
+        True,
+        True,
+        1.0,
+        "s" * 255,
+        6553.5,
+        "j",
+        0,
+        65535,
+        65535,
         ("a", "b", "é" * 50),
     ),  # fmt: skip
     wire.CellReached(Cell(4, 5), Heading.NORTH, None, None),
@@ -90,11 +112,17 @@ def test_type_codes_are_stable() -> None:
         (wire.BatteryReport.TYPE, b"\x10\x00\x02", NackReason.BAD_VALUE),  # bool 2
         (wire.Hello.TYPE, b"\x00\x00\x00\x00\x10\x00\x10\x00", NackReason.BAD_VALUE),  # 16 ms
         # A job whose second step jumps two cells.
-        (wire.NewJob.TYPE, b"\x01J\x02" + b"\x00\x00\x00\x00\xff\x00" + b"\x02\x00\x00\x00\xff\x00", NackReason.BAD_VALUE),
+        (
+            wire.NewJob.TYPE,
+            b"\x01J\x02" + b"\x00\x00\x00\x00\xff\x00" + b"\x02\x00\x00\x00\xff\x00",
+            NackReason.BAD_VALUE,
+        ),
         (wire.NewJob.TYPE, b"\x01J\x00", NackReason.BAD_VALUE),  # no steps
     ],
 )
-def test_malformed_payload_names_the_nack_reason(type_code: int, payload: bytes, reason: NackReason) -> None:
+def test_malformed_payload_names_the_nack_reason(
+    type_code: int, payload: bytes, reason: NackReason
+) -> None:
     with pytest.raises(MessageError) as caught:
         wire.decode(type_code, payload)
     assert caught.value.reason is reason
@@ -115,9 +143,14 @@ def test_encode_refuses_what_the_wire_cannot_carry(message: wire.Message) -> Non
 
 
 def test_long_job_is_split_into_frames_that_rebuild_it() -> None:
-    steps = [Step(Cell(i, 0), Heading.EAST, (CellAction(f"wait-{i}", ActionKind.WAIT, None, 1.0),)) for i in range(300)]
+    steps = [
+        Step(Cell(i, 0), Heading.EAST, (CellAction(f"wait-{i}", ActionKind.WAIT, None, 1.0),))
+        for i in range(300)
+    ]
     parts = wire.job_messages("long", steps)
-    assert isinstance(parts[0], wire.NewJob) and all(isinstance(p, wire.ExtendJob) for p in parts[1:])
+    assert isinstance(parts[0], wire.NewJob) and all(
+        isinstance(p, wire.ExtendJob) for p in parts[1:]
+    )
     assert len(parts) > 1
     rebuilt: list[Step] = list(parts[0].steps)
     for part in parts[1:]:
@@ -165,7 +198,9 @@ def test_fuzz_jobs_round_trip(moves: list[Heading], kinds: list[ActionKind], job
     for i, heading in enumerate(moves):
         dx, dy = heading.step
         cell = Cell(cell.x + dx, cell.y + dy)
-        actions = tuple(CellAction(f"{i}-{k.value}", k, "S" if i % 2 else None, i / 10) for k in kinds[: i % 4])
+        actions = tuple(
+            CellAction(f"{i}-{k.value}", k, "S" if i % 2 else None, i / 10) for k in kinds[: i % 4]
+        )
         steps.append(Step(cell, heading if i % 3 else None, actions))
     parts = wire.job_messages(job_id, steps)
     rebuilt = [s for p in parts for s in wire.decode(p.TYPE, wire.encode(p)).steps]

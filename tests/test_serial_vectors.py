@@ -55,6 +55,8 @@ EXPECTED: dict[str, tuple[int, wire.Message]] = {
     "V19": (7, wire.ErrorCleared("laser_stop")),
     "V20": (8, wire.BatteryReport(0.25, True)),
     "V21": (9, wire.LoadChanged(None, 0.0)),
+    # Long enough for a full 254-byte COBS block: the case hand-written encoders get wrong.
+    "V22": (10, wire.ErrorRaised("laser_stop", Severity.FATAL, ("front laser: obstacle at 0.4 m; " * 8)[:250])),
 }  # fmt: skip
 
 #: The refusals: what a robot in a fresh session answers (None: nothing).

@@ -481,3 +481,54 @@ def test_fuzz_thousands_of_malformed_payloads_while_a_good_vehicle_is_served(mqt
     assert [r.message.header_id for r in master_inbox.of(Topic.STATE)] == list(range(good_states))
     assert len(vehicle_inbox.of(Topic.ORDER)) == good_states
     assert master.connected and vehicle.connected
+
+
+# --- security options and the fixture's own failure mode ----------------------------------------
+
+def test_tls_with_username_and_password(secure_broker, layout, links):
+    parts = secure_broker.url.split("://")
+    url = f"{parts[0]}://fleet:s3cret@{parts[1]}"
+    tls = {"ca_certs": str(secure_broker.tls.ca)}
+    inbox = Inbox()
+    master = MqttLink(BrokerConfig.from_url(url, **tls), subscriptions=sorted(FROM_VEHICLE),
+                      on_message=inbox, layout=layout)
+    vehicle = MqttLink(BrokerConfig.from_url(url, **tls), subscriptions=sorted(FROM_MASTER),
+                       on_message=Inbox(), layout=layout, vehicle=vehicle_id())
+    links._start(master)
+    links._start(vehicle)
+    assert vehicle.publish(state_minimal(), Topic.STATE)
+    wait_until(lambda: len(inbox.of(Topic.STATE)) == 1, what="state over TLS")
+
+
+@pytest.mark.parametrize("credentials", ["fleet:wrong@", ""])
+def test_wrong_or_missing_password_is_refused(secure_broker, layout, credentials):
+    scheme, rest = secure_broker.url.split("://")
+    config = BrokerConfig.from_url(f"{scheme}://{credentials}{rest}", ca_certs=str(secure_broker.tls.ca))
+    link = MqttLink(config, subscriptions=[Topic.STATE], on_message=Inbox(), layout=layout)
+    try:
+        assert link.start(timeout=1) is False
+        wait_until(lambda: link.refusal is not None, what="the broker's refusal")
+        assert link.refusal in ("Not authorized", "Bad user name or password")
+    finally:
+        link.close()
+
+
+def test_tls_refuses_a_broker_it_cannot_verify(secure_broker, layout):
+    scheme, rest = secure_broker.url.split("://")
+    link = MqttLink(f"{scheme}://fleet:s3cret@{rest}", subscriptions=[Topic.STATE], on_message=Inbox(),
+                    layout=layout)  # system CAs only: the test CA is unknown
+    try:
+        assert link.start(timeout=1) is False
+        wait_until(lambda: link.connect_failures >= 1, what="a failed TLS handshake")
+        assert link.refusal is None  # never got as far as MQTT
+    finally:
+        link.close()
+
+
+def test_missing_mosquitto_fails_with_a_clear_message(monkeypatch):
+    import conftest
+
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setattr(conftest, "MOSQUITTO_CANDIDATES", ())
+    with pytest.raises(pytest.fail.Exception, match="mosquitto is not installed.*setup-test-deps"):
+        conftest.mosquitto_binary()

@@ -15,7 +15,7 @@ with the same reply, and drops anything else.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from drivers.serial import frames, messages
 from drivers.serial.frames import Frame
@@ -196,7 +196,10 @@ class Channel:
         try:
             message = messages.decode(frame.type, frame.payload)
             if message.SENDER == self.side:
-                raise MessageError(NackReason.UNKNOWN_TYPE, f"{type(message).__name__} is sent by the {self.side.value}, not to it")
+                raise MessageError(
+                    NackReason.UNKNOWN_TYPE,
+                    f"{type(message).__name__} is sent by the {self.side.value}, not to it",
+                )
         except MessageError as exc:
             return self._malformed(frame, exc.reason, now)
         if isinstance(message, (Ack, Nack)):

@@ -75,7 +75,9 @@ def encode(frame: Frame) -> bytes:
 def parse_body(raw: bytes) -> Frame:
     """Check the CRC of a decoded body and split it into a Frame."""
     if len(raw) < HEADER.size + CRC.size:
-        raise FrameError("short", f"{len(raw)} bytes, a frame has at least {HEADER.size + CRC.size}")
+        raise FrameError(
+            "short", f"{len(raw)} bytes, a frame has at least {HEADER.size + CRC.size}"
+        )
     if len(raw) > MAX_BODY:
         raise FrameError("long", f"{len(raw)} bytes, a frame has at most {MAX_BODY}")
     (expected,) = CRC.unpack_from(raw, len(raw) - CRC.size)

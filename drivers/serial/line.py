@@ -12,6 +12,7 @@ import math
 import os
 import random
 import select
+import socket
 import threading
 import tty
 from dataclasses import dataclass, field
@@ -92,10 +93,14 @@ class Relay:
     def __init__(self, a_to_b: LineFaults | None = None, b_to_a: LineFaults | None = None) -> None:
         self.a = PseudoTerminal()
         self.b = PseudoTerminal()
+        self.a_to_b = a_to_b
+        self.b_to_a = b_to_a
         self._faults = {self.a.master_fd: a_to_b, self.b.master_fd: b_to_a}
         self._peer = {self.a.master_fd: self.b.master_fd, self.b.master_fd: self.a.master_fd}
-        #: While set, everything arriving is thrown away: a cable pulled out.
-        self.cut = threading.Event()
+        #: While set, what travels that way is thrown away: one wire of the cable broken.
+        self.cut_a_to_b = threading.Event()
+        self.cut_b_to_a = threading.Event()
+        self._cut = {self.a.master_fd: self.cut_a_to_b, self.b.master_fd: self.cut_b_to_a}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="serial relay", daemon=True)
         self._thread.start()
@@ -112,11 +117,106 @@ class Relay:
                 faults = self._faults[fd]
                 if faults is not None:
                     data = faults.apply(data)
-                if data and not self.cut.is_set():
+                if data and not self._cut[fd].is_set():
                     os.write(self._peer[fd], data)
+
+    def cut(self, broken: bool = True) -> None:
+        """Pull the cable out (or plug it back in): both directions at once."""
+        for event in (self.cut_a_to_b, self.cut_b_to_a):
+            event.set() if broken else event.clear()
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2.0)
         self.a.close()
         self.b.close()
+
+
+class TerminalServer:
+    """A TCP port in front of a pseudo-terminal, as a serial terminal server puts one in
+    front of a UART: a master connects with socket://host:port, the robot side opens
+    `pty.path`. One client at a time; bytes from the robot with no client connected are
+    lost, as on an unplugged cable.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        to_client: LineFaults | None = None,
+        from_client: LineFaults | None = None,
+    ) -> None:
+        self.pty = PseudoTerminal()
+        self._listener = socket.create_server((host, port))
+        self.host, self.port = self._listener.getsockname()[:2]
+        self._to_client = to_client
+        self._from_client = from_client
+        self._client: socket.socket | None = None
+        self._hang_up = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"terminal server {self.port}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"socket://{self.host}:{self.port}"
+
+    def hang_up(self) -> None:
+        """Close the current client's connection, as a terminal server restart would."""
+        self._hang_up.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._hang_up.is_set():
+                self._hang_up.clear()
+                self._drop_client()
+            sources: list = [self._listener, self.pty.master_fd]
+            if self._client is not None:
+                sources.append(self._client)
+            ready, _, _ = select.select(sources, [], [], 0.05)
+            for source in ready:
+                if source is self._listener:
+                    client, _ = self._listener.accept()
+                    self._drop_client()
+                    self._client = client
+                elif source == self.pty.master_fd:
+                    self._to_socket(os.read(self.pty.master_fd, 4096))
+                else:
+                    self._to_pty()
+
+    def _to_socket(self, data: bytes) -> None:
+        if self._to_client is not None:
+            data = self._to_client.apply(data)
+        if self._client is not None and data:
+            try:
+                self._client.sendall(data)
+            except OSError:
+                self._drop_client()
+
+    def _to_pty(self) -> None:
+        assert self._client is not None
+        try:
+            data = self._client.recv(4096)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_client()
+            return
+        if self._from_client is not None:
+            data = self._from_client.apply(data)
+        if data:
+            os.write(self.pty.master_fd, data)
+
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self._drop_client()
+        self._listener.close()
+        self.pty.close()

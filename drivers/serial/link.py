@@ -118,6 +118,11 @@ def command_message(command: InstantCommand) -> wire.Message:
     return wire.Instant(command.kind, command.command_id)
 
 
+def _later(uptime_ms: int, than_ms: int) -> bool:
+    """Uptime order modulo 2**32, so a robot up for 50 days does not look stale forever."""
+    return 0 < (uptime_ms - than_ms) % 2**32 < 2**31
+
+
 class _Connection:
     """One robot's port and session, as the link sees it (a PortListener)."""
 
@@ -126,7 +131,12 @@ class _Connection:
         self.robot_id = robot.robot_id
         self.settings = link.settings
         self.port = SerialPort(
-            robot.port, Side.MASTER, self, link.settings.channel, link.monotonic, name=robot.robot_id
+            robot.port,
+            Side.MASTER,
+            self,
+            link.settings.channel,
+            link.monotonic,
+            name=robot.robot_id,
         )
         self.lock = threading.RLock()
         self.online = False
@@ -135,6 +145,8 @@ class _Connection:
         self.last_uptime: int | None = None
         self.job: tuple[str, int] | None = None  # job id, steps sent so far
         self.stale_status = 0
+        self.robot_rx_rejected = 0  # from the robot's last STATUS: its view of the line
+        self.wrong_identity: str | None = None
 
     # --- commands (fleet thread) -------------------------------------------------------
 
@@ -142,7 +154,9 @@ class _Connection:
         with self.lock:
             parts = wire.job_messages(job.job_id, job.steps)
             if not self.online:
-                self.link.emit(events.JobRejected, self.robot_id, job_id=job.job_id, reason="robot offline")
+                self.link.emit(
+                    events.JobRejected, self.robot_id, job_id=job.job_id, reason="robot offline"
+                )
                 return
             self.job = (job.job_id, len(job.steps))
             for part in parts:
@@ -154,7 +168,9 @@ class _Connection:
                 raise ValueError(f"robot {self.robot_id!r} was not sent job {job_id!r}")
             parts = wire.job_messages(job_id, steps, first_index=self.job[1])
             if not self.online:
-                self.link.emit(events.JobRejected, self.robot_id, job_id=job_id, reason="robot offline")
+                self.link.emit(
+                    events.JobRejected, self.robot_id, job_id=job_id, reason="robot offline"
+                )
                 return
             self.job = (job_id, self.job[1] + len(steps))
             for part in parts:
@@ -185,19 +201,30 @@ class _Connection:
                 self.refused(event.message, event.reason)
             elif isinstance(event, Undelivered):
                 retries = self.settings.channel.max_retries
-                self.go_offline(f"no answer to {type(event.message).__name__} after {retries} retransmissions")
+                self.go_offline(
+                    f"no answer to {type(event.message).__name__} after {retries} retransmissions"
+                )
 
     def tick(self, port: SerialPort, now: float) -> None:
         with self.lock:
             channel = port.channel
             if not self.online:
-                if port.is_open and (self.last_hello is None or now - self.last_hello >= self.settings.hello_interval):
+                if port.is_open and (
+                    self.last_hello is None or now - self.last_hello >= self.settings.hello_interval
+                ):
                     self.last_hello = now
-                    port.send(wire.Hello(self.nonce, self.settings.watchdog_ms, self.settings.status_interval_ms))
+                    port.send(
+                        wire.Hello(
+                            self.nonce, self.settings.watchdog_ms, self.settings.status_interval_ms
+                        )
+                    )
                 return
             if channel.last_heard is None or now - channel.last_heard > self.settings.lost_after:
                 self.go_offline(f"silent for more than {self.settings.lost_after} s")
-            elif channel.last_sent is None or now - channel.last_sent >= self.settings.heartbeat_interval:
+            elif (
+                channel.last_sent is None
+                or now - channel.last_sent >= self.settings.heartbeat_interval
+            ):
                 port.send(wire.Heartbeat())
 
     # --- session -----------------------------------------------------------------------
@@ -209,10 +236,11 @@ class _Connection:
         if not self.online:
             return  # a robot still talking in a session the master has given up
         if isinstance(message, wire.Status):
-            if self.last_uptime is not None and message.uptime_ms <= self.last_uptime:
+            if self.last_uptime is not None and not _later(message.uptime_ms, self.last_uptime):
                 self.stale_status += 1  # repeated or overtaken by a newer one
                 return
             self.last_uptime = message.uptime_ms
+            self.robot_rx_rejected = message.rx_rejected
         event = fleet_event(self.robot_id, self.link.clock.now(), message)
         if event is not None:
             self.link.put(event)
@@ -221,7 +249,14 @@ class _Connection:
         if self.online or identity.nonce != self.nonce:
             return  # an answer to an older HELLO
         if identity.robot_id != self.robot_id:
-            log.error("%s: port %s answers as robot %r; not connecting", self.robot_id, self.port.settings.url, identity.robot_id)
+            if self.wrong_identity != identity.robot_id:  # say it once, not every HELLO
+                self.wrong_identity = identity.robot_id
+                log.error(
+                    "%s: port %s answers as robot %r; not connecting",
+                    self.robot_id,
+                    self.port.settings.url,
+                    identity.robot_id,
+                )
             return
         self.port.with_channel(lambda channel, now: channel.start_session())
         self.online = True
@@ -235,7 +270,12 @@ class _Connection:
         if reason is NackReason.NO_SESSION:
             self.go_offline("robot has no session (it restarted)")
         elif isinstance(message, (wire.NewJob, wire.ExtendJob)):
-            self.link.emit(events.JobRejected, self.robot_id, job_id=message.job_id, reason=f"frame refused: {reason.name.lower()}")
+            self.link.emit(
+                events.JobRejected,
+                self.robot_id,
+                job_id=message.job_id,
+                reason=f"frame refused: {reason.name.lower()}",
+            )
         else:
             self.link.emit(
                 events.ErrorRaised, self.robot_id, code="command_refused", severity=events.Severity.WARNING,
@@ -316,6 +356,7 @@ class SerialLink(RobotLink):
         figures = {f"rx_{k}": v for k, v in dataclasses.asdict(port.decoder.counters).items()}
         figures.update(dataclasses.asdict(port.channel.counters))
         figures["stale_status"] = connection.stale_status
+        figures["robot_rx_rejected"] = connection.robot_rx_rejected
         return figures
 
     # --- for connections ---------------------------------------------------------------

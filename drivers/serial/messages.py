@@ -15,7 +15,7 @@ import struct
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
 from enum import Enum, IntEnum
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 from drivers.commands import ActionKind, CellAction, InstantKind, Job, Step
 from drivers.events import Severity
@@ -53,7 +53,9 @@ class Codec(ABC):
 
 def _take(data: bytes, pos: int, size: int) -> bytes:
     if pos + size > len(data):
-        raise MessageError(NackReason.BAD_LENGTH, f"payload ends at byte {len(data)}, field needs {pos + size}")
+        raise MessageError(
+            NackReason.BAD_LENGTH, f"payload ends at byte {len(data)}, field needs {pos + size}"
+        )
     return data[pos : pos + size]
 
 
@@ -127,7 +129,9 @@ class Text(Codec):
             raise MessageError(NackReason.BAD_VALUE, f"text expected, got {value!r}")
         raw = value.encode("utf-8")
         if len(raw) > 255:
-            raise MessageError(NackReason.BAD_VALUE, f"text of {len(raw)} bytes exceeds 255: {value[:20]!r}...")
+            raise MessageError(
+                NackReason.BAD_VALUE, f"text of {len(raw)} bytes exceeds 255: {value[:20]!r}..."
+            )
         out += bytes([len(raw)]) + raw
 
     def unpack(self, data: bytes, pos: int) -> tuple[str | None, int]:
@@ -178,7 +182,9 @@ class ListOf(Codec):
         try:
             out += self.count.pack(len(value))
         except struct.error:
-            raise MessageError(NackReason.BAD_VALUE, f"{len(value)} items do not fit the count field") from None
+            raise MessageError(
+                NackReason.BAD_VALUE, f"{len(value)} items do not fit the count field"
+            ) from None
         for item in value:
             self.item.pack(item, out)
 
@@ -206,7 +212,9 @@ class Record(Codec):
             except MessageError as exc:
                 raise MessageError(exc.reason, f"{self.cls.__name__}.{name}: {exc}") from None
             except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                raise MessageError(NackReason.BAD_VALUE, f"{self.cls.__name__}.{name}: {exc!r}") from None
+                raise MessageError(
+                    NackReason.BAD_VALUE, f"{self.cls.__name__}.{name}: {exc!r}"
+                ) from None
 
     def unpack(self, data: bytes, pos: int) -> tuple[Any, int]:
         values = {}
@@ -216,7 +224,9 @@ class Record(Codec):
             except MessageError as exc:
                 raise MessageError(exc.reason, f"{self.cls.__name__}.{name}: {exc}") from None
             except (ValueError, KeyError) as exc:
-                raise MessageError(NackReason.BAD_VALUE, f"{self.cls.__name__}.{name}: {exc!r}") from None
+                raise MessageError(
+                    NackReason.BAD_VALUE, f"{self.cls.__name__}.{name}: {exc!r}"
+                ) from None
         try:
             return self.cls(**values), pos
         except (TypeError, ValueError) as exc:
@@ -270,8 +280,9 @@ STEP = Record(Step, (("cell", CELL), ("heading", OPT_HEADING), ("actions", ListO
 STEPS = ListOf(STEP)
 
 
+@dataclass(frozen=True)
 class Message:
-    """Base of every message; subclasses are registered by @message."""
+    """Base of every message; subclasses are frozen dataclasses registered by @message."""
 
     TYPE: ClassVar[int]
     RELIABLE: ClassVar[bool]  # sequenced, acknowledged and retransmitted
@@ -287,11 +298,15 @@ def wire(codec: Codec, **kwargs: Any) -> Any:
     return field(metadata={"codec": codec}, **kwargs)
 
 
-def message(type_code: int, reliable: bool, sender: Side | None) -> Callable[[type], type]:
-    def register(cls: type) -> type:
+M = TypeVar("M", bound=type[Message])
+
+
+def message(type_code: int, reliable: bool, sender: Side | None) -> Callable[[M], M]:
+    """Register a message dataclass under its type code and derive its layout from its fields."""
+
+    def register(cls: M) -> M:
         if type_code in _BY_TYPE:
             raise ValueError(f"message type {type_code:#04x} registered twice")
-        cls = dataclass(frozen=True)(cls)
         cls.TYPE = type_code
         cls.RELIABLE = reliable
         cls.SENDER = sender
@@ -303,6 +318,7 @@ def message(type_code: int, reliable: bool, sender: Side | None) -> Callable[[ty
 
 
 @message(0x01, reliable=False, sender=Side.MASTER)
+@dataclass(frozen=True)
 class Hello(Message):
     nonce: int = wire(U32)  # session id chosen by the master; echoed in IDENTITY
     watchdog_ms: int = wire(U16)  # the robot stops if it hears nothing for this long
@@ -317,6 +333,7 @@ class Hello(Message):
 
 
 @message(0x02, reliable=False, sender=Side.ROBOT)
+@dataclass(frozen=True)
 class Identity(Message):
     nonce: int = wire(U32)
     robot_id: str = wire(TEXT)
@@ -326,21 +343,25 @@ class Identity(Message):
 
 
 @message(0x03, reliable=False, sender=None)
+@dataclass(frozen=True)
 class Ack(Message):
     """Answers the sequenced frame whose seq is in this frame's header."""
 
 
 @message(0x04, reliable=False, sender=None)
+@dataclass(frozen=True)
 class Nack(Message):
     reason: NackReason = wire(NACK_REASON)
 
 
 @message(0x05, reliable=False, sender=Side.MASTER)
+@dataclass(frozen=True)
 class Heartbeat(Message):
     """Keeps the robot's watchdog fed when the master has nothing else to say."""
 
 
 @message(0x10, reliable=True, sender=Side.MASTER)
+@dataclass(frozen=True)
 class SetPose(Message):
     cell: Cell = wire(CELL)
     heading: Heading = wire(HEADING)
@@ -348,6 +369,7 @@ class SetPose(Message):
 
 
 @message(0x11, reliable=True, sender=Side.MASTER)
+@dataclass(frozen=True)
 class NewJob(Message):
     job_id: str = wire(TEXT)
     steps: tuple[Step, ...] = wire(STEPS)
@@ -357,6 +379,7 @@ class NewJob(Message):
 
 
 @message(0x12, reliable=True, sender=Side.MASTER)
+@dataclass(frozen=True)
 class ExtendJob(Message):
     job_id: str = wire(TEXT)
     first_index: int = wire(U16)  # index the first appended step takes in the job
@@ -364,12 +387,14 @@ class ExtendJob(Message):
 
 
 @message(0x13, reliable=True, sender=Side.MASTER)
+@dataclass(frozen=True)
 class Instant(Message):
     kind: InstantKind = wire(INSTANT_KIND)
     command_id: str = wire(TEXT, default="")
 
 
 @message(0x20, reliable=False, sender=Side.ROBOT)
+@dataclass(frozen=True)
 class Status(Message):
     uptime_ms: int = wire(U32)
     cell: Cell | None = wire(OPT_CELL)  # cell of the last QR code read
@@ -395,6 +420,7 @@ class Status(Message):
 
 
 @message(0x21, reliable=True, sender=Side.ROBOT)
+@dataclass(frozen=True)
 class CellReached(Message):
     cell: Cell = wire(CELL)
     heading: Heading = wire(HEADING)
@@ -403,6 +429,7 @@ class CellReached(Message):
 
 
 @message(0x22, reliable=True, sender=Side.ROBOT)
+@dataclass(frozen=True)
 class ActionFinished(Message):
     job_id: str | None = wire(OPT_TEXT)
     action_id: str = wire(TEXT)
@@ -410,6 +437,7 @@ class ActionFinished(Message):
 
 
 @message(0x23, reliable=True, sender=Side.ROBOT)
+@dataclass(frozen=True)
 class ActionFailed(Message):
     job_id: str | None = wire(OPT_TEXT)
     action_id: str = wire(TEXT)
@@ -418,17 +446,20 @@ class ActionFailed(Message):
 
 
 @message(0x24, reliable=True, sender=Side.ROBOT)
+@dataclass(frozen=True)
 class JobFinished(Message):
     job_id: str = wire(TEXT)
 
 
 @message(0x25, reliable=True, sender=Side.ROBOT)
+@dataclass(frozen=True)
 class JobRejected(Message):
     job_id: str = wire(TEXT)
     reason: str = wire(TEXT)
 
 
 @message(0x26, reliable=True, sender=Side.ROBOT)
+@dataclass(frozen=True)
 class ErrorRaised(Message):
     code: str = wire(TEXT)
     severity: Severity = wire(SEVERITY)
@@ -436,17 +467,20 @@ class ErrorRaised(Message):
 
 
 @message(0x27, reliable=True, sender=Side.ROBOT)
+@dataclass(frozen=True)
 class ErrorCleared(Message):
     code: str = wire(TEXT)
 
 
 @message(0x28, reliable=True, sender=Side.ROBOT)
+@dataclass(frozen=True)
 class BatteryReport(Message):
     charge: float = wire(MILLI_U16)
     charging: bool = wire(BOOL)
 
 
 @message(0x29, reliable=True, sender=Side.ROBOT)
+@dataclass(frozen=True)
 class LoadChanged(Message):
     shelf_id: str | None = wire(OPT_TEXT)
     weight_kg: float = wire(DECI_U16)
@@ -461,7 +495,10 @@ def encode(msg: Message) -> bytes:
     out = bytearray()
     type(msg).RECORD.pack(msg, out)
     if len(out) > MAX_PAYLOAD:
-        raise MessageError(NackReason.BAD_LENGTH, f"{type(msg).__name__} payload of {len(out)} bytes exceeds {MAX_PAYLOAD}")
+        raise MessageError(
+            NackReason.BAD_LENGTH,
+            f"{type(msg).__name__} payload of {len(out)} bytes exceeds {MAX_PAYLOAD}",
+        )
     return bytes(out)
 
 
@@ -472,7 +509,9 @@ def decode(type_code: int, payload: bytes) -> Message:
         raise MessageError(NackReason.UNKNOWN_TYPE, f"no message type {type_code:#04x}")
     msg, end = cls.RECORD.unpack(payload, 0)
     if end != len(payload):
-        raise MessageError(NackReason.BAD_LENGTH, f"{cls.__name__} ends at byte {end}, payload has {len(payload)}")
+        raise MessageError(
+            NackReason.BAD_LENGTH, f"{cls.__name__} ends at byte {end}, payload has {len(payload)}"
+        )
     return msg
 
 
@@ -501,7 +540,9 @@ def job_messages(job_id: str, steps: Sequence[Step], first_index: int = 0) -> li
     for step in steps:
         need = size(step)
         if overhead + need > MAX_PAYLOAD:
-            raise MessageError(NackReason.BAD_LENGTH, f"job {job_id!r}: step at {step.cell} alone exceeds a frame")
+            raise MessageError(
+                NackReason.BAD_LENGTH, f"job {job_id!r}: step at {step.cell} alone exceeds a frame"
+            )
         if chunk and used + need > MAX_PAYLOAD:
             messages.append(make(chunk, index))
             index += len(chunk)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
@@ -168,13 +169,13 @@ class SerialPort:
         # One frame at a time, its events handled before the next frame: IDENTITY opens
         # the session that the robot's next frame, maybe in the same read, relies on.
         for frame in frames:
-            self._dispatch(lambda channel: channel.receive(frame, now))
-        self._dispatch(lambda channel: channel.poll(now))
+            self._dispatch(partial(self.channel.receive, frame, now))
+        self._dispatch(partial(self.channel.poll, now))
         self.listener.tick(self, now)
 
-    def _dispatch(self, step: Callable[[Channel], list[ChannelEvent]]) -> None:
+    def _dispatch(self, step: Callable[[], list[ChannelEvent]]) -> None:
         with self._lock:
-            events = step(self.channel)
+            events = step()
             self._flush()
         for event in events:
             self.listener.channel_event(self, event)

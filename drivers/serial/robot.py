@@ -8,11 +8,19 @@ master has gone quiet; everything about frames, sequence numbers and sessions st
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Callable, Protocol
 
-from drivers.serial.channel import ChannelConfig, ChannelEvent, Received, Refused, Undelivered
+from drivers.serial.channel import (
+    Channel,
+    ChannelConfig,
+    ChannelEvent,
+    Received,
+    Refused,
+    Undelivered,
+)
 from drivers.serial.messages import Hello, Heartbeat, Identity, Message, Side, Status
 from drivers.serial.port import PortSettings, SerialPort
 
@@ -24,7 +32,7 @@ class Firmware(Protocol):
         """SET_POSE, NEW_JOB, EXTEND_JOB or INSTANT, exactly once each, in order."""
 
     def status(self) -> Status:
-        """A snapshot for the periodic STATUS frame."""
+        """A snapshot for the periodic STATUS frame (the endpoint fills in rx_rejected)."""
 
     def watchdog_expired(self) -> None:
         """The master has been silent for the watchdog time: stop safely now."""
@@ -50,7 +58,9 @@ class RobotEndpoint:
         self.firmware_version = firmware_version
         self.capabilities = capabilities
         self.max_payload = max_payload
-        self.port = SerialPort(settings, Side.ROBOT, self, config, monotonic, name=f"robot {robot_id}")
+        self.port = SerialPort(
+            settings, Side.ROBOT, self, config, monotonic, name=f"robot {robot_id}"
+        )
         self.nonce: int | None = None
         self.watchdog: float | None = None
         self.status_interval: float | None = None
@@ -98,16 +108,27 @@ class RobotEndpoint:
         assert self.status_interval is not None
         if self._last_status is None or now - self._last_status >= self.status_interval:
             self._last_status = now
-            port.send(self.firmware.status())
+            # The line's figures are the endpoint's to know, not the firmware's.
+            rejected = port.decoder.counters.rejected & 0xFFFF
+            port.send(dataclasses.replace(self.firmware.status(), rx_rejected=rejected))
 
     def _hello(self, hello: Hello) -> None:
         """A new nonce starts a new session; a repeated one only repeats the answer."""
-        if hello.nonce != self.nonce:
-            self.port.with_channel(lambda channel, now: channel.start_session())
-            self.nonce = hello.nonce
-            self.watchdog = hello.watchdog_ms / 1000
-            self.status_interval = hello.status_interval_ms / 1000
-            self._last_status = None
-        self.port.send(
-            Identity(hello.nonce, self.robot_id, self.firmware_version, self.capabilities, self.max_payload)
+        identity = Identity(
+            hello.nonce, self.robot_id, self.firmware_version, self.capabilities, self.max_payload
         )
+        if hello.nonce == self.nonce:
+            self.port.send(identity)
+            return
+        self.nonce = hello.nonce
+        self.watchdog = hello.watchdog_ms / 1000
+        self.status_interval = hello.status_interval_ms / 1000
+        self._last_status = None
+
+        def open_session(channel: Channel, now: float) -> None:
+            # One step under the port lock: no event from another thread can slip in
+            # between, and reach the master ahead of the IDENTITY that opens its session.
+            channel.start_session()
+            channel.send(identity, now)
+
+        self.port.with_channel(open_session)

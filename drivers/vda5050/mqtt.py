@@ -214,6 +214,8 @@ class MqttLink:
         self.dropped: Counter[Drop] = Counter()
         self.received = 0
         self.last_drop: dict[Drop, str] = {}
+        self.refusal: str | None = None  # the broker's reason the last time it refused us
+        self.connect_failures = 0  # attempts that failed before MQTT (no route, TLS handshake)
         self._on_message = on_message
         self._on_connect = on_connect
         self._accept = accept
@@ -255,6 +257,7 @@ class MqttLink:
         client.reconnect_delay_set(*reconnect_delay)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
+        client.on_connect_fail = self._handle_connect_fail
         client.on_message = self._handle_message
         return client
 
@@ -348,8 +351,10 @@ class MqttLink:
     def _handle_connect(self, client: paho.Client, userdata: object, flags: object,
                         reason_code: paho.ReasonCode, properties: object) -> None:
         if reason_code.is_failure:
+            self.refusal = str(reason_code)
             log.warning("MQTT connect to %s:%s refused: %s", self.broker.host, self.broker.port, reason_code)
             return
+        self.refusal = None
         filters = [(self.layout.subscription(topic, self.vehicle), QOS[topic]) for topic in self.subscriptions]
         if filters:
             client.subscribe(filters)
@@ -362,6 +367,12 @@ class MqttLink:
                 self._on_connect()
             except Exception:
                 log.exception("on_connect hook raised")
+
+    def _handle_connect_fail(self, client: paho.Client, userdata: object) -> None:
+        self.connect_failures += 1
+        if self.connect_failures == 1:
+            log.warning("cannot reach MQTT broker %s:%s (TLS: %s); retrying",
+                        self.broker.host, self.broker.port, self.broker.tls)
 
     def _handle_disconnect(self, client: paho.Client, userdata: object, flags: object,
                            reason_code: paho.ReasonCode, properties: object) -> None:

@@ -11,7 +11,7 @@ import importlib
 import sys
 
 #: Modules in fleet.cli that each define `register(subparsers)`.
-COMMANDS = ["map"]
+COMMANDS = ["map", "bench", "emulate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

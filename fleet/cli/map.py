@@ -113,8 +113,12 @@ def _generate(args: argparse.Namespace) -> int:
                     raise LayoutError(f"give --{size} or --{count.replace('_', '-')}, not both")
                 if size in overrides:
                     overrides[count] = None
-                if count in overrides:
+                elif count in overrides:
                     overrides[size] = None
+            # A changed floor is no longer the preset: it takes the output's name, not the preset's words.
+            if set(overrides) - {"name", "description"}:
+                overrides.setdefault("description", "")
+            overrides.setdefault("name", Path(args.output).stem)
             wmap = generate_layout(replace(PRESETS[args.preset], **overrides))
             endpoints, homes = wmap.cells_of(CellKind.STORAGE), wmap.cells_of(CellKind.PARKING)
     except LayoutError as exc:

@@ -8,6 +8,7 @@ and in the message, so a log line alone explains what went wrong.
 from __future__ import annotations
 
 from numbers import Integral
+from typing import Callable
 
 
 class DomainError(Exception):
@@ -85,12 +86,15 @@ class ShelfHandlingError(DomainError):
     """Lifting a shelf that is already carried, or lowering one that is not."""
 
 
-def check_quantity(quantity: object, what: str) -> int:
+def check_quantity(quantity: object, what: str | Callable[[], str]) -> int:
     """Accept a positive whole number (Python or numpy int, never bool or float).
 
     Floats are refused even when whole: stock counts units, and a 2.0 arriving from
-    a scanner or a JSON body is a sign of a unit mix-up worth surfacing.
+    a scanner or a JSON body is a sign of a unit mix-up worth surfacing. `what` may be
+    a function, so hot paths build the message only when there is an error.
     """
+    if type(quantity) is int and quantity > 0:  # the common case, without the ABC check
+        return quantity
     if isinstance(quantity, bool) or not isinstance(quantity, Integral) or quantity <= 0:
-        raise InvalidQuantity(quantity, what)
+        raise InvalidQuantity(quantity, what if isinstance(what, str) else what())
     return int(quantity)

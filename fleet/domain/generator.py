@@ -31,6 +31,7 @@ from fleet.domain.order import Order, OrderLine
 from fleet.domain.order_shelf import ORDER, OrderShelf
 from fleet.domain.shelf import SMALL_PARTS, STANDARD, InventoryShelf, ShelfSpec
 from fleet.domain.sku import Catalogue, Sku
+from fleet.domain.station import Station, stations_of
 
 _WORDS = ("cable", "charger", "book", "mug", "toy", "shirt", "sock", "lamp", "case", "bottle",
           "tool", "brush", "towel", "pen", "box", "plate", "cap", "bag", "card", "filter")
@@ -109,6 +110,7 @@ class Scenario:
     popularity: dict[str, float]
     inventory: Inventory
     order_shelves: list[OrderShelf]
+    stations: list[Station]
     orders: list[Order] = field(default_factory=list)
     inbound: list[InboundNote] = field(default_factory=list)
 
@@ -122,7 +124,8 @@ def generate(warehouse_map: WarehouseMap, seed: int, config: GeneratorConfig = G
     orders = list(_until(order_stream(catalogue, popularity, order_rng, config), config.duration_s))
     out_of_stock = {sku for sku in catalogue.ids() if inventory.stock(sku) == 0}
     notes = list(_until(inbound_stream(catalogue, popularity, inbound_rng, config, out_of_stock), config.duration_s))
-    return Scenario(catalogue, dict(zip(catalogue.ids(), popularity.tolist())), inventory, order_shelves, orders, notes)
+    return Scenario(catalogue, dict(zip(catalogue.ids(), popularity.tolist())), inventory, order_shelves,
+                    stations_of(warehouse_map), orders, notes)
 
 
 def generate_catalogue(rng: np.random.Generator, config: GeneratorConfig) -> tuple[Catalogue, np.ndarray]:
@@ -168,7 +171,10 @@ def stock_shelves(warehouse_map: WarehouseMap, catalogue: Catalogue, popularity:
     order_shelves = [OrderShelf.build(f"OS{i + 1:02d}", cell, config.order_shelf_spec) for i, cell in enumerate(order_homes)]
     taken = set(order_homes)
     shelf_homes = [c for c in homes if c not in taken]
-    small = set(rng.permutation(len(shelf_homes))[: round(config.small_parts_share * len(shelf_homes))].tolist())
+    small_count = round(config.small_parts_share * len(shelf_homes))
+    if config.small_parts_share > 0 and len(shelf_homes) >= 2:
+        small_count = max(small_count, 1)  # small-parts SKUs need at least one shelf of their class
+    small = set(rng.permutation(len(shelf_homes))[:small_count].tolist())
     digits = max(4, len(str(len(shelf_homes))))
     shelves = [
         InventoryShelf.build(f"SH{i + 1:0{digits}d}", cell,
@@ -242,34 +248,38 @@ class _ShelfFill:
     their volume stays empty."""
 
     def __init__(self, shelf: InventoryShelf, config: GeneratorConfig) -> None:
-        self.bins = shelf.bins
-        self.caps = [round(config.bin_fill_cap * b.volume_mm3) for b in shelf.bins]
+        #: bins still below their cap, with the cap
+        self.open = [(b, round(config.bin_fill_cap * b.volume_mm3)) for b in shelf.bins]
         self.left_mm3 = round(config.fill_ratio * sum(b.volume_mm3 for b in shelf.bins))
         self.max_skus = config.max_skus_per_bin
         self.done = False
 
     def place(self, inventory: Inventory, item: Sku, units: int) -> int:
+        size = item.unit_volume_mm3
+        if self.left_mm3 < size:
+            return 0
+        candidates = []
+        for b, cap in self.open:
+            held = b.quantity(item.id)
+            if not held and len(b.contents) >= self.max_skus:
+                continue
+            fits = b.fits(item)
+            room = min((cap - b.used_volume_mm3) // size, fits)
+            if b.empty:
+                room = max(room, min(1, fits))  # a bulky unit may exceed the cap
+            if room > 0:
+                candidates.append(((held > 0, not b.empty, room), b, room))
+        candidates.sort(key=lambda c: c[0], reverse=True)
         placed = 0
-        while placed < units and self.left_mm3 >= item.unit_volume_mm3:
-            best, best_key, best_room = None, (False, False, 0), 0
-            for b, cap in zip(self.bins, self.caps):
-                if b.quantity(item.id) == 0 and len(b.contents) >= self.max_skus:
-                    continue
-                fits = inventory.fits(b.label, item.id)
-                room = min((cap - b.used_volume_mm3) // item.unit_volume_mm3, fits)
-                if b.empty:
-                    room = max(room, min(1, fits))  # a bulky unit may exceed the cap
-                key = (b.quantity(item.id) > 0, not b.empty, room)
-                if room > 0 and key > best_key:
-                    best, best_key, best_room = b, key, room
-            if best is None:
+        for _, b, room in candidates:
+            if placed == units or self.left_mm3 < size:
                 break
-            quantity = min(units - placed, best_room, max(1, self.left_mm3 // item.unit_volume_mm3))
-            inventory.put(best.label, item.id, quantity)
+            quantity = min(units - placed, room, max(1, self.left_mm3 // size))
+            inventory.put(b.label, item.id, quantity)
             placed += quantity
-            self.left_mm3 -= quantity * item.unit_volume_mm3
-        self.done = self.left_mm3 <= 0 or all(
-            len(b.contents) >= self.max_skus or b.used_volume_mm3 >= cap for b, cap in zip(self.bins, self.caps))
+            self.left_mm3 -= quantity * size
+        self.open = [(b, cap) for b, cap in self.open if b.used_volume_mm3 < cap]
+        self.done = self.left_mm3 <= 0 or all(len(b.contents) >= self.max_skus for b, _ in self.open)
         return placed
 
 

@@ -50,6 +50,8 @@ class Inventory:
 
     def add_shelf(self, shelf: InventoryShelf) -> None:
         """Register an empty shelf; stock arrives through put(), which keeps the index right."""
+        if not isinstance(shelf, InventoryShelf):
+            raise TypeError(f"the inventory holds inventory shelves, got {type(shelf).__name__} {getattr(shelf, 'id', shelf)!r}")
         if shelf.id in self._shelves:
             raise ValueError(f"shelf {shelf.id} is already in the inventory")
         if not shelf.empty:
@@ -84,12 +86,10 @@ class Inventory:
     # --- queries ----------------------------------------------------------------------
     def where(self, sku: str) -> dict[str, int]:
         """Bins holding the SKU, label -> quantity (a copy)."""
-        self.catalogue[sku]
-        return dict(self._where.get(sku, {}))
+        return dict(self._where.get(self.catalogue[sku].id, {}))
 
     def stock(self, sku: str) -> int:
-        self.catalogue[sku]
-        return self._totals.get(sku, 0)
+        return self._totals.get(self.catalogue[sku].id, 0)
 
     def totals(self) -> dict[str, int]:
         """Units in stock per SKU, for every SKU that has any."""
@@ -101,12 +101,12 @@ class Inventory:
 
     def fits(self, label: str, sku: str) -> int:
         """Units of the SKU that can still go into the bin, by volume and by weight."""
-        return _fits(self.bin(label), self.catalogue[sku])
+        return self.bin(label).fits(self.catalogue[sku])
 
     def shelf_fits(self, shelf_id: str, sku: str) -> int:
         """Units of the SKU that can still go onto the shelf, over all its bins."""
         item = self.catalogue[sku]
-        return sum(_fits(b, item) for b in self.shelf(shelf_id).bins)
+        return sum(b.fits(item) for b in self.shelf(shelf_id).bins)
 
     def shelves_holding(self, sku: str, min_free: int = 1) -> list[InventoryShelf]:
         """Shelves that already hold the SKU and have room for at least `min_free` more
@@ -117,7 +117,7 @@ class Inventory:
         found = []
         for shelf_id in shelf_ids:
             shelf = self._shelves[shelf_id]
-            if sum(_fits(b, item) for b in shelf.bins) >= min_free:
+            if sum(b.fits(item) for b in shelf.bins) >= min_free:
                 found.append(shelf)
         return found
 
@@ -155,8 +155,8 @@ class Inventory:
     def _check(self, change: Put | Take) -> tuple[Bin, Sku, int]:
         if not isinstance(change, (Put, Take)):
             raise TypeError(f"a stock change must be Put or Take, got {change!r}")
-        verb = "put into" if isinstance(change, Put) else "take from"
-        quantity = check_quantity(change.quantity, f"{verb} bin {change.label}: {change.sku}")
+        quantity = check_quantity(change.quantity, lambda: (
+            f"{'put into' if isinstance(change, Put) else 'take from'} bin {change.label}: {change.sku}"))
         item = self.catalogue[change.sku]
         bin_ = self.bin(change.label)
         if isinstance(change, Take):
@@ -201,6 +201,3 @@ class Inventory:
             del self._totals[item.id]
         self._units_on_shelf[bin_.shelf_id] += delta
 
-
-def _fits(bin_: Bin, item: Sku) -> int:
-    return min(bin_.free_volume_mm3 // item.unit_volume_mm3, bin_.free_weight_mg // item.unit_weight_mg)

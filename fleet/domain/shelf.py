@@ -14,7 +14,7 @@ from typing import Mapping
 from maps.model import Cell
 
 from fleet.domain.errors import ShelfHandlingError
-from fleet.domain.sku import MG_PER_KG, MM3_PER_LITRE, to_mg
+from fleet.domain.sku import MG_PER_KG, MM3_PER_LITRE, Sku, to_mg
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +167,10 @@ class Bin:
 
     def quantity(self, sku: str) -> int:
         return self._contents.get(sku, 0)
+
+    def fits(self, item: Sku) -> int:
+        """Units of `item` that still fit, by volume and by weight."""
+        return min(self.free_volume_mm3 // item.unit_volume_mm3, self.free_weight_mg // item.unit_weight_mg)
 
 
 @dataclass(eq=False, kw_only=True)

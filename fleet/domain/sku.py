@@ -69,7 +69,7 @@ class Catalogue:
             raise UnknownSku(sku_id) from None
 
     def __contains__(self, sku_id: object) -> bool:
-        return sku_id in self._skus
+        return isinstance(sku_id, str) and sku_id in self._skus
 
     def __iter__(self) -> Iterator[Sku]:
         return iter(self._skus.values())

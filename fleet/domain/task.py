@@ -63,9 +63,10 @@ class Task:
     priority: int = 0
     robot: str | None = None
     shelf: str | None = None
-    status: TaskStatus = TaskStatus.PENDING
-    reason: str | None = None
     updated: float | None = None
+    #: a task starts pending; only the life-cycle methods below change these
+    status: TaskStatus = field(default=TaskStatus.PENDING, init=False)
+    reason: str | None = field(default=None, init=False)
     _blocked_from: TaskStatus | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -80,8 +81,6 @@ class Task:
         if not isinstance(self.target, accepted) or (isinstance(self.target, str) and not self.target):
             names = " or ".join("station id" if t is str else "cell" for t in accepted)
             raise ValueError(f"task {self.id}: a {self.kind.value} task targets a {names}, got {self.target!r}")
-        if self.status is not TaskStatus.PENDING:
-            raise ValueError(f"task {self.id}: a new task is pending, got status {self.status}")
         if self.updated is None:
             self.updated = self.created
 

@@ -149,6 +149,15 @@ class Grid:
         return table
 
 
+def warm_up() -> None:
+    """Load the compiled searches now (about a second the first time in a process), so
+    that the first plan is not charged for it."""
+    behind = np.full((1, 4), -1, dtype=np.int64)
+    ones = np.ones((1, 4), dtype=np.int32)
+    _search_cells(behind, ones, 0, np.full(1, UNREACHABLE, dtype=np.int32))
+    _search_states(behind, ones, 0, np.full((1, 4), UNREACHABLE, dtype=np.int32))
+
+
 def _lanes(passable: np.ndarray, open_towards: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """Preferred heading of every one-wide corridor cell (-1 elsewhere): corridors along
     one axis alternate direction in the order of their column (or row)."""

@@ -39,13 +39,16 @@ _BUSY = -2  # being planned: may not be pushed again in the same chain
 
 
 class PIBT:
-    def __init__(self, grid: Grid, rotation: bool = False, following: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self, grid: Grid, rotation: bool = False, following: bool = False, seed: int = 0, swap: bool = True
+    ) -> None:
         if rotation and following:
             raise ValueError("following is not supported together with rotation: a robot that turns instead "
                              "of leaving would be run into by the robot following it")
         self.grid = grid
         self.rotation = rotation
         self.following = following
+        self.swap = swap
         self.rng = random.Random(seed)
         self._cost = grid.cost.tolist()
         self._occupant = [_FREE] * grid.size  # who stands on a cell now
@@ -63,7 +66,7 @@ class PIBT:
         n = len(cells)
         if sys.getrecursionlimit() < 4 * n + 1000:
             sys.setrecursionlimit(4 * n + 1000)  # a push chain can run through every robot
-        self._cells, self._headings = cells, headings
+        self._cells, self._headings, self._goals = cells, headings, goals
         self._next = [_FREE] * n
         self._next_heading = list(headings)
         self._tables = [self.grid.distances(g, oriented=self.rotation, guided=True).ravel() for g in goals]
@@ -76,6 +79,10 @@ class PIBT:
             for i in sorted(range(n), key=priorities.__getitem__, reverse=True):
                 if self._next[i] == _FREE:
                     self._plan(i, None)
+            if fixed and self.following and not self._acyclic():
+                return None
+            if fixed and len(set(self._next)) < n:
+                return None  # a pinned robot's cell was needed by a robot that could not move
             return list(self._next), self._next_heading
         finally:
             for c in cells:
@@ -83,6 +90,24 @@ class PIBT:
             for c in self._next:
                 if c >= 0:
                     reserved[c] = _FREE
+
+    def _acyclic(self) -> bool:
+        """No cycle of robots each entering the cell the next one leaves: such a rotation
+        is legal in unit time but has no first mover, so no real floor can execute it."""
+        cells, occupant, nxt = self._cells, self._occupant, self._next
+        done = [False] * len(cells)
+        for start in range(len(cells)):
+            path = []
+            i = start
+            while not done[i] and nxt[i] != cells[i] and occupant[nxt[i]] != _FREE:
+                done[i] = True
+                path.append(i)
+                i = occupant[nxt[i]]
+                if i == start:
+                    return False
+            for k in path:
+                done[k] = True
+        return True
 
     def _pin(self, fixed: dict[int, int]) -> bool:
         cells, occupant, reserved = self._cells, self._occupant, self._reserved
@@ -105,6 +130,18 @@ class PIBT:
         return True
 
     # --- costs -------------------------------------------------------------------------
+    def _options(self, i: int) -> tuple[list[tuple[int, int]], int]:
+        """Candidates in the order to try them, and the swap partner (-1 if none)."""
+        options = self._candidates(i)
+        # The swap needs its pull (the partner entering the cell the leader leaves in the
+        # same step); without following, the planner's make-way rule does this job.
+        partner = self._swap_partner(i, options[0][1]) if self.swap and self.following else -1
+        if partner >= 0:
+            options.reverse()
+            # Reversed, the list is no longer sorted by cost; rank by position instead.
+            options = [(rank, v) for rank, (_, v) in enumerate(options)]
+        return options, partner
+
     def _candidates(self, i: int) -> list[tuple[int, int]]:
         """(cost, cell) of every cell robot i could aim for, best first, ties shuffled."""
         c = self._cells[i]
@@ -140,6 +177,70 @@ class PIBT:
             if table[c * 4 + best] < table[c * 4 + h]:
                 self._next_heading[i] = best
 
+    # --- corridor swaps (LaCAM3's swap operation, Okumura 2023) ----------------------------
+    # Two robots that must pass each other in a one-wide corridor defeat plain PIBT: the
+    # stronger pushes the weaker back, the weaker returns, forever. When a swap is both
+    # required (one is in the other's way all along the corridor) and possible (there is a
+    # place further on where two robots fit side by side), the stronger robot turns round
+    # and leads the weaker one out to that place instead of pushing against it.
+    def _distance(self, i: int, v: int) -> int:
+        table = self._tables[i]
+        if self.rotation:
+            return min(table[v * 4 + d] for d in range(4))
+        return int(table[v])
+
+    def _branches(self, v: int, behind: int) -> tuple[int, int]:
+        """Ways on from v, not counting `behind` nor a dead end where a robot sits on its
+        goal; and one such way."""
+        count, way = 0, -1
+        for _, u in self.grid.moves[v]:
+            a = self._occupant[u]
+            if u == behind or (len(self.grid.moves[u]) == 1 and a >= 0 and self._goals[a] == u):
+                continue
+            count, way = count + 1, u
+        return count, way
+
+    def _swap_required(self, pusher: int, puller: int, v_pusher: int, v_puller: int) -> bool:
+        start = v_pusher
+        while self._distance(pusher, v_puller) < self._distance(pusher, v_pusher):
+            count, way = self._branches(v_puller, v_pusher)
+            if count >= 2:
+                return False
+            if count == 0:
+                break
+            v_pusher, v_puller = v_puller, way
+            if v_puller == start:
+                break
+        return self._distance(puller, v_pusher) < self._distance(puller, v_puller) and (
+            self._distance(pusher, v_pusher) == 0 or self._distance(pusher, v_puller) < self._distance(pusher, v_pusher))
+
+    def _swap_possible(self, v_pusher: int, v_puller: int) -> bool:
+        origin = v_pusher
+        while v_puller != origin:
+            count, way = self._branches(v_puller, v_pusher)
+            if count >= 2:
+                return True
+            if count == 0:
+                return False
+            v_pusher, v_puller = v_puller, way
+        return False
+
+    def _swap_partner(self, i: int, best: int) -> int:
+        """The robot i must lead out of a corridor to let it pass, or -1."""
+        c = self._cells[i]
+        if best == c:
+            return -1
+        j = self._occupant[best]
+        if j >= 0 and self._next[j] == _FREE and self._swap_required(i, j, c, best) and self._swap_possible(best, c):
+            return j
+        for _, u in self.grid.moves[c]:
+            k = self._occupant[u]
+            if k < 0 or u == best:
+                continue
+            if self._swap_required(k, i, c, best) and self._swap_possible(best, c):
+                return k
+        return -1
+
     # --- the recursion ----------------------------------------------------------------
     def _plan(self, i: int, parent: int | None) -> int:
         if self.following:
@@ -148,7 +249,8 @@ class PIBT:
         c = cells[i]
         nxt[i] = _BUSY
         waiting_cost, waiting_for = None, c
-        for cost, v in self._candidates(i):
+        options, _ = self._options(i)
+        for cost, v in options:
             if waiting_cost is not None and cost > waiting_cost:
                 break
             if v == c:
@@ -186,18 +288,22 @@ class PIBT:
         cells, occupant, reserved, nxt = self._cells, self._occupant, self._reserved, self._next
         c = cells[i]
         nxt[i] = _BUSY
-        for _, v in self._candidates(i):
+        options, partner = self._options(i)
+        for rank, (_, v) in enumerate(options):
             if reserved[v] != _FREE:
                 continue
             j = occupant[v]
-            if j != _FREE and j != i and nxt[j] == c:
-                continue  # swap
+            if j != _FREE and j != i and (nxt[j] == c or nxt[j] == _BUSY):
+                continue  # a swap, or a rotation of a cycle of robots (nobody could go first)
             if parent is not None and v == c:
                 continue
-            nxt[i] = v
-            reserved[v] = i
+            reserved[v] = i  # i stays _BUSY until j is out of the way: nobody may enter c meanwhile
             if j != _FREE and j != i and nxt[j] == _FREE and self._plan(j, i) == STUCK:
                 continue  # j stays on v and has taken v's reservation back
+            nxt[i] = v
+            if rank == 0 and partner >= 0 and nxt[partner] == _FREE and v != c and reserved[c] == _FREE:
+                nxt[partner] = c  # pull the partner along behind
+                reserved[c] = partner
             return MOVED if v != c else STUCK
         nxt[i] = c
         reserved[c] = i

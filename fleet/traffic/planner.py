@@ -26,6 +26,14 @@ from fleet.traffic.pibt import PIBT
 from maps.model import Cell
 
 
+#: Steps a robot stands still behind a robot resting on its goal before that one makes way.
+MAKE_WAY_AFTER = 2
+
+
+def _heading(grid: Grid, a: int, b: int) -> int:
+    return next(h for h, v in grid.moves[a] if v == b)
+
+
 @dataclass
 class StepPlan:
     cells: list[int]
@@ -49,6 +57,9 @@ class LifelongPlanner:
         self._goals: list[int] = []
         self._since: list[int] = []
         self._tiebreak: list[float] = []
+        self._stall: list[int] = []  # steps each robot has stood still short of its goal
+        self._last: list[int] = []  # each robot's cell at the previous plan
+        self._detours: dict[int, tuple[int, int, int]] = {}  # robot -> (spot, robot it makes way for, that one's goal)
 
     # --- the floor --------------------------------------------------------------------
     def block(self, cells: Iterable[Cell]) -> None:
@@ -108,11 +119,73 @@ class LifelongPlanner:
                 continue
             self._since[i] = 0
             priorities[i] = self._tiebreak[i]
+        self._make_way(cells, goals, targets, priorities, stopped, blocked)
         fixed = {i: cells[i] for i in stopped}
         result = self._pibt.step(cells, headings, targets, priorities, fixed)
         if result is None:
             raise RuntimeError("stopped robots overlap: two robots report the same cell")
         return StepPlan(result[0], result[1], blocked)
+
+    def _make_way(self, cells: Sequence[int], goals: Sequence[int], targets: list[int], priorities: list[float],
+                  stopped: set[int], blocked: dict[int, str]) -> None:
+        """A robot in a dead end (resting on its goal in a bay, a queue cell, under a
+        shelf) cannot be pushed out by the robot that needs its cell: its only way out is
+        through the pusher, and PIBT leaves both waiting forever. So when a robot has
+        made no progress for MAKE_WAY_AFTER steps and a lower-priority robot is on its
+        next cell, that one is sent to the nearest free cell off the waiting robot's
+        path, with a priority just above the waiter's (so the waiter is what gets pushed
+        aside first), until it is off that path."""
+        n = len(cells)
+        while len(self._stall) < n:
+            self._stall.append(0)
+            self._last.append(-1)
+        occupant = {c: k for k, c in enumerate(cells)}
+        for i in range(n):
+            moving = cells[i] != goals[i] and i not in stopped and i not in blocked
+            self._stall[i] = self._stall[i] + 1 if moving and cells[i] == self._last[i] else 0
+            self._last[i] = cells[i]
+        for j, (spot, i, goal) in list(self._detours.items()):
+            path = self._path(cells[i], targets[i])
+            if cells[i] == goal or goals[i] != goal or j in stopped or i in stopped or cells[j] not in path:
+                del self._detours[j]
+                continue
+            # The spot is chosen afresh each step: robots pushed about may have taken it.
+            spot = self._spot(cells[j], set(path) | set(occupant))
+            if spot is None:
+                del self._detours[j]
+            else:
+                self._detours[j] = (spot, i, goal)
+        for i in range(n):
+            if self._stall[i] < MAKE_WAY_AFTER or i in self._detours:
+                continue
+            path = self._path(cells[i], targets[i])
+            j = occupant.get(path[1]) if len(path) > 1 else None
+            if j is None or j in stopped or j in self._detours or priorities[j] >= priorities[i]:
+                continue
+            spot = self._spot(cells[j], set(path) | set(occupant))
+            if spot is not None:
+                self._detours[j] = (spot, i, goals[i])
+        for j, (spot, i, _) in self._detours.items():
+            targets[j] = spot
+            priorities[j] = priorities[i] + 0.5
+
+    def _path(self, cell: int, goal: int) -> list[int]:
+        """A shortest way from cell to goal, following the guidance downhill."""
+        table = self._floor.distances(goal, guided=True)
+        path = [cell]
+        while path[-1] != goal and table[path[-1]] < UNREACHABLE and len(path) <= self._floor.size:
+            here = path[-1]
+            path.append(min((v for _, v in self._floor.moves[here]),
+                            key=lambda v: self._floor.cost[here, _heading(self._floor, here, v)] + table[v]))
+        return path
+
+    def _spot(self, cell: int, taken: set[int]) -> int | None:
+        """The free cell nearest to `cell` that is not in `taken`."""
+        table = self._floor.distances(cell).copy()
+        table[list(taken)] = UNREACHABLE
+        table[~self._floor.passable] = UNREACHABLE
+        best = int(table.argmin())
+        return best if table[best] < UNREACHABLE else None
 
     def _unreachable(self, cell: int, goal: int, stopped: set[int], cells: Sequence[int]) -> str:
         if goal == cell:

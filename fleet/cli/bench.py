@@ -1,0 +1,86 @@
+"""`fleet bench routing|mapf`: planner benchmarks that print one JSON object.
+
+Wall-clock time is measured here (how long planning takes is the point), never inside
+the planner, which runs on steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("bench", help="benchmark the traffic planner (prints one JSON object)")
+    benches = parser.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+
+    routing = benches.add_parser("routing", help="lifelong routing: endless random errands for N robots")
+    routing.add_argument("--map", required=True, help="our .toml map or a MovingAI .map file")
+    routing.add_argument("--agents", type=int, required=True)
+    routing.add_argument("--steps", type=int, required=True)
+    routing.add_argument("--rotation", action="store_true", help="each step: forward, turn 90 degrees, or wait")
+    routing.add_argument("--following", action="store_true",
+                         help="allow entering a cell in the step its occupant leaves (off on our floors)")
+    routing.add_argument("--endpoints", help="file of goal cells, one 'x y' per line (default: all free cells)")
+    routing.add_argument("--starts", help="file of start cells, one 'x y' per line (default: random free cells)")
+    routing.add_argument("--seed", type=int, default=0)
+    routing.set_defaults(run=_routing)
+
+    mapf = benches.add_parser("mapf", help="one-shot MAPF on a MovingAI map and scenario")
+    mapf.add_argument("--map", required=True, help="MovingAI .map file")
+    mapf.add_argument("--scen", required=True, help="MovingAI .scen file")
+    mapf.add_argument("--agents", type=int, required=True)
+    mapf.add_argument("--time-limit", type=float, default=30.0, help="seconds")
+    mapf.add_argument("--following", action="store_true",
+                      help="allow entering a cell in the step its occupant leaves (the MAPF convention)")
+    mapf.add_argument("--seed", type=int, default=0)
+    mapf.set_defaults(run=_mapf)
+
+
+def _load(path: str):
+    from maps import load_map
+    from maps.movingai import load_movingai
+
+    return load_movingai(path) if Path(path).suffix == ".map" else load_map(path)
+
+
+def _fail(message: str) -> int:
+    print(json.dumps({"error": message}))
+    return 2
+
+
+def _routing(args: argparse.Namespace) -> int:
+    from fleet.traffic.lifelong import run_lifelong
+    from fleet.traffic.scenario import ScenarioError, read_cells
+    from maps import MapError
+
+    if args.agents < 1 or args.steps < 1:
+        return _fail("--agents and --steps must be at least 1")
+    try:
+        wmap = _load(args.map)
+        endpoints = read_cells(args.endpoints, wmap) if args.endpoints else None
+        starts = read_cells(args.starts, wmap) if args.starts else None
+        report = run_lifelong(wmap, args.agents, args.steps, args.rotation, endpoints, starts, args.seed,
+                              args.following)
+    except (MapError, ScenarioError, ValueError) as exc:
+        return _fail(str(exc))
+    print(json.dumps(report))
+    return 0
+
+
+def _mapf(args: argparse.Namespace) -> int:
+    from fleet.traffic.scenario import ScenarioError, read_scenario, run_mapf
+    from maps import MapError
+    from maps.movingai import load_movingai
+
+    if args.agents < 1 or args.time_limit <= 0:
+        return _fail("--agents must be at least 1 and --time-limit positive")
+    try:
+        wmap = load_movingai(args.map)
+        starts, goals = read_scenario(args.scen, wmap, args.agents)
+        report = run_mapf(wmap, starts, goals, args.time_limit, args.following, args.seed)
+    except (MapError, ScenarioError, ValueError) as exc:
+        return _fail(str(exc))
+    print(json.dumps(report))
+    return 0

@@ -1,0 +1,128 @@
+"""`fleet emulate`: run emulated robots (the firmware emulator) on a map.
+
+The world is built once (`build_world`) and then driven by a front end. Until the wire
+protocols exist the only front end is the Python interface itself: the command runs the
+world, optionally keeps the robots busy with random errands (`--wander`), and prints a
+status summary. The VDA 5050 (`--mqtt URL`) and serial (`--serial`) front ends plug into
+`build_world`'s result the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("emulate", help="run emulated robots on a map (the firmware emulator)")
+    parser.add_argument("--map", required=True, dest="map_path", help="map file (TOML)")
+    parser.add_argument("--robots", type=int, required=True, help="how many robots (placed on parking, then aisle cells)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for sensor noise, faults and errands")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="times real time (default 1); 0 runs as fast as the CPU allows")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="simulated seconds to run (default: until Ctrl-C; required with --speed 0)")
+    parser.add_argument("--dt", type=float, default=0.05, help="physics step in seconds (default 0.05)")
+    parser.add_argument("--profile", help="robot profile TOML (default: the built-in profile)")
+    parser.add_argument("--wander", action="store_true", help="keep the robots busy with random errands")
+    parser.add_argument("--report-every", type=float, default=10.0, help="simulated seconds between summaries")
+    parser.add_argument("--json", action="store_true", help="print summaries as JSON lines")
+    parser.set_defaults(run=_run)
+
+
+def build_world(args: argparse.Namespace):
+    """The world and its clock, as the options ask. Raises ValueError with a message for bad options."""
+    from firmware_emulator.placement import populate
+    from firmware_emulator.profile import DEFAULT_PROFILE, RobotProfile
+    from firmware_emulator.world import World
+    from fleet.clock import SimulatedClock, WallClock
+    from maps import load_map
+
+    if args.speed < 0:
+        raise ValueError(f"--speed must be >= 0, got {args.speed}")
+    if args.speed == 0 and args.duration is None:
+        raise ValueError("--speed 0 runs as fast as possible: give --duration")
+    if args.duration is not None and args.duration <= 0:
+        raise ValueError(f"--duration must be positive, got {args.duration}")
+    if args.report_every <= 0:
+        raise ValueError("--report-every must be positive")
+    wmap = load_map(args.map_path)
+    profile = RobotProfile.load(args.profile) if args.profile else DEFAULT_PROFILE
+    clock = SimulatedClock() if args.speed == 0 else WallClock(args.speed)
+    world = World(wmap, clock, dt=args.dt, seed=args.seed)
+    populate(world, args.robots, profile)
+    return world, clock
+
+
+def summary(world) -> dict:
+    n = world.n
+    states: dict[str, int] = {}
+    for unit in world.units:
+        state = unit.activity or ("error" if unit.holds - {"paused"} else "idle")
+        states[state] = states.get(state, 0) + 1
+    return {
+        "time": round(world.now(), 2),
+        "robots": n,
+        "states": dict(sorted(states.items())),
+        "loaded": int((world.carried[:n] >= 0).sum()),
+        "mean_charge": round(float(world.soc[:n].mean()), 4) if n else None,
+        "collisions": len(world.collisions),
+        "laser_stops": world.laser_stops,
+    }
+
+
+def _run(args: argparse.Namespace) -> int:
+    from maps import MapError
+    from firmware_emulator.profile import ProfileError
+
+    try:
+        world, clock = build_world(args)
+    except MapError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except (ValueError, ProfileError, OSError) as exc:
+        print(f"fleet emulate: {exc}", file=sys.stderr)
+        return 2
+
+    wanderer = None
+    if args.wander:
+        from drivers.inprocess import InProcessLink
+        from firmware_emulator.wander import Wanderer
+
+        wanderer = Wanderer(InProcessLink(world), world.map, seed=args.seed)
+
+    def show() -> None:
+        report = summary(world)
+        if args.json:
+            print(json.dumps(report), flush=True)
+        else:
+            states = ", ".join(f"{k} {v}" for k, v in report["states"].items())
+            print(f"t={report['time']:.1f}s robots={report['robots']} ({states}) loaded={report['loaded']} "
+                  f"charge={report['mean_charge']} collisions={report['collisions']} laser_stops={report['laser_stops']}",
+                  flush=True)
+
+    end = args.duration if args.duration is not None else float("inf")
+    pump = 0.5  # seconds between errand updates, like a fleet's control loop
+    t = 0.0
+    next_report = args.report_every
+    shown_at = None
+    try:
+        while t < end:
+            t = min(t + pump, end)
+            if args.speed == 0:
+                clock.advance_to(t)
+            else:
+                world.run_paced(t)
+            if wanderer is not None:
+                wanderer.pump()
+            if t >= next_report - 1e-9:
+                show()
+                shown_at = t
+                next_report += args.report_every
+    except KeyboardInterrupt:
+        pass
+    if shown_at != t:
+        show()
+    return 0

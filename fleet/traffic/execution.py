@@ -1,0 +1,53 @@
+"""Executing committed plans through the reservation table, one unit-time step at a time.
+
+This is how plans meet robots in simulation: each step every robot that is not delayed
+moves onto the next cell the table has granted it, and reports the cell at the end of
+the step (as a robot reports a QR code read after arriving). Because reports come only
+after the move, a robot can never enter a cell in the step its occupant leaves it.
+Used by the one-shot benchmark (planned with following, executed without) and by the
+property tests that delay robots at random.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Hashable
+
+from fleet.traffic.reservations import ReservationTable
+from maps.model import Cell
+
+
+class Deadlock(RuntimeError):
+    """No robot could move although none was delayed and some still had a route."""
+
+
+def execute(
+    table: ReservationTable,
+    delayed: Callable[[Hashable, int], bool] = lambda robot, step: False,
+    max_steps: int = 100_000,
+) -> list[dict[Hashable, Cell]]:
+    """Run every committed route to its end; returns where each robot stood at each step.
+    `delayed(robot, step)` says whether a robot sits out a step (late, slow, stopped)."""
+    robots = table.robots()
+    history = [{r: table.position(r) for r in robots}]
+    for step in range(max_steps):
+        if not any(table.remaining(r) for r in robots):
+            return history
+        moved: dict[Hashable, Cell] = {}
+        anyone_delayed = False
+        for robot in robots:
+            if not table.remaining(robot):
+                continue
+            if delayed(robot, step):
+                anyone_delayed = True
+                continue
+            table.grant(robot, horizon=1)
+            held = table.held(robot)
+            if len(held) > 1:
+                moved[robot] = held[1]
+        if not moved and not anyone_delayed:
+            stuck = {r: table.position(r) for r in robots if table.remaining(r)}
+            raise Deadlock(f"no robot can move at step {step}; waiting: {stuck}")
+        for robot, cell in moved.items():
+            table.reached(robot, cell)
+        history.append({r: table.position(r) for r in robots})
+    raise Deadlock(f"routes not finished after {max_steps} steps")

@@ -1,0 +1,161 @@
+"""Traffic control as the single authority: exclusive cells, progress under delays.
+
+The executor here moves robots one granted cell at a time with random delays, as real
+robots would be late, and checks the physical rule on every move: nobody enters a cell
+another robot stands on or holds. Liveness: every robot reaches every goal it is given.
+"""
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from fleet.traffic.control import TrafficControl, TrafficError
+from maps import Cell, Heading, parse_map
+
+RING = """name = "ring"
+layout = '''
+#########
+#.......#
+#.#####.#
+#.......#
+#W#######
+'''
+[[stations]]
+id = "p"
+kind = "pick"
+working = [1, 4]
+queue = []
+operator_side = "south"
+"""
+
+
+def _run(tc: TrafficControl, goals: dict[str, list[Cell]], rng: random.Random, p_move: float,
+         max_rounds: int, stalled: dict[str, tuple[int, int]] | None = None) -> dict[str, int]:
+    """Drive robots through their goal lists; returns rounds each needed; asserts safety."""
+    pending = {r: list(g) for r, g in goals.items()}
+    for r, g in pending.items():
+        tc.set_goal(r, g.pop(0))
+    done_at: dict[str, int] = {}
+    for rnd in range(max_rounds):
+        for robot_id, (start, end) in (stalled or {}).items():
+            tc.set_stopped(robot_id, start <= rnd < end)
+        tc.plan()
+        for r in sorted(pending, key=lambda _: rng.random()):
+            robot = tc.robot(r)
+            if robot.stopped or not robot.granted or rng.random() > p_move:
+                continue
+            c, h = robot.granted[0]
+            cell = tc.grid.cell(c)
+            holder = tc.holder(cell)
+            assert holder == r, f"{r} entering {cell} held by {holder}"
+            for other in goals:
+                if other != r:
+                    assert tc.robot(other).cell != c, f"{r} drove into {other} at {cell}"
+            tc.reached(r, cell, Heading(h))
+        for r in list(pending):
+            if tc.arrived(r):
+                if pending[r]:
+                    tc.set_goal(r, pending[r].pop(0))
+                elif r not in done_at:
+                    done_at[r] = rnd
+        if len(done_at) == len(goals):
+            return done_at
+    raise AssertionError(f"not everyone arrived in {max_rounds} rounds: {sorted(set(goals) - set(done_at))}")
+
+
+def test_head_on_in_a_one_wide_ring_resolves():
+    wmap = parse_map(RING)
+    tc = TrafficControl(wmap, rotation=True, window=3, max_ahead=3)
+    tc.add_robot("a", Cell(1, 1), Heading.EAST)
+    tc.add_robot("b", Cell(7, 1), Heading.WEST)
+    _run(tc, {"a": [Cell(7, 1)], "b": [Cell(1, 1)]}, random.Random(0), 1.0, 200)
+
+
+def test_cycle_of_four_robots_around_a_block_resolves():
+    wmap = parse_map(RING)
+    tc = TrafficControl(wmap, rotation=False, window=3, max_ahead=2)
+    corners = [Cell(1, 1), Cell(7, 1), Cell(7, 3), Cell(1, 3)]
+    for i, c in enumerate(corners):
+        tc.add_robot(f"r{i}", c, Heading.EAST)
+    goals = {f"r{i}": [corners[(i + 2) % 4]] for i in range(4)}
+    _run(tc, goals, random.Random(1), 0.7, 400)
+
+
+def test_a_stopped_robot_keeps_its_cells_and_others_route_around():
+    wmap = parse_map(RING)
+    tc = TrafficControl(wmap, rotation=False, window=3, max_ahead=3)
+    tc.add_robot("faulty", Cell(4, 1), Heading.EAST)
+    tc.add_robot("b", Cell(2, 1), Heading.EAST)
+    tc.set_stopped("faulty", True)
+    _run(tc, {"faulty": [Cell(4, 1)], "b": [Cell(6, 1)]}, random.Random(2), 1.0, 200)
+    assert tc.holder(Cell(4, 1)) == "faulty"
+    assert tc.robot("b").cell == tc.grid.index(Cell(6, 1))
+
+
+def test_unreachable_goal_is_reported_with_a_reason():
+    wmap = parse_map(RING)
+    tc = TrafficControl(wmap, rotation=False)
+    tc.add_robot("a", Cell(1, 1), Heading.EAST)
+    tc.block([Cell(7, 3)])
+    tc.set_goal("a", Cell(7, 3))
+    tc.plan()
+    assert "blocked by the operator" in tc.robot("a").blocked_reason
+
+
+def test_misuse_is_refused_clearly():
+    wmap = parse_map(RING)
+    tc = TrafficControl(wmap)
+    tc.add_robot("a", Cell(1, 1), Heading.EAST)
+    with pytest.raises(TrafficError, match="already held"):
+        tc.add_robot("b", Cell(1, 1), Heading.EAST)
+    with pytest.raises(TrafficError, match="unknown robot"):
+        tc.set_goal("ghost", Cell(1, 1))
+    with pytest.raises(TrafficError, match="not traversable"):
+        tc.set_goal("a", Cell(0, 0))
+    with pytest.raises(TrafficError, match="outside"):
+        tc.set_goal("a", Cell(99, 1))
+    with pytest.raises(TrafficError, match="not granted"):
+        tc.reached("a", Cell(5, 3), Heading.EAST)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), robots=st.integers(4, 14), p_move=st.floats(0.3, 1.0),
+       rotation=st.booleans())
+def test_random_errands_with_random_delays_never_collide_and_always_finish(seed, robots, p_move, rotation):
+    wmap = _small_warehouse()
+    rng = random.Random(seed)
+    free = [c for c in wmap.cells() if wmap.traversable(c)]
+    starts = rng.sample(free, robots)
+    tc = TrafficControl(wmap, rotation=rotation, window=3, max_ahead=3, seed=seed)
+    for i, c in enumerate(starts):
+        tc.add_robot(f"r{i}", c, Heading(rng.randrange(4)))
+    # distinct goals: the scheduler never sends two robots to rest on one cell
+    cells = rng.sample(free, 3 * robots)
+    goals = {f"r{i}": cells[3 * i: 3 * i + 3] for i in range(robots)}
+    stalled = {"r0": (5, 25)}  # one robot stops for a while mid-run
+    _run(tc, goals, rng, p_move, 3000, stalled)
+
+
+def _small_warehouse():
+    return parse_map(SMALL)
+
+
+SMALL = """name = "small"
+layout = '''
+############
+#..........#
+#.SS.SS.SS.#
+#..........#
+#.SS.SS.SS.#
+#..........#
+#W.........#
+############
+'''
+[[stations]]
+id = "p"
+kind = "pick"
+working = [1, 6]
+queue = []
+operator_side = "south"
+"""

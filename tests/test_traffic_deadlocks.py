@@ -1,0 +1,143 @@
+"""The classic deadlock scenarios, each run by the lifelong planner on a small floor and
+replayed by the independent checker: nobody collides and everyone gets where it is going
+(or, where the floor makes that impossible, is told why)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fleet.traffic.checker import check_paths
+from fleet.traffic.grid import Grid
+from fleet.traffic.planner import LifelongPlanner
+from maps.model import Cell
+from tests.traffic_kit import floor
+
+
+def drive(wmap, starts, errands, steps, stopped=(), rotation=False, seed=0):
+    """Run the planner; robot i works through errands[i] (a list of goal cells) in order
+    and then stays on its last goal. Returns (reached, blocked, conflicts, final cells):
+    reached[i] is the step robot i reached its last goal."""
+    grid = Grid.from_map(wmap)
+    planner = LifelongPlanner(grid, rotation=rotation, seed=seed)
+    cells = [grid.index(c) for c in starts]
+    headings = [0] * len(cells)
+    todo = [[grid.index(c) for c in e] for e in errands]
+    reached = [None] * len(cells)
+    blocked = {}
+    history = [list(cells)]
+    heads = [list(headings)]
+    for t in range(steps):
+        goals = [todo[i][0] for i in range(len(cells))]
+        plan = planner.plan(cells, headings, goals, stopped)
+        blocked.update(plan.blocked)
+        cells, headings = plan.cells, plan.headings
+        for i, c in enumerate(cells):
+            if c == todo[i][0]:
+                if len(todo[i]) > 1:
+                    todo[i].pop(0)
+                elif reached[i] is None:
+                    reached[i] = t + 1
+            elif len(todo[i]) == 1:
+                reached[i] = None  # pushed off its goal again: not there yet
+        history.append(list(cells))
+        heads.append(list(headings))
+    flat = np.array(history)
+    xy = np.stack((flat % grid.width, flat // grid.width), axis=-1)
+    conflicts = check_paths(wmap, xy, np.array(heads) if rotation else None)
+    return reached, blocked, conflicts, [grid.cell(c) for c in cells]
+
+
+AISLE = floor(
+    "..#####..",
+    ".........",
+    "..#####..",
+)
+
+
+@pytest.mark.parametrize("rotation", [False, True])
+def test_head_on_in_a_one_wide_aisle(rotation):
+    reached, _, conflicts, final = drive(
+        AISLE, [Cell(2, 1), Cell(6, 1)], [[Cell(7, 1)], [Cell(1, 1)]], steps=60, rotation=rotation)
+    assert conflicts.collisions == 0 and conflicts.illegal_moves == 0
+    assert final == [Cell(7, 1), Cell(1, 1)]
+    assert all(r is not None and r <= 40 for r in reached)
+
+
+def test_cycle_of_four_robots_around_a_block():
+    ring = floor(
+        "...",
+        ".#.",
+        "...",
+    )
+    starts = [Cell(1, 0), Cell(2, 1), Cell(1, 2), Cell(0, 1)]
+    goals = [[starts[(i + 1) % 4]] for i in range(4)]  # each wants the next one's cell
+    reached, _, conflicts, final = drive(ring, starts, goals, steps=60)
+    assert conflicts.collisions == 0 and conflicts.illegal_moves == 0
+    assert final == [g[0] for g in goals]
+    assert all(r is not None for r in reached)
+
+
+def test_robot_parked_on_anothers_goal():
+    bay = floor(
+        "#.####",
+        "......",
+    )
+    parked, arriving = Cell(1, 0), Cell(5, 1)
+    # The parked robot's only errand is to be where it is; the other must visit the bay.
+    reached, _, conflicts, final = drive(
+        bay, [parked, arriving], [[parked], [parked, arriving]], steps=60)
+    assert conflicts.collisions == 0 and conflicts.illegal_moves == 0
+    assert final == [parked, arriving]  # the visitor got in, and both are home again
+    assert all(r is not None for r in reached)
+
+
+def test_full_station_queue_moves_up_and_takes_a_newcomer():
+    station = floor(
+        "#......#",
+        "#.####.#",
+        "#......#",
+        "########",
+    )
+    # Queue (2,2) (3,2) (4,2) -> working cell (5,2); the robot at work leaves to (1,0),
+    # everyone moves up one, and a newcomer joins at the back.
+    starts = [Cell(5, 2), Cell(4, 2), Cell(3, 2), Cell(2, 2), Cell(3, 0)]
+    errands = [[Cell(1, 0)], [Cell(5, 2)], [Cell(4, 2)], [Cell(3, 2)], [Cell(2, 2)]]
+    reached, _, conflicts, final = drive(station, starts, errands, steps=80)
+    assert conflicts.collisions == 0 and conflicts.illegal_moves == 0
+    assert final == [e[-1] for e in errands]
+    assert all(r is not None for r in reached)
+
+
+def test_faulted_robot_in_the_only_aisle_is_reported_not_waited_on_forever():
+    corridor = floor(
+        "#########",
+        ".........",
+        "#########",
+    )
+    # Robot 0 has faulted in the middle of the only aisle; robot 1 must get past it.
+    reached, blocked, conflicts, final = drive(
+        corridor, [Cell(4, 1), Cell(0, 1)], [[Cell(4, 1)], [Cell(8, 1)]], steps=20, stopped={0})
+    assert conflicts.collisions == 0
+    assert 1 in blocked and "cut off" in blocked[1] and "stopped robots" in blocked[1]
+    assert final[0] == Cell(4, 1)  # the faulted robot keeps its cell
+
+
+def test_faulted_robot_on_the_goal_names_the_robot():
+    corridor = floor(".....")
+    _, blocked, _, _ = drive(corridor, [Cell(4, 0), Cell(0, 0)], [[Cell(4, 0)], [Cell(4, 0)]], steps=3,
+                             stopped={0})
+    assert blocked[1] == "goal (4, 0) is occupied by stopped robot 0"
+
+
+def test_faulted_robot_in_an_aisle_is_driven_round_when_there_is_another_way():
+    blocks = floor(
+        ".........",
+        ".#######.",
+        ".........",
+    )
+    reached, blocked, conflicts, final = drive(
+        blocks, [Cell(4, 0), Cell(0, 0)], [[Cell(4, 0)], [Cell(8, 0)]], steps=30, stopped={0})
+    assert conflicts.collisions == 0 and not blocked
+    assert final == [Cell(4, 0), Cell(8, 0)]
+    assert reached[1] == 12  # the long way round: down, along row 2, up

@@ -1,0 +1,111 @@
+"""The planner's view of the floor: indices, moves, one-way lanes, distance tables."""
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from fleet.traffic.grid import UNREACHABLE, Grid
+from maps.model import Cell, Heading
+from tests.traffic_kit import floor
+
+ROOM = floor(
+    "......",
+    ".##.#.",
+    "......",
+    "#.##..",
+)
+
+
+def _digraph(grid: Grid) -> nx.DiGraph:
+    g = nx.DiGraph()
+    for c in grid.free_cells():
+        g.add_node(int(c))
+        for _, cell in grid.map.neighbours(grid.cell(c)):
+            g.add_edge(int(c), grid.index(cell))
+    return g
+
+
+def test_index_and_cell_are_inverse_and_reject_outside_cells():
+    grid = Grid.from_map(ROOM)
+    for c in range(grid.size):
+        assert grid.index(grid.cell(c)) == c
+    with pytest.raises(ValueError, match="outside map"):
+        grid.index(Cell(6, 0))
+
+
+def test_moves_match_the_map_neighbours():
+    grid = Grid.from_map(ROOM)
+    for cell in ROOM.cells():
+        if not ROOM.traversable(cell):
+            continue
+        expected = sorted((int(h), grid.index(n)) for h, n in ROOM.neighbours(cell))
+        assert sorted(grid.moves[grid.index(cell)]) == expected
+
+
+def test_distances_equal_networkx_shortest_paths_to_every_goal():
+    grid = Grid.from_map(ROOM, lane_penalty=1)
+    g = _digraph(grid)
+    for goal in grid.free_cells():
+        truth = nx.single_target_shortest_path_length(g, int(goal))
+        table = grid.distances(int(goal))
+        truth = dict(truth)
+        for c in grid.free_cells():
+            assert table[c] == truth.get(int(c), UNREACHABLE)
+    assert grid.distances(grid.index(Cell(1, 1)))[0] == UNREACHABLE  # a blocked goal
+
+
+def test_one_way_lane_makes_distance_to_differ_from_distance_from():
+    ring = floor(
+        ">>>>v",
+        "^##.v",
+        "^<<<<",
+    )
+    grid = Grid.from_map(ring)
+    a, b = grid.index(Cell(0, 0)), grid.index(Cell(4, 0))
+    assert grid.distances(b)[a] == 4  # along the arrows
+    assert grid.distances(a)[b] == 8  # all the way round
+
+
+def test_oriented_distances_count_turns_as_steps():
+    line = floor(".....")
+    grid = Grid.from_map(line)
+    goal = grid.index(Cell(4, 0))
+    table = grid.distances(goal, oriented=True)
+    start = grid.index(Cell(0, 0))
+    assert table[start, Heading.EAST] == 4
+    assert table[start, Heading.NORTH] == 5  # one turn, then four moves
+    assert table[start, Heading.WEST] == 6  # two turns
+    assert table[goal].tolist() == [0, 0, 0, 0]
+
+
+def test_without_takes_cells_out_of_the_floor():
+    grid = Grid.from_map(ROOM)
+    shelves = [Cell(0, 1)]
+    loaded = grid.without(shelves)
+    goal = grid.index(Cell(0, 2))
+    assert grid.distances(goal)[grid.index(Cell(0, 0))] == 2
+    assert loaded.distances(goal)[grid.index(Cell(0, 0))] == 8  # round the block via column 3
+    assert not loaded.passable[grid.index(Cell(0, 1))]
+    assert grid.passable[grid.index(Cell(0, 1))]  # the original floor is untouched
+
+
+def test_corridors_get_alternating_lanes_that_guidance_prefers():
+    blocks = floor(
+        ".......",
+        "#.#.#.#",
+        "#.#.#.#",
+        ".......",
+    )
+    grid = Grid.from_map(blocks, lane_penalty=5)
+    lanes = {x: grid.lanes[grid.index(Cell(x, 1))] for x in (1, 3, 5)}
+    assert lanes == {1: Heading.NORTH, 3: Heading.SOUTH, 5: Heading.NORTH}
+    goal = grid.index(Cell(1, 3))
+    start = grid.index(Cell(1, 0))
+    assert grid.distances(goal)[start] == 3  # straight down corridor 1...
+    assert grid.distances(goal, guided=True)[start] == 7  # ...is dearer than via southbound corridor 3
+    assert np.all(grid.distances(goal, guided=True)[grid.free_cells()] < UNREACHABLE)
+
+
+def test_lane_penalty_below_one_is_rejected():
+    with pytest.raises(ValueError, match="lane_penalty"):
+        Grid.from_map(ROOM, lane_penalty=0)

@@ -1,0 +1,410 @@
+"""The master-side session of one vehicle, driven by hand-built state messages (no broker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from drivers.commands import ActionKind, CellAction, InstantCommand, InstantKind, Job, Step
+from drivers.events import (
+    ActionFailed,
+    ActionFinished,
+    BatteryReport,
+    CellReached,
+    ConnectionChanged,
+    ErrorCleared,
+    ErrorRaised,
+    JobFinished,
+    JobRejected,
+    LoadChanged,
+    Severity,
+    StatusReport,
+)
+from drivers.vda5050 import messages as m
+from drivers.vda5050.master import (
+    EDGE_LENGTH,
+    EDGE_ORIENTATION,
+    EDGE_ORIENTATION_TYPE,
+    EDGE_ROTATION_ALLOWED,
+    NODE_POSITION,
+    NODE_THETA,
+    Capabilities,
+    VehicleSession,
+)
+from drivers.vda5050.messages import encode
+from drivers.vda5050.mqtt import Topic, VehicleId
+from maps.loader import load_map
+from maps.model import Cell, Heading
+from vda5050_samples import MANUFACTURER, SERIAL, connection, factsheet_minimal, header, state_minimal
+
+WAREHOUSE = load_map(Path(__file__).parent / "data" / "tiny.toml")
+A, B, C, D = Cell(2, 1), Cell(3, 1), Cell(4, 1), Cell(5, 1)
+QR = {cell: WAREHOUSE.qr_id(cell) for cell in (A, B, C, D)}
+EVERYTHING = Capabilities(
+    actions=frozenset({"pick", "drop", "startCharging", "stopCharging", "wait"}),
+    optional=frozenset({NODE_POSITION, NODE_THETA, EDGE_ORIENTATION, EDGE_ORIENTATION_TYPE,
+                        EDGE_ROTATION_ALLOWED, EDGE_LENGTH}),
+)
+
+
+class Outbox:
+    """The session's `send`: records what would go on the wire."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[m.Wire, Topic]] = []
+
+    def __call__(self, message: m.Wire, topic: Topic) -> bool:
+        self.sent.append((message, topic))
+        return True
+
+    def orders(self) -> list[m.Order]:
+        return [message for message, topic in self.sent if topic is Topic.ORDER]
+
+    def instants(self) -> list[m.Action]:
+        return [a for message, topic in self.sent if topic is Topic.INSTANT_ACTIONS for a in message.actions]
+
+
+def session(capabilities: Capabilities = EVERYTHING) -> tuple[VehicleSession, Outbox]:
+    outbox = Outbox()
+    made = VehicleSession("R1", VehicleId(MANUFACTURER, SERIAL), WAREHOUSE, outbox, capabilities=capabilities)
+    return made, outbox
+
+
+def lift_job() -> Job:
+    """A east to B, turn north on B and lift shelf-7 there, on to C."""
+    return Job("job-1", (
+        Step(A),
+        Step(B),
+        Step(B, heading=Heading.NORTH, actions=(CellAction("lift-1", ActionKind.LIFT, shelf_id="shelf-7"),)),
+        Step(C),
+    ))
+
+
+def state(node: Cell | None = None, seq: int = 0, order_id: str = "job-1", update: int = 0,
+          header_id: int = 0, **fields) -> m.State:
+    base = {"order_id": order_id, "order_update_id": update,
+            "last_node_id": QR[node] if node else "", "last_node_sequence_id": seq}
+    return state_minimal(**(header(header_id) | base | fields))
+
+
+def events_of(vehicle: VehicleSession, kind: type) -> list:
+    return [event for event in vehicle.events if isinstance(event, kind)]
+
+
+def as_json(message: m.Wire) -> dict:
+    return orjson.loads(encode(message))
+
+
+# --- orders out --------------------------------------------------------------------------------
+
+def test_a_job_becomes_one_released_order_valid_against_the_schema(vda5050_schemas):
+    vehicle, outbox = session()
+    vehicle.send_job(lift_job(), now=0.0)
+    [order] = outbox.orders()
+    assert vda5050_schemas["order"].is_valid(as_json(order))
+    assert (order.order_id, order.order_update_id) == ("job-1", 0)
+    assert [(n.node_id, n.sequence_id, n.released) for n in order.nodes] == [
+        (QR[A], 0, True), (QR[B], 2, True), (QR[B], 4, True), (QR[C], 6, True)]
+    assert [(e.start_node_id, e.end_node_id, e.sequence_id, e.released) for e in order.edges] == [
+        (QR[A], QR[B], 1, True), (QR[B], QR[B], 3, True), (QR[B], QR[C], 5, True)]
+    first, _, lift_node, _ = order.nodes
+    assert (first.node_position.x, first.node_position.y) == WAREHOUSE.position(A)
+    assert first.node_position.map_id == "tiny" and first.node_position.theta is None
+    assert lift_node.node_position.theta == Heading.NORTH.radians
+    [pick] = lift_node.actions
+    assert pick.action_type == "pick" and pick.blocking_type is m.BlockingType.HARD
+    assert {p.key: p.value for p in pick.action_parameters} == {
+        "loadId": "shelf-7", "stationType": "floor", "loadType": "shelf"}
+    move, stay, _ = order.edges
+    assert (move.orientation, move.orientation_type, move.rotation_allowed, move.length) == (
+        Heading.EAST.radians, m.OrientationType.GLOBAL, False, WAREHOUSE.pitch)
+    assert stay.orientation is None  # turning on the spot is the node's theta, not an edge
+
+
+def test_without_a_factsheet_only_required_fields_are_sent(vda5050_schemas):
+    vehicle, outbox = session(Capabilities())
+    vehicle.send_job(lift_job(), now=0.0)
+    payload = as_json(outbox.orders()[0])
+    assert all("nodePosition" not in node for node in payload["nodes"])
+    assert all(set(edge) == {"edgeId", "sequenceId", "released", "startNodeId", "endNodeId", "actions"}
+               for edge in payload["edges"])
+    assert vda5050_schemas["order"].is_valid(payload)
+
+
+def test_tangential_orientation_when_the_vehicle_knows_orientation_but_not_its_type():
+    vehicle, outbox = session(Capabilities(optional=frozenset({EDGE_ORIENTATION})))
+    vehicle.send_job(Job("j", (Step(A), Step(B))), now=0.0)
+    [edge] = outbox.orders()[0].edges
+    assert (edge.orientation, edge.orientation_type) == (0.0, None)  # TANGENTIAL by default: forward
+
+
+def test_capabilities_are_learnt_from_the_factsheet():
+    sheet = factsheet_minimal().model_copy(update={"protocol_features": m.ProtocolFeatures(
+        optional_parameters=[m.OptionalParameter(parameter=NODE_POSITION, support=m.Support.SUPPORTED)],
+        agv_actions=[m.AgvAction(action_type="pick", action_scopes=[m.ActionScope.NODE])],
+    )})
+    vehicle, outbox = session(Capabilities())
+    vehicle.on_factsheet(sheet, now=0.0)
+    assert vehicle.capabilities == Capabilities(actions=frozenset({"pick"}), optional=frozenset({NODE_POSITION}))
+    vehicle.send_job(lift_job(), now=0.0)
+    assert outbox.orders()[0].nodes[2].node_position.theta is None  # theta not listed
+
+
+def test_an_action_the_factsheet_does_not_list_is_refused_before_sending():
+    vehicle, outbox = session(Capabilities(actions=frozenset({"pick", "drop"})))
+    waiting = Job("j", (Step(A, actions=(CellAction("w", ActionKind.WAIT, duration=2.0),)),))
+    vehicle.send_job(waiting, now=3.0)
+    assert outbox.sent == []
+    assert events_of(vehicle, JobRejected) == [
+        JobRejected("R1", 3.0, job_id="j", reason="vehicle's factsheet lists no action wait")]
+    vehicle.send_job(lift_job(), now=4.0)  # the refused job is over: a new one may start
+    assert len(outbox.orders()) == 1
+
+
+def test_an_order_is_resent_unchanged_until_a_state_echoes_it():
+    vehicle, outbox = session()
+    vehicle.send_job(lift_job(), now=0.0)
+    vehicle.tick(0.5)
+    assert len(outbox.orders()) == 1
+    vehicle.tick(1.0)
+    vehicle.tick(2.0)
+    first, *again = outbox.orders()
+    assert len(again) == 2 and all(resent == first for resent in again)
+    vehicle.on_state(state(A, 0, update=0, node_states=[]), now=2.5)
+    vehicle.tick(10.0)
+    assert len(outbox.orders()) == 3
+
+
+def test_a_state_of_another_order_is_not_an_echo():
+    vehicle, outbox = session()
+    vehicle.send_job(lift_job(), now=0.0)
+    vehicle.on_state(state(A, 0, order_id="older-job", update=5), now=0.1)
+    vehicle.tick(1.1)
+    assert len(outbox.orders()) == 2
+
+
+def test_an_extension_is_stitched_on_the_last_base_node(vda5050_schemas):
+    vehicle, outbox = session()
+    vehicle.send_job(Job("job-1", (Step(A), Step(B))), now=0.0)
+    vehicle.on_state(state(A, 0), now=0.1)
+    vehicle.extend_job("job-1", [Step(C), Step(D)], now=0.2)
+    first, update = outbox.orders()
+    assert vda5050_schemas["order"].is_valid(as_json(update))
+    assert (update.order_id, update.order_update_id) == ("job-1", 1)
+    assert update.nodes[0] == first.nodes[-1]  # same nodeId, sequenceId and content
+    assert [(n.node_id, n.sequence_id) for n in update.nodes] == [(QR[B], 2), (QR[C], 4), (QR[D], 6)]
+    assert [(e.start_node_id, e.end_node_id, e.sequence_id) for e in update.edges] == [
+        (QR[B], QR[C], 3), (QR[C], QR[D], 5)]
+
+
+def test_only_one_update_is_in_flight_and_steps_added_meanwhile_go_out_together():
+    vehicle, outbox = session()
+    vehicle.send_job(Job("job-1", (Step(A), Step(B))), now=0.0)
+    vehicle.extend_job("job-1", [Step(C)], now=0.1)
+    vehicle.extend_job("job-1", [Step(D)], now=0.2)
+    assert [o.order_update_id for o in outbox.orders()] == [0]
+    vehicle.on_state(state(A, 0, update=0), now=0.3)  # the echo releases the next update at once
+    assert [o.order_update_id for o in outbox.orders()] == [0, 1]
+    update = outbox.orders()[1]
+    assert [n.node_id for n in update.nodes] == [QR[B], QR[C], QR[D]]
+    vehicle.tick(1.3)
+    assert [o.order_update_id for o in outbox.orders()] == [0, 1, 1]  # resent, same orderUpdateId
+
+
+def test_extensions_must_continue_the_path_of_the_job():
+    vehicle, _ = session()
+    vehicle.send_job(Job("job-1", (Step(A), Step(B))), now=0.0)
+    with pytest.raises(ValueError, match="not adjacent"):
+        vehicle.extend_job("job-1", [Step(D)], now=0.1)
+    with pytest.raises(ValueError, match="no job 'other' in progress"):
+        vehicle.extend_job("other", [Step(C)], now=0.1)
+    with pytest.raises(ValueError, match="still in progress"):
+        vehicle.send_job(Job("job-2", (Step(B),)), now=0.1)
+
+
+def test_a_rejected_order_becomes_a_job_rejected_event_with_the_vehicles_words():
+    vehicle, outbox = session()
+    vehicle.send_job(lift_job(), now=0.0)
+    refusal = m.VehicleError(
+        error_type="noRouteError", error_level=m.ErrorLevel.WARNING,
+        error_description="node 002001 is not reachable",
+        error_references=[m.Reference(reference_key="orderId", reference_value="job-1")])
+    vehicle.on_state(state(order_id="", errors=[refusal]), now=0.4)
+    assert events_of(vehicle, JobRejected) == [
+        JobRejected("R1", 0.4, job_id="job-1", reason="noRouteError: node 002001 is not reachable")]
+    vehicle.tick(5.0)
+    assert len(outbox.orders()) == 1  # no more resends
+    vehicle.on_state(state(order_id="", errors=[refusal], header_id=1), now=5.1)
+    assert len(events_of(vehicle, JobRejected)) == 1  # reported once, not per state
+
+
+def test_a_rejection_of_another_order_is_not_ours():
+    vehicle, _ = session()
+    vehicle.send_job(lift_job(), now=0.0)
+    other = m.VehicleError(error_type="validationError", error_level=m.ErrorLevel.WARNING,
+                           error_references=[m.Reference(reference_key="orderId", reference_value="job-0")])
+    vehicle.on_state(state(order_id="", errors=[other]), now=0.4)
+    assert events_of(vehicle, JobRejected) == []
+
+
+# --- states in ---------------------------------------------------------------------------------
+
+def test_progress_through_a_job_becomes_fleet_events():
+    vehicle, _ = session()
+    vehicle.send_job(lift_job(), now=0.0)
+    remaining = lambda *seqs: [m.NodeState(node_id="n", sequence_id=s, released=True) for s in seqs]
+    pick = lambda status: [m.ActionState(action_id="lift-1", action_type="pick", action_status=status)]
+    vehicle.on_state(state(A, 0, node_states=remaining(2, 4, 6), action_states=pick(m.ActionStatus.WAITING),
+                           loads=[]), now=1.0)
+    vehicle.on_state(state(B, 2, node_states=remaining(4, 6), action_states=pick(m.ActionStatus.WAITING),
+                           loads=[]), now=2.0)
+    vehicle.on_state(state(B, 4, node_states=remaining(6), action_states=pick(m.ActionStatus.RUNNING),
+                           loads=[]), now=3.0)
+    loaded = [m.Load(load_id="shelf-7", weight=120.0)]
+    vehicle.on_state(state(B, 4, node_states=remaining(6), action_states=pick(m.ActionStatus.FINISHED),
+                           loads=loaded), now=4.0)
+    vehicle.on_state(state(C, 6, action_states=pick(m.ActionStatus.FINISHED), loads=loaded), now=5.0)
+    reached = [(e.cell, e.heading, e.job_id, e.step_index, e.time) for e in events_of(vehicle, CellReached)]
+    # No pose and no way into A yet: its heading is unknown, so A is only in the status.
+    assert reached == [
+        (B, Heading.EAST, "job-1", 1, 2.0), (B, Heading.NORTH, "job-1", 2, 3.0), (C, Heading.EAST, "job-1", 3, 5.0)]
+    assert vehicle.ignored == {"cell reached with no known heading": 1}
+    assert events_of(vehicle, ActionFinished) == [
+        ActionFinished("R1", 4.0, job_id="job-1", action_id="lift-1", kind=ActionKind.LIFT)]
+    assert events_of(vehicle, LoadChanged) == [LoadChanged("R1", 4.0, shelf_id="shelf-7", weight_kg=120.0)]
+    assert events_of(vehicle, JobFinished) == [JobFinished("R1", 5.0, job_id="job-1")]
+    assert len(events_of(vehicle, StatusReport)) == 5
+    assert events_of(vehicle, StatusReport)[-1].shelf_id == "shelf-7"
+    assert (vehicle.cell, vehicle.heading) == (C, Heading.EAST)
+
+
+def test_the_pose_gives_the_heading_when_the_vehicle_reports_one():
+    vehicle, _ = session()
+    pose = m.AgvPosition(x=3.0, y=3.0, theta=3.1, map_id="tiny", position_initialized=True)
+    vehicle.on_state(state(B, 0, order_id="", agv_position=pose), now=1.0)
+    [reached] = events_of(vehicle, CellReached)
+    assert (reached.cell, reached.heading, reached.job_id, reached.step_index) == (B, Heading.WEST, None, None)
+
+
+def test_a_vehicle_without_qr_node_ids_is_localised_from_its_position():
+    vehicle, _ = session()
+    x, y = WAREHOUSE.position(D)
+    pose = m.AgvPosition(x=x + 0.2, y=y - 0.1, theta=0.0, map_id="tiny", position_initialized=True)
+    vehicle.on_state(state(None, order_id="", agv_position=pose, last_node_id="node-77"), now=1.0)
+    assert vehicle.cell == D
+    wrong_map = pose.model_copy(update={"map_id": "hall-9"})
+    vehicle.on_state(state(None, order_id="", agv_position=wrong_map, header_id=1), now=2.0)
+    assert vehicle.ignored == {"map id 'hall-9' is not 'tiny'": 1}
+    assert vehicle.cell == D
+
+
+def test_a_failed_action_carries_the_vehicles_reason():
+    vehicle, _ = session()
+    vehicle.send_job(lift_job(), now=0.0)
+    error = m.VehicleError(error_type="pickFailed", error_level=m.ErrorLevel.WARNING,
+                           error_description="no shelf above",
+                           error_references=[m.Reference(reference_key="actionId", reference_value="lift-1")])
+    failed = [m.ActionState(action_id="lift-1", action_status=m.ActionStatus.FAILED)]
+    vehicle.on_state(state(B, 4, action_states=failed, errors=[error]), now=1.0)
+    assert events_of(vehicle, ActionFailed) == [ActionFailed(
+        "R1", 1.0, job_id="job-1", action_id="lift-1", kind=ActionKind.LIFT, reason="pickFailed: no shelf above")]
+
+
+def test_errors_are_raised_and_cleared_once():
+    vehicle, _ = session()
+    fatal = m.VehicleError(error_type="laserContaminated", error_level=m.ErrorLevel.FATAL, error_hint="clean it")
+    vehicle.on_state(state(A, order_id="", errors=[fatal]), now=1.0)
+    vehicle.on_state(state(A, order_id="", errors=[fatal], header_id=1), now=2.0)
+    vehicle.on_state(state(A, order_id="", errors=[], header_id=2), now=3.0)
+    assert events_of(vehicle, ErrorRaised) == [
+        ErrorRaised("R1", 1.0, code="laserContaminated", severity=Severity.FATAL, message="clean it")]
+    assert events_of(vehicle, ErrorCleared) == [ErrorCleared("R1", 3.0, code="laserContaminated")]
+
+
+def test_battery_is_reported_on_a_change_of_a_percent_or_of_charging():
+    vehicle, _ = session()
+    for now, charge, charging in ((1, 80.0, False), (2, 79.5, False), (3, 78.9, False), (4, 78.9, True)):
+        vehicle.on_state(state(A, order_id="", battery_state=m.BatteryState(battery_charge=charge, charging=charging)),
+                         now=float(now))
+    assert [(e.time, e.charge, e.charging) for e in events_of(vehicle, BatteryReport)] == [
+        (1.0, 0.8, False), (3.0, pytest.approx(0.789), False), (4.0, pytest.approx(0.789), True)]
+
+
+# --- connection, staleness, reconciliation -------------------------------------------------------
+
+def test_a_vehicle_with_a_stale_state_is_lost_though_its_connection_says_online():
+    vehicle, _ = session()
+    vehicle.on_connection(connection(m.ConnectionState.ONLINE), now=0.0)
+    vehicle.on_state(state(A, order_id=""), now=0.0)
+    vehicle.tick(35.0)
+    assert [e.online for e in events_of(vehicle, ConnectionChanged)] == [True]
+    vehicle.tick(35.5)
+    assert events_of(vehicle, ConnectionChanged)[-1] == ConnectionChanged("R1", 35.5, online=False,
+                                                                          reason="no state for 35 s")
+    vehicle.on_state(state(A, order_id="", header_id=1), now=40.0)
+    assert events_of(vehicle, ConnectionChanged)[-1] == ConnectionChanged("R1", 40.0, online=True,
+                                                                          reason="state received")
+
+
+def test_last_will_makes_the_vehicle_lost_and_online_asks_for_state_and_factsheet():
+    vehicle, outbox = session()
+    vehicle.on_state(state(A, order_id=""), now=0.0)
+    vehicle.on_connection(connection(m.ConnectionState.CONNECTIONBROKEN), now=1.0)
+    assert events_of(vehicle, ConnectionChanged)[-1] == ConnectionChanged("R1", 1.0, online=False,
+                                                                          reason="CONNECTIONBROKEN")
+    vehicle.on_connection(connection(m.ConnectionState.ONLINE), now=2.0)
+    assert [a.action_type for a in outbox.instants()] == ["stateRequest", "factsheetRequest"]
+
+
+def test_a_lost_vehicle_keeps_its_job_and_reconciles_when_it_returns():
+    vehicle, outbox = session()
+    vehicle.send_job(Job("job-1", (Step(A), Step(B))), now=0.0)
+    vehicle.on_state(state(A, 0, update=0), now=0.1)
+    vehicle.extend_job("job-1", [Step(C)], now=0.2)  # update 1 goes out ...
+    vehicle.on_connection(connection(m.ConnectionState.CONNECTIONBROKEN), now=0.3)  # ... into the void
+    vehicle.tick(60.0)
+    vehicle.extend_job("job-1", [Step(D)], now=60.0)  # the job is still ours to extend
+    # Back: the vehicle finished its base (B) and never got update 1.
+    vehicle.on_connection(connection(m.ConnectionState.ONLINE), now=61.0)
+    vehicle.on_state(state(B, 2, update=0, header_id=1), now=61.1)
+    vehicle.tick(62.0)
+    updates = [o.order_update_id for o in outbox.orders()]
+    assert updates[-1] == 1 and 2 not in updates  # update 1 again, not a new one over it
+    vehicle.on_state(state(B, 2, update=1, header_id=2), now=62.1)
+    last = outbox.orders()[-1]
+    assert last.order_update_id == 2 and [n.node_id for n in last.nodes] == [QR[C], QR[D]]
+
+
+def test_instant_actions_are_resent_until_they_appear_in_action_states(vda5050_schemas):
+    vehicle, outbox = session()
+    action_id = vehicle.instant(InstantCommand(InstantKind.INIT_POSITION, cell=C, heading=Heading.SOUTH), now=0.0)
+    vehicle.tick(1.0)
+    first, again = outbox.instants()
+    assert first == again and first.action_type == "initPosition"
+    assert {p.key: p.value for p in first.action_parameters} == {
+        "x": WAREHOUSE.position(C)[0], "y": WAREHOUSE.position(C)[1], "theta": Heading.SOUTH.radians,
+        "mapId": "tiny", "lastNodeId": QR[C]}
+    message = outbox.sent[0][0]
+    assert vda5050_schemas["instantActions"].is_valid(as_json(message))
+    done = [m.ActionState(action_id=action_id, action_status=m.ActionStatus.FINISHED)]
+    vehicle.on_state(state(C, order_id="", action_states=done), now=1.5)
+    vehicle.tick(5.0)
+    assert len(outbox.instants()) == 2
+
+
+@pytest.mark.parametrize(("kind", "action_type"), [
+    (InstantKind.PAUSE, "startPause"), (InstantKind.RESUME, "stopPause"), (InstantKind.CANCEL, "cancelOrder"),
+    (InstantKind.STATUS, "stateRequest"), (InstantKind.STOP, "startPause"), (InstantKind.RESET, "stopPause")])
+def test_instant_commands_map_to_predefined_actions(kind, action_type):
+    vehicle, outbox = session()
+    vehicle.instant(InstantCommand(kind), now=0.0)
+    assert [a.action_type for a in outbox.instants()] == [action_type]
+
+
+def test_orders_speak_the_vehicles_protocol_version():
+    vehicle, outbox = session()
+    vehicle.on_state(state(A, order_id="").model_copy(update={"version": "2.0.0"}), now=0.0)
+    vehicle.send_job(Job("j", (Step(A), Step(B))), now=1.0)
+    assert outbox.orders()[0].version == "2.0.0"

@@ -1,0 +1,18 @@
+"""Small hand-drawn floors for the traffic tests: '#' blocked, anything else an aisle,
+and '<', '>', '^', 'v' one-way aisle cells."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from maps.model import KIND_CODES, ONE_WAY_SYMBOLS, Cell, CellKind, WarehouseMap
+
+
+def floor(*rows: str, name: str = "test") -> WarehouseMap:
+    kinds = np.array(
+        [[KIND_CODES[CellKind.BLOCKED if ch == "#" else CellKind.AISLE] for ch in row] for row in rows],
+        dtype=np.uint8,
+    )
+    one_way = {Cell(x, y): ONE_WAY_SYMBOLS[ch] for y, row in enumerate(rows) for x, ch in enumerate(row)
+               if ch in ONE_WAY_SYMBOLS}
+    return WarehouseMap(name=name, width=len(rows[0]), height=len(rows), pitch=1.0, kinds=kinds, one_way=one_way)
