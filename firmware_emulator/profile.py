@@ -50,7 +50,7 @@ class RobotProfile(BaseModel):
     # laser
     laser_range_m: float = Field(2.0, ge=0)  # 0 disables the laser (a broken scanner)
     laser_standoff_m: float = Field(0.15, ge=0)
-    laser_side_margin_m: float = Field(0.05, ge=0)
+    laser_side_margin_m: float = Field(0.02, ge=0)
 
     # localisation
     qr_offset_sigma_m: float = Field(0.003, ge=0)

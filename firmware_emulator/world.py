@@ -145,6 +145,7 @@ class World:
         self._tokens: dict[tuple[str, int], int] = {}
         self._capacity = 0
         self.n = 0
+        self._moved = False  # a robot was put somewhere outside the physics step
         for name, (dtype, default) in _ROBOT_FIELDS.items():
             setattr(self, name, np.full(0, default, dtype=dtype))
         self._max_reach = 0.0
@@ -218,6 +219,7 @@ class World:
         unit = DriveUnit(self, i, robot_id, p, np.random.default_rng([self.rng.integers(2**32), i]), localised)
         self.robots[robot_id] = unit
         self.units.append(unit)
+        self._moved = True
         self._offline[robot_id] = set()
         return unit
 
@@ -251,6 +253,7 @@ class World:
         self.sweight = np.concatenate([self.sweight, np.full(count, float(weight_kg))])
         self.srel = np.concatenate([self.srel, np.zeros(count)])
         self.scarrier = np.concatenate([self.scarrier, np.full(count, -1, dtype=np.int64)])
+        self._moved = True
 
     def set_shelf_weight(self, shelf_id: str, weight_kg: float) -> None:
         """Goods were put in or taken out (stations do this on real shelves)."""
@@ -271,6 +274,7 @@ class World:
         self.theta[i] = heading.radians
         self.since_code[i] = 0.0
         self._follow_shelves()
+        self._moved = True
 
     def _grow(self, capacity: int) -> None:
         for name, (dtype, default) in _ROBOT_FIELDS.items():
@@ -489,12 +493,16 @@ class World:
         """Advance the world by one physics step, ending at the current tick time."""
         self.ticks += 1
         if self.n:
-            pairs = self._near_pairs()
-            free = self._laser_free(pairs)
+            # nothing moves, nothing new can touch: a world at rest costs next to nothing
+            moving = self._moved or bool((self.mode[: self.n] != IDLE).any())
+            pairs = self._near_pairs() if moving else None
+            free = self._laser_free(pairs) if moving else np.full(self.n, np.inf)
             crossed, arrived, turned, overdue = self._move(free)
-            self._follow_shelves()
             battery = self._drain_batteries()
-            self._detect_collisions(pairs)
+            if moving:
+                self._follow_shelves()
+                self._detect_collisions(pairs)
+                self._moved = False
             self._callbacks(free, crossed, arrived, turned, overdue, battery)
         self._run_timers()
 

@@ -15,7 +15,7 @@ CAPACITY_J = P.battery_wh * 3600
 
 
 def test_idle_drain_follows_the_idle_power() -> None:
-    bench = Bench()
+    bench = Bench(dt=0.25)  # constant power: the drain is exact at any step
     bench.world.add_robot("r", Cell(1, 1), Heading.EAST, charge=0.8)
     bench.run(600)
     assert float(bench.world.soc[0]) == pytest.approx(0.8 - P.idle_w * 600 / CAPACITY_J, abs=1e-6)
@@ -41,7 +41,7 @@ def test_driving_drains_more_than_standing_and_loaded_driving_more_still() -> No
 
 
 def test_charging_on_a_charger_raises_the_charge_and_reports_it() -> None:
-    bench = Bench()
+    bench = Bench(dt=0.25)
     world = bench.world
     world.add_robot("r", Cell(11, 6), Heading.EAST, charge=0.3)
     world.send_job("r", job("j", [Cell(11, 6), Cell(12, 6)], actions={1: [act(ActionKind.START_CHARGING, "c")]}))

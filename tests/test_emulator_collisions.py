@@ -189,3 +189,30 @@ def test_rectangle_overlap_on_known_cases() -> None:
     for angle in np.linspace(0, math.pi / 2, 19):
         assert not rectangles_overlap(0 * one, 0 * one, one * 0.4, one * 0.3, one * angle,
                                       one, 0 * one, one * 0.4, one * 0.3, 0 * one)[0]
+
+
+TWO_ROWS = """
+############
+#..........#
+#S.........#
+#S.........#
+#..........#
+#W.........#
+############
+"""
+
+
+def test_loaded_robots_in_adjacent_lanes_pass_each_other_untouched() -> None:
+    """Carried shelves in neighbouring lanes are 4 cm apart: neither laser nor witness may react."""
+    bench = Bench(TWO_ROWS)
+    world = bench.world
+    world.add_robot("a", Cell(1, 2), Heading.EAST)
+    world.add_robot("b", Cell(1, 3), Heading.EAST)
+    world.send_job("a", job("ja", line(1, 2, 10, 2), actions={0: [act(ActionKind.LIFT, "up")]}))
+    world.send_job("b", job("jb", line(1, 3, 10, 3), actions={0: [act(ActionKind.LIFT, "up"),
+                                                                  act(ActionKind.WAIT, "w", duration=0.7)]}))
+    bench.run(20)
+    assert bench.last(JobFinished, "a") and bench.last(JobFinished, "b")
+    assert world.collisions == [] and world.laser_stops == 0
+    gap = world.shelf("shelf-1-2").y - world.shelf("shelf-1-3").y - 0.96
+    assert gap == pytest.approx(0.04)

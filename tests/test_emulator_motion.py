@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 
 from drivers.commands import ActionKind, InstantCommand, InstantKind, Step
-from drivers.events import ActionFinished, CellReached, JobFinished, JobRejected, LoadChanged
+from drivers.events import ActionFailed, ActionFinished, CellReached, JobFinished, JobRejected, LoadChanged
 from emulator_kit import Bench, act, job, line, trapezoid_time
 from firmware_emulator.kinematics import speed_step
 from firmware_emulator.profile import DEFAULT_PROFILE as P
@@ -236,3 +235,35 @@ def test_actions_in_order_with_wait() -> None:
     assert world.shelf("shelf-3-4").carried_by == "r"
     sx, sy = bench.map.position(Cell(3, 3))
     assert (world.shelf("shelf-3-4").x, world.shelf("shelf-3-4").y) == pytest.approx((sx, sy))
+
+
+def test_load_sensing_refuses_an_overweight_or_unexpected_shelf() -> None:
+    bench = Bench()
+    world = bench.world
+    world.add_robot("r", Cell(3, 4), Heading.EAST)
+    world.set_shelf_weight("shelf-3-4", 700.0)
+    world.send_job("r", job("j", [Cell(3, 4), Cell(3, 3)], actions={0: [act(ActionKind.LIFT, "up")]}))
+    failed = bench.last(ActionFailed, "r")
+    assert failed.action_id == "up" and "700 kg, over my payload of 600 kg" in failed.reason
+    assert world.robot("r").job_id is None  # a failed action ends the job: it does not drive off
+    bench.run(3)
+    assert world.shelf("shelf-3-4").carried_by is None and world.robot("r").cell == Cell(3, 4)
+    world.set_shelf_weight("shelf-3-4", 300.0)
+    world.send_job("r", job("k", [Cell(3, 4)], actions={0: [act(ActionKind.LIFT, "up", shelf_id="shelf-9-9")]}))
+    assert "expected shelf shelf-9-9 but shelf shelf-3-4" in bench.last(ActionFailed, "r").reason
+    world.send_job("r", job("m", [Cell(3, 4)], actions={0: [act(ActionKind.LIFT, "up", shelf_id="shelf-3-4")]}))
+    bench.run(3)
+    assert world.robot("r").status().load_kg == 300.0 and world.robot("r").status().shelf_id == "shelf-3-4"
+
+
+def test_run_paced_never_runs_ahead_of_the_wall_clock() -> None:
+    from firmware_emulator.world import World
+    from fleet.clock import WallClock
+
+    clock = WallClock(speed=100.0)
+    world = World(Bench().map, clock, dt=0.05)
+    world.add_robot("r", Cell(1, 2), Heading.EAST)
+    world.send_job("r", job("j", line(1, 2, 2, 2)))
+    world.run_paced(2.5)
+    assert clock.now() >= 2.5 - 1e-9  # it waited for the (sped-up) wall clock
+    assert world.robot("r").cell == Cell(2, 2)  # a 1 m run takes 2 s

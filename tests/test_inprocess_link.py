@@ -94,3 +94,30 @@ def test_two_links_hear_the_same_robots() -> None:
     first.instant("r", InstantCommand(InstantKind.STATUS))
     assert [type(e) for e in first.drain()] == [StatusReport]
     assert [type(e) for e in second.drain()] == [StatusReport]
+
+
+def test_a_seeded_run_repeats_event_for_event() -> None:
+    from firmware_emulator.faults import random_faults
+    from firmware_emulator.placement import populate
+    from firmware_emulator.wander import Wanderer
+    from firmware_emulator.world import World
+    from fleet.clock import SimulatedClock
+    from maps import shipped_map
+
+    def run(seed: int) -> list:
+        clock = SimulatedClock()
+        world = World(shipped_map("demo"), clock, seed=seed)
+        ids = populate(world, 12)
+        world.inject_all(random_faults(ids, horizon=60, per_robot_hour=60, seed=seed))
+        wanderer = Wanderer(InProcessLink(world), world.map, seed=seed)
+        seen = []
+        world.subscribe(seen.append)
+        for k in range(1, 121):
+            clock.advance_to(k * 0.5)
+            wanderer.pump()
+        return seen
+
+    first = run(5)
+    assert len(first) > 500
+    assert first == run(5)
+    assert first != run(6)

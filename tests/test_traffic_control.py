@@ -42,17 +42,16 @@ def _run(tc: TrafficControl, goals: dict[str, list[Cell]], rng: random.Random, p
             tc.set_stopped(robot_id, start <= rnd < end)
         tc.plan()
         for r in sorted(pending, key=lambda _: rng.random()):
-            robot = tc.robot(r)
-            if robot.stopped or not robot.granted or rng.random() > p_move:
+            held = tc.held_cells(r)
+            if tc.robot(r).stopped or len(held) < 2 or rng.random() > p_move:
                 continue
-            c, h = robot.granted[0]
-            cell = tc.grid.cell(c)
+            cell = held[1]
             holder = tc.holder(cell)
             assert holder == r, f"{r} entering {cell} held by {holder}"
             for other in goals:
                 if other != r:
-                    assert tc.robot(other).cell != c, f"{r} drove into {other} at {cell}"
-            tc.reached(r, cell, Heading(h))
+                    assert tc.position(other) != cell, f"{r} drove into {other} at {cell}"
+            tc.reached(r, cell, Heading.between(held[0], cell))
         for r in list(pending):
             if tc.arrived(r):
                 if pending[r]:
@@ -90,7 +89,7 @@ def test_a_stopped_robot_keeps_its_cells_and_others_route_around():
     tc.set_stopped("faulty", True)
     _run(tc, {"faulty": [Cell(4, 1)], "b": [Cell(6, 1)]}, random.Random(2), 1.0, 200)
     assert tc.holder(Cell(4, 1)) == "faulty"
-    assert tc.robot("b").cell == tc.grid.index(Cell(6, 1))
+    assert tc.position("b") == Cell(6, 1)
 
 
 def test_unreachable_goal_is_reported_with_a_reason():
@@ -107,7 +106,7 @@ def test_misuse_is_refused_clearly():
     wmap = parse_map(RING)
     tc = TrafficControl(wmap)
     tc.add_robot("a", Cell(1, 1), Heading.EAST)
-    with pytest.raises(TrafficError, match="already held"):
+    with pytest.raises(TrafficError, match="reserved by"):
         tc.add_robot("b", Cell(1, 1), Heading.EAST)
     with pytest.raises(TrafficError, match="unknown robot"):
         tc.set_goal("ghost", Cell(1, 1))

@@ -35,6 +35,7 @@ from drivers.vda5050.master import (
 )
 from drivers.vda5050.messages import encode
 from drivers.vda5050.mqtt import Topic, VehicleId
+from drivers.vda5050.order_graph import graph_problems
 from maps.loader import load_map
 from maps.model import Cell, Heading
 from vda5050_samples import MANUFACTURER, SERIAL, connection, factsheet_minimal, header, state_minimal
@@ -56,6 +57,8 @@ class Outbox:
         self.sent: list[tuple[m.Wire, Topic]] = []
 
     def __call__(self, message: m.Wire, topic: Topic) -> bool:
+        if isinstance(message, m.Order):
+            assert graph_problems(message) == []  # every order the master builds is sound
         self.sent.append((message, topic))
         return True
 

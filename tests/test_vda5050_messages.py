@@ -337,9 +337,13 @@ INVALID = [
     ("null parameter value", m.Order,
      mutate(ORDER, ("nodes", 0, "actions"), [{"actionType": "pick", "actionId": "a", "blockingType": "HARD",
                                                "actionParameters": [{"key": "k", "value": None}]}]),
-     r"value is null", True),
+     r"nodes.0.actions.0.actionParameters.0.value\.", True),
     ("snake_case field", m.Order, mutate(mutate(ORDER, ("orderId",)), ("order_id",), "o"),
-     r"unknown spelling 'order_id': the field is 'orderId'", True),
+     r"orderId: Field required", True),
+    ("null in a nested object", m.State, mutate(STATE, ("agvPosition", "deviationRange"), None),
+     r"agvPosition.deviationRange is null", True),
+    ("null in a list item", m.State, mutate(STATE, ("loads", 0, "loadType"), None),
+     r"loads.0.loadType is null", True),
 ]
 
 

@@ -37,7 +37,9 @@ class PortSettings:
     options: Mapping[str, Any] = field(default_factory=dict)
     #: How long one read waits for bytes: the granularity of the port's timers.
     read_timeout: float = 0.01
-    write_timeout: float = 1.0
+    #: Bounds a write on a stalled line (flow control held). None: no bound, for
+    #: transports that cannot honour one (pyserial's rfc2217:// refuses a write timeout).
+    write_timeout: float | None = 1.0
     #: Seconds between attempts to reopen a port that failed or vanished.
     reopen_interval: float = 0.5
 
@@ -130,13 +132,16 @@ class SerialPort:
 
     def _open(self) -> None:
         s = self.settings
-        port = serial.serial_for_url(
-            s.url,
-            baudrate=s.baudrate,
-            timeout=s.read_timeout,
-            write_timeout=s.write_timeout,
-            **dict(s.options),
-        )
+        try:
+            port = serial.serial_for_url(
+                s.url,
+                baudrate=s.baudrate,
+                timeout=s.read_timeout,
+                write_timeout=s.write_timeout,
+                **dict(s.options),
+            )
+        except NotImplementedError as exc:
+            raise ValueError(f"{s.url}: {exc}; set PortSettings(write_timeout=None)") from None
         with self._lock:
             self._serial = port
         self.listener.port_opened(self)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from pydantic import (
@@ -33,8 +33,6 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
-    ValidationInfo,
-    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -266,32 +264,6 @@ class Wire(BaseModel):
         extra="allow",  # the schemas allow vendor fields; keep them for the round trip
         frozen=True,
     )
-    _python_names: ClassVar[frozenset[str]] = frozenset()
-
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        cls._python_names = frozenset(
-            name for name, info in cls.model_fields.items() if info.alias and info.alias != name
-        )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _wire_form(cls, data: Any, info: ValidationInfo) -> Any:
-        """On the wire: no nulls and no snake_case spellings of our fields.
-
-        Python callers may pass None for "absent" and use snake_case names.
-        """
-        if info.mode != "json" or not isinstance(data, dict):
-            return data
-        nulls = [key for key, value in data.items() if value is None]
-        if nulls:
-            raise ValueError(f"{nulls[0]} is null: omit an optional field instead")
-        python_spelled = cls._python_names.intersection(data)
-        if python_spelled:
-            name = sorted(python_spelled)[0]
-            raise ValueError(f"unknown spelling {name!r}: the field is {cls.model_fields[name].alias!r}")
-        return data
 
 
 M = TypeVar("M", bound=Wire)
@@ -303,9 +275,13 @@ def encode(message: Wire) -> bytes:
 
 
 def decode(kind: type[M], payload: bytes | str) -> M:
-    """Parse and validate one message; raise MessageError with the first problem found."""
+    """Parse and validate one message; raise MessageError with the first problem found.
+
+    Only the camelCase names count on the wire (a snake_case key is an unknown, extra
+    field, as for the schema), and no field may be null.
+    """
     try:
-        return kind.model_validate_json(payload)
+        message = kind.model_validate_json(payload, by_alias=True, by_name=False)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         name = kind.__name__
@@ -313,8 +289,36 @@ def decode(kind: type[M], payload: bytes | str) -> M:
             raise MessageError(name, "bad JSON", first["msg"]) from None
         where = ".".join(str(part) for part in first["loc"]) or "(message)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        message = first["msg"].removeprefix("Value error, ")
-        raise MessageError(name, "schema violation", f"{where}: {message}{more}") from None
+        text = first["msg"].removeprefix("Value error, ")
+        raise MessageError(name, "schema violation", f"{where}: {text}{more}") from None
+    # Checking every model for nulls costs more than the parse; a payload without the
+    # four letters anywhere cannot have one.
+    if (b"null" if isinstance(payload, bytes) else "null") in payload:
+        where = _null_field(message, "")
+        if where is not None:
+            raise MessageError(kind.__name__, "schema violation", f"{where} is null: omit an optional field instead")
+    return message
+
+
+def _null_field(model: Wire, path: str) -> str | None:
+    """The path of the first field given as null, or None."""
+    for key, value in (model.__pydantic_extra__ or {}).items():
+        if value is None:
+            return path + key
+    fields = type(model).model_fields
+    for name in (name for name in fields if name in model.model_fields_set):  # wire order
+        value = getattr(model, name)
+        where = path + (fields[name].alias or name)
+        if value is None:
+            return where
+        children = [(where, value)] if isinstance(value, Wire) else (
+            [(f"{where}.{i}", item) for i, item in enumerate(value) if isinstance(item, Wire)]
+            if isinstance(value, list) else [])
+        for child_path, child in children:
+            found = _null_field(child, child_path + ".")
+            if found is not None:
+                return found
+    return None
 
 
 # --- header -------------------------------------------------------------------------------
@@ -335,7 +339,7 @@ class Header(Wire):
 
 class ActionParameter(Wire):
     key: str
-    # array, boolean, number, string or object; never null (see Wire._wire_form)
+    # array, boolean, number, string or object; never null itself (see _null_field)
     value: list[Any] | bool | int | float | str | dict[str, Any]
 
 

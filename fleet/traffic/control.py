@@ -1,6 +1,7 @@
 """Traffic control: the one authority that lets robots move.
 
-The planner proposes; this module commits. Its rule is simple enough to check by eye:
+The planner proposes; the reservation table (fleet/traffic/reservations.py) commits.
+The rule that keeps robots apart is simple enough to check by eye:
 
     A robot physically occupies only cells it holds, and a cell is held by one robot at
     a time.
@@ -10,14 +11,13 @@ ahead, which it may drive through without asking again (in VDA 5050 terms: its r
 base). It gives a cell back when it reports reading the code of the next one, not when
 the clock says it should have got there: a late robot delays others, it never meets them.
 
-Granting works in rounds. Each round the planner plans a short window of steps for all
-robots from the end of what they already hold (PIBT, fleet/traffic/planner.py), and a
-robot is granted its next planned cells, in order, while each is free and the robot is
-the first in this round's plan to visit it. The second condition is the action
-dependency ordering of Hönig et al. (2019): the order in which robots pass a cell is
-the plan's order, whatever their speeds, so delays change when things happen, never
-whether the robots deadlock. Grants never reach more than `max_ahead` cells beyond a
-robot's position, so the plan stays free to change.
+Granting works in rounds. Each round drops every visit not yet granted, lets the planner
+(PIBT, fleet/traffic/planner.py) plan a short window for all robots from the end of
+what they hold, commits that window to the table, whose queues keep the plan's order
+of visits per cell (Hönig et al. 2019), and grants each robot what the queues allow,
+never more than `max_ahead` cells beyond its position, so the plan stays free to change.
+Re-planning from what is held each round is what keeps execution live when robots are
+late: no robot waits on a visit of a plan that has since changed.
 
 A stopped robot (faulted, offline, busy lifting or at a port) keeps every cell it holds,
 and those cells are taken out of the floor for everyone else's planning until it moves
@@ -26,45 +26,38 @@ again.
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 from fleet.traffic.grid import Grid
 from fleet.traffic.planner import LifelongPlanner
+from fleet.traffic.reservations import ReservationError, ReservationTable
 from maps.model import Cell, Heading, WarehouseMap
 
 
 class TrafficError(ValueError):
-    """Misuse of traffic control: an unknown robot, a cell that is not on the floor."""
+    """Misuse of traffic control: an unknown robot, a cell that is not on the floor, a
+    report of a cell the robot was never granted."""
 
 
 @dataclass
 class Traveller:
-    """What traffic control knows of one robot."""
+    """What traffic control knows of one robot beyond what the table holds."""
 
     robot_id: str
     index: int
-    cell: int  # the cell it last reported
-    heading: int
-    goal: int
-    granted: deque[tuple[int, int]] = field(default_factory=deque)  # (cell, heading) ahead, in order
+    heading: int  # heading at the end of what it holds
+    goal: Cell
     stopped: bool = False
     blocked_reason: str = ""
-
-    def end(self) -> tuple[int, int]:
-        return self.granted[-1] if self.granted else (self.cell, self.heading)
-
-    def held(self) -> list[int]:
-        return [self.cell] + [c for c, _ in self.granted]
 
 
 @dataclass(frozen=True)
 class Grant:
-    """Newly granted states for one robot, in driving order."""
+    """Cells newly granted to one robot, in driving order."""
 
     robot_id: str
-    steps: tuple[tuple[Cell, Heading], ...]
+    cells: tuple[Cell, ...]
 
 
 class TrafficControl:
@@ -74,26 +67,27 @@ class TrafficControl:
             raise ValueError("window and max_ahead must be at least 1")
         self.grid = Grid.from_map(wmap)
         self.planner = LifelongPlanner(self.grid, rotation=rotation, seed=seed)
+        self.table = ReservationTable({})
         self.rotation = rotation
         self.window = window
         self.max_ahead = max_ahead
         self._robots: dict[str, Traveller] = {}
         self._order: list[Traveller] = []
-        self._holder: dict[int, str] = {}
-        self._operator_blocked: set[int] = set()
-        self._planner_blocked: set[int] = set()
+        self._operator_blocked: set[Cell] = set()
+        self._planner_blocked: set[Cell] = set()
 
     # --- robots -------------------------------------------------------------------------
     def add_robot(self, robot_id: str, cell: Cell, heading: Heading) -> None:
-        c = self._cell(cell)
+        self._check(cell)
         if robot_id in self._robots:
             raise TrafficError(f"robot {robot_id!r} is already under traffic control")
-        if c in self._holder:
-            raise TrafficError(f"cell {cell} is already held by robot {self._holder[c]!r}")
-        robot = Traveller(robot_id, len(self._order), c, int(heading), c)
+        try:
+            self.table.add_robot(robot_id, cell)
+        except ReservationError as exc:
+            raise TrafficError(str(exc)) from None
+        robot = Traveller(robot_id, len(self._order), int(heading), cell)
         self._robots[robot_id] = robot
         self._order.append(robot)
-        self._holder[c] = robot_id
 
     def robot(self, robot_id: str) -> Traveller:
         try:
@@ -103,7 +97,7 @@ class TrafficControl:
 
     def set_goal(self, robot_id: str, cell: Cell) -> None:
         robot = self.robot(robot_id)
-        robot.goal = self._cell(cell)
+        robot.goal = self._check(cell)
         robot.blocked_reason = ""
 
     def set_stopped(self, robot_id: str, stopped: bool) -> None:
@@ -113,113 +107,81 @@ class TrafficControl:
     def reached(self, robot_id: str, cell: Cell, heading: Heading) -> list[Cell]:
         """The robot read the code of `cell`: hand back the cells it has left.
 
-        Returns the released cells. A report of a cell the robot neither holds nor was
-        granted means the robot is not where traffic control put it; that is raised,
-        never papered over, because every other grant depends on it.
+        A report of a cell the robot was not granted means the robot is not where traffic
+        control put it; that is raised, never papered over, as every grant depends on it.
         """
         robot = self.robot(robot_id)
-        c = self._cell(cell)
-        if c == robot.cell:
+        try:
+            freed = self.table.reached(robot_id, cell)
+        except ReservationError as exc:
+            raise TrafficError(str(exc)) from None
+        if self.table.held(robot_id) == [cell]:
             robot.heading = int(heading)
-            while robot.granted and robot.granted[0][0] == c:
-                robot.granted.popleft()
-            return []
-        if c not in (g for g, _ in robot.granted):
-            raise TrafficError(
-                f"robot {robot_id!r} reports {cell}, which it was not granted "
-                f"(at {self.grid.cell(robot.cell)}, granted {[str(self.grid.cell(g)) for g, _ in robot.granted]})")
-        released = [robot.cell]
-        while robot.granted[0][0] != c:
-            passed, _ = robot.granted.popleft()
-            if passed != robot.cell:
-                released.append(passed)
-        while robot.granted and robot.granted[0][0] == c:
-            robot.granted.popleft()
-        robot.cell, robot.heading = c, int(heading)
-        still = set(robot.held())
-        out = []
-        for r in released:
-            if r not in still and self._holder.get(r) == robot_id:
-                del self._holder[r]
-                out.append(self.grid.cell(r))
-        return out
-
-    def withdraw(self, robot_id: str) -> list[Cell]:
-        """Take back grants the robot has not used (its job was cancelled at a cell
-        centre, so it stands on its last reported cell). Returns the freed cells."""
-        robot = self.robot(robot_id)
-        freed = [g for g, _ in robot.granted if g != robot.cell and self._holder.get(g) == robot_id]
-        for g in freed:
-            del self._holder[g]
-        robot.granted.clear()
-        return [self.grid.cell(g) for g in freed]
+        return freed
 
     # --- the floor ----------------------------------------------------------------------
-    def block(self, cells: Iterable[Cell]) -> None:
-        """Operator: no robot is planned through these cells from the next round on.
-        A robot already holding one keeps it (it is driving through, or standing there)."""
-        self._operator_blocked |= {self._cell(c) for c in cells}
+    def block(self, cells: Iterable[Cell]) -> set[str]:
+        """Operator: no robot is planned through or granted these cells from now on. A
+        robot already granted one keeps it. Returns the robots whose plan crossed them."""
+        cells = {self._check(c) for c in cells}
+        self._operator_blocked |= cells
+        return {str(r) for r in self.table.block(cells)}
 
     def unblock(self, cells: Iterable[Cell]) -> None:
-        self._operator_blocked -= {self._cell(c) for c in cells}
+        cells = {self._check(c) for c in cells}
+        self._operator_blocked -= cells
+        self.table.unblock(cells)
 
     def holder(self, cell: Cell) -> str | None:
-        return self._holder.get(self._cell(cell))
+        return self.table.holder(cell)
 
     def held_cells(self, robot_id: str) -> list[Cell]:
-        return [self.grid.cell(c) for c in self.robot(robot_id).held()]
+        self.robot(robot_id)
+        return self.table.held(robot_id)
+
+    def position(self, robot_id: str) -> Cell:
+        self.robot(robot_id)
+        return self.table.position(robot_id)
 
     def arrived(self, robot_id: str) -> bool:
         robot = self.robot(robot_id)
-        return robot.cell == robot.goal and not robot.granted
+        return self.table.held(robot_id) == [robot.goal]
 
     # --- planning -----------------------------------------------------------------------
     def plan(self) -> list[Grant]:
-        """One round: plan a window from everyone's granted end, grant what is safe."""
+        """One round: replan a window from everyone's granted end, grant what is safe."""
         robots = self._order
         if not robots:
             return []
+        for r in robots:
+            self.table.cancel(r.robot_id)
         self._refresh_blocks()
-        cells = [r.end()[0] if not r.stopped else r.cell for r in robots]
-        headings = [r.end()[1] if not r.stopped else r.heading for r in robots]
-        goals = [r.goal for r in robots]
+        index = self.grid.index
+        ends = [self.table.held(r.robot_id)[-1] if not r.stopped else self.table.position(r.robot_id) for r in robots]
+        cells = [index(c) for c in ends]
+        headings = [r.heading for r in robots]
+        goals = [index(r.goal) for r in robots]
         stopped = [r.index for r in robots if r.stopped]
-        paths: list[list[tuple[int, int]]] = [[] for _ in robots]
-        first_visit: dict[int, tuple[int, int]] = {}  # cell -> (step, robot index)
-        for t in range(1, self.window + 1):
+        paths: dict[str, list[Cell]] = {r.robot_id: [ends[r.index]] for r in robots if not r.stopped}
+        end_headings: list[list[int]] = [[h] for h in headings]
+        for _ in range(self.window):
             step = self.planner.plan(cells, headings, goals, stopped)
-            for i, r in enumerate(robots):
-                r.blocked_reason = step.blocked.get(i, "")
-                if step.cells[i] != cells[i] and step.cells[i] not in first_visit:
-                    first_visit[step.cells[i]] = (t, i)
-                if step.cells[i] != cells[i] or step.headings[i] != headings[i]:
-                    paths[i].append((step.cells[i], step.headings[i]))
+            for r in robots:
+                r.blocked_reason = step.blocked.get(r.index, "")
+                if not r.stopped:
+                    paths[r.robot_id].append(self.grid.cell(step.cells[r.index]))
+                    end_headings[r.index].append(step.headings[r.index])
             cells, headings = step.cells, step.headings
+        self.table.commit(paths)
         grants = []
-        for i, r in enumerate(robots):
-            if r.stopped or not paths[i]:
+        for r in robots:
+            if r.stopped:
                 continue
-            new = self._grant(r, paths[i], first_visit)
+            new = self.table.grant(r.robot_id, horizon=self.max_ahead)
+            r.heading = end_headings[r.index][_last_step_at(paths[r.robot_id], len(new))]
             if new:
-                grants.append(Grant(r.robot_id, tuple((self.grid.cell(c), Heading(h)) for c, h in new)))
+                grants.append(Grant(r.robot_id, tuple(new)))
         return grants
-
-    def _grant(self, robot: Traveller, path: list[tuple[int, int]], first_visit: dict[int, tuple[int, int]]) -> list:
-        new = []
-        ahead = len({c for c, _ in robot.granted} - {robot.cell})
-        prev = robot.end()[0]
-        for c, h in path:
-            if c != prev:
-                if ahead >= self.max_ahead:
-                    break
-                if c in self._holder or first_visit.get(c, (0, robot.index))[1] != robot.index:
-                    break
-                self._holder[c] = robot.robot_id
-                ahead += 1
-                prev = c
-            new.append((c, h))
-            robot.granted.append((c, h))
-        return new
 
     def _refresh_blocks(self) -> None:
         """Cells nobody may be planned into: operator blocks, and what stopped robots hold
@@ -227,17 +189,29 @@ class TrafficControl:
         wanted = set(self._operator_blocked)
         for r in self._order:
             if r.stopped:
-                wanted |= {c for c, _ in r.granted if c != r.cell}
+                wanted |= set(self.table.held(r.robot_id)[1:])
         if wanted != self._planner_blocked:
-            self.planner.unblock(self.grid.cell(c) for c in self._planner_blocked - wanted)
-            self.planner.block(self.grid.cell(c) for c in wanted - self._planner_blocked)
+            self.planner.unblock(self._planner_blocked - wanted)
+            self.planner.block(wanted - self._planner_blocked)
             self._planner_blocked = wanted
 
-    def _cell(self, cell: Cell) -> int:
+    def _check(self, cell: Cell) -> Cell:
         try:
             c = self.grid.index(cell)
         except ValueError as exc:
             raise TrafficError(str(exc)) from None
         if not self.grid.passable[c]:
             raise TrafficError(f"cell {cell} is not traversable")
-        return c
+        return Cell(*cell)
+
+
+def _last_step_at(path: list[Cell], granted: int) -> int:
+    """Index of the last step of `path` spent on its `granted`-th distinct cell: the robot
+    may turn there freely (it holds the cell), so the planner takes it as turned."""
+    moves = 0
+    for k in range(1, len(path)):
+        if path[k] != path[k - 1]:
+            moves += 1
+            if moves > granted:
+                return k - 1
+    return len(path) - 1

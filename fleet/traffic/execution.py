@@ -25,8 +25,9 @@ def execute(
     delayed: Callable[[Hashable, int], bool] = lambda robot, step: False,
     max_steps: int = 100_000,
 ) -> list[dict[Hashable, Cell]]:
-    """Run every committed route to its end; returns where each robot stood at each step.
-    `delayed(robot, step)` says whether a robot sits out a step (late, slow, stopped)."""
+    """Run the committed routes to their end, or for `max_steps`; returns where each robot
+    stood at each step. `delayed(robot, step)` says whether a robot sits out a step
+    (late, slow, stopped). Raises Deadlock when nobody is delayed and nobody can move."""
     robots = table.robots()
     history = [{r: table.position(r) for r in robots}]
     for step in range(max_steps):
@@ -50,4 +51,4 @@ def execute(
         for robot, cell in moved.items():
             table.reached(robot, cell)
         history.append({r: table.position(r) for r in robots})
-    raise Deadlock(f"routes not finished after {max_steps} steps")
+    return history

@@ -23,7 +23,6 @@ stale distance can outlive the floor it was computed on.
 
 from __future__ import annotations
 
-import heapq
 from collections import OrderedDict
 from typing import Iterable
 
@@ -174,51 +173,75 @@ def _lanes(passable: np.ndarray, open_towards: np.ndarray, xs: np.ndarray, ys: n
 
 
 # Shortest-path search is a queue loop, the one shape numpy cannot vectorise without a
-# Python loop per level; compiled, a search over 150,000 states takes milliseconds
-# instead of a second (measured in docs/traffic.md). Costs are small integers, so a
-# heap keyed by cost * STATES + state keeps it to one int64 per entry.
+# Python loop per level; compiled, a search over 280,000 states takes milliseconds
+# instead of seconds (measured in docs/traffic.md). Move costs are small integers, so
+# Dial's bucket queue replaces the heap: bucket d % (max cost + 1) holds the states at
+# distance d, and a state is final when its bucket comes round.
 @numba.njit(cache=True)
 def _search_cells(behind: np.ndarray, cost: np.ndarray, goal: int, dist: np.ndarray) -> None:
-    n = dist.size
+    span = cost.max() + 1
+    buckets = np.empty((span, dist.size), dtype=np.int64)
+    counts = np.zeros(span, dtype=np.int64)
     dist[goal] = 0
-    heap = [np.int64(goal)]
-    while heap:
-        key = heapq.heappop(heap)
-        d, c = key // n, key % n
-        if d > dist[c]:
-            continue
-        for h in range(4):
-            p = behind[c, h]
-            if p >= 0:
-                nd = d + cost[p, h]
-                if nd < dist[p]:
-                    dist[p] = nd
-                    heapq.heappush(heap, nd * n + p)
+    buckets[0, 0] = goal
+    counts[0] = 1
+    pending, d = 1, 0
+    while pending:
+        b = d % span
+        while counts[b]:
+            counts[b] -= 1
+            pending -= 1
+            c = buckets[b, counts[b]]
+            if dist[c] != d:
+                continue  # superseded by a shorter way
+            for h in range(4):
+                p = behind[c, h]
+                if p >= 0:
+                    nd = d + cost[p, h]
+                    if nd < dist[p]:
+                        dist[p] = nd
+                        nb = nd % span
+                        buckets[nb, counts[nb]] = p
+                        counts[nb] += 1
+                        pending += 1
+        d += 1
 
 
 @numba.njit(cache=True)
 def _search_states(behind: np.ndarray, cost: np.ndarray, goal: int, dist: np.ndarray) -> None:
     """Backwards over (cell, heading): a state is reached from the same cell turned one
     way or the other (one step), or from the cell behind it along its heading."""
-    n = dist.size
-    heap = [np.int64(goal * 4)]
+    span = cost.max() + 1
+    buckets = np.empty((span, dist.size), dtype=np.int64)
+    counts = np.zeros(span, dtype=np.int64)
     for h in range(4):
         dist[goal, h] = 0
-        if h:
-            heapq.heappush(heap, np.int64(goal * 4 + h))
-    while heap:
-        key = heapq.heappop(heap)
-        d, s = key // n, key % n
-        c, h = s >> 2, s & 3
-        if d > dist[c, h]:
-            continue
-        for ph in ((h + 1) % 4, (h + 3) % 4):
-            if d + 1 < dist[c, ph]:
-                dist[c, ph] = d + 1
-                heapq.heappush(heap, (d + 1) * n + c * 4 + ph)
-        p = behind[c, h]
-        if p >= 0:
-            nd = d + cost[p, h]
-            if nd < dist[p, h]:
-                dist[p, h] = nd
-                heapq.heappush(heap, nd * n + p * 4 + h)
+        buckets[0, h] = goal * 4 + h
+    counts[0] = 4
+    pending, d = 4, 0
+    while pending:
+        b = d % span
+        while counts[b]:
+            counts[b] -= 1
+            pending -= 1
+            s = buckets[b, counts[b]]
+            c, h = s >> 2, s & 3
+            if dist[c, h] != d:
+                continue
+            for ph in ((h + 1) % 4, (h + 3) % 4):
+                if d + 1 < dist[c, ph]:
+                    dist[c, ph] = d + 1
+                    nb = (d + 1) % span
+                    buckets[nb, counts[nb]] = c * 4 + ph
+                    counts[nb] += 1
+                    pending += 1
+            p = behind[c, h]
+            if p >= 0:
+                nd = d + cost[p, h]
+                if nd < dist[p, h]:
+                    dist[p, h] = nd
+                    nb = nd % span
+                    buckets[nb, counts[nb]] = p * 4 + h
+                    counts[nb] += 1
+                    pending += 1
+        d += 1

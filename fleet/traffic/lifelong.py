@@ -33,8 +33,8 @@ def throughput_ceiling(grid: Grid, agents: int, endpoints: Sequence[int], rotati
         if rotation:
             table = table.mean(axis=1)
         lengths.append(table[(starts != g) & (table < UNREACHABLE)])
-    mean = float(np.concatenate(lengths).mean())
-    return agents / mean
+    pairs = np.concatenate(lengths)
+    return agents / float(pairs.mean()) if pairs.size else 0.0
 
 
 def run_lifelong(
@@ -54,6 +54,8 @@ def run_lifelong(
     rng = random.Random(seed)
     free = [int(c) for c in grid.free_cells()]
     ends = [grid.index(c) for c in endpoints] if endpoints else free
+    if len(set(ends)) < 2:
+        raise ValueError("robots need at least two distinct endpoints to shuttle between")
     for i in ends:
         if not grid.passable[i]:
             raise ValueError(f"endpoint {grid.cell(i)} is not a free cell of {wmap.name}")

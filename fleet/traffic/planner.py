@@ -30,10 +30,6 @@ from maps.model import Cell
 MAKE_WAY_AFTER = 2
 
 
-def _heading(grid: Grid, a: int, b: int) -> int:
-    return next(h for h, v in grid.moves[a] if v == b)
-
-
 @dataclass
 class StepPlan:
     cells: list[int]
@@ -158,10 +154,14 @@ class LifelongPlanner:
         for i in range(n):
             if self._stall[i] < MAKE_WAY_AFTER or i in self._detours:
                 continue
-            path = self._path(cells[i], targets[i])
-            j = occupant.get(path[1]) if len(path) > 1 else None
+            j = occupant.get(self._next_cell(cells[i], targets[i]))
             if j is None or j in stopped or j in self._detours or priorities[j] >= priorities[i]:
                 continue
+            resting = cells[j] == targets[j]
+            head_on = self._stall[j] >= MAKE_WAY_AFTER and self._next_cell(cells[j], targets[j]) == cells[i]
+            if not (resting or head_on):
+                continue  # an ordinary queue: PIBT's pushing sorts it out
+            path = self._path(cells[i], targets[i])
             spot = self._spot(cells[j], set(path) | set(occupant))
             if spot is not None:
                 self._detours[j] = (spot, i, goals[i])
@@ -169,14 +169,21 @@ class LifelongPlanner:
             targets[j] = spot
             priorities[j] = priorities[i] + 0.5
 
+    def _next_cell(self, cell: int, goal: int) -> int:
+        """The first cell of a cheapest way from cell to goal (cell itself at the goal)."""
+        if cell == goal:
+            return cell
+        table, cost = self._floor.distances(goal, guided=True), self._floor.cost
+        return min(self._floor.moves[cell], key=lambda m: cost[cell, m[0]] + table[m[1]], default=(0, cell))[1]
+
     def _path(self, cell: int, goal: int) -> list[int]:
-        """A shortest way from cell to goal, following the guidance downhill."""
-        table = self._floor.distances(goal, guided=True)
+        """A cheapest way from cell to goal, following the guidance downhill."""
         path = [cell]
-        while path[-1] != goal and table[path[-1]] < UNREACHABLE and len(path) <= self._floor.size:
-            here = path[-1]
-            path.append(min((v for _, v in self._floor.moves[here]),
-                            key=lambda v: self._floor.cost[here, _heading(self._floor, here, v)] + table[v]))
+        while path[-1] != goal and len(path) <= self._floor.size:
+            step = self._next_cell(path[-1], goal)
+            if step == path[-1]:
+                break
+            path.append(step)
         return path
 
     def _spot(self, cell: int, taken: set[int]) -> int | None:

@@ -35,8 +35,11 @@ class ReservationError(ValueError):
     """A plan or report the table cannot accept; the message says which robot and cell."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Visit:
+    """Compared by identity: one robot may visit one cell twice, and the queues must
+    tell those visits apart."""
+
     robot: Robot
     cell: Cell
 

@@ -1,0 +1,73 @@
+"""Lifelong routing targets of the traffic issue, in one run: prints one JSON object.
+
+- RHCR's Kiva floor (maps/kiva.toml, tasks between the 480 endpoints, robots starting on
+  the home cells in file order), 100 and 190 robots, with and without rotation.
+- Scale: a generated 500 x 140 warehouse with every storage cell treated as a shelf
+  standing there (loaded robots, the hard case: only aisles are free, as on the League
+  of Robot Runners' warehouse_large), tasks between aisle cells beside shelves.
+
+Each entry is run_lifelong's report (the same as `fleet bench routing`); the Kiva ones
+can be reproduced one by one with
+    fleet bench routing --map maps/kiva.toml --endpoints benchmarks/data/kiva-endpoints.txt \\
+        --starts benchmarks/data/kiva-homes.txt --agents 100 --steps 5000 [--rotation]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fleet.traffic.lifelong import run_lifelong
+from fleet.traffic.scenario import read_cells
+from maps import load_map
+from maps.generator import LayoutSpec, generate_layout
+from maps.model import KIND_CODES, Cell, CellKind, WarehouseMap
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shelved(wmap: WarehouseMap) -> tuple[WarehouseMap, list[Cell]]:
+    """The floor with a shelf on every storage cell, and the free cells beside shelves."""
+    kinds = wmap.kinds.copy()
+    storage = kinds == KIND_CODES[CellKind.STORAGE]
+    kinds[storage] = KIND_CODES[CellKind.BLOCKED]
+    free = kinds != KIND_CODES[CellKind.BLOCKED]
+    beside = np.zeros_like(storage)
+    beside[1:, :] |= storage[:-1, :]
+    beside[:-1, :] |= storage[1:, :]
+    beside[:, 1:] |= storage[:, :-1]
+    beside[:, :-1] |= storage[:, 1:]
+    endpoints = [Cell(int(x), int(y)) for y, x in zip(*np.nonzero(beside & free))]
+    floor = WarehouseMap(name=f"{wmap.name}-shelved", width=wmap.width, height=wmap.height, pitch=wmap.pitch,
+                         kinds=kinds, one_way=dict(wmap.one_way))
+    return floor, endpoints
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=5000, help="steps of the Kiva runs")
+    parser.add_argument("--scale-steps", type=int, default=500, help="steps of the 500 x 140 runs")
+    parser.add_argument("--scale-agents", type=int, nargs="*", default=[1000], help="robot counts on 500 x 140")
+    parser.add_argument("--kiva-agents", type=int, nargs="*", default=[100, 190])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    kiva = load_map(ROOT / "maps" / "kiva.toml")
+    endpoints = read_cells(ROOT / "benchmarks" / "data" / "kiva-endpoints.txt", kiva)
+    homes = read_cells(ROOT / "benchmarks" / "data" / "kiva-homes.txt", kiva)
+    runs = []
+    for agents in args.kiva_agents:
+        for rotation in (False, True):
+            runs.append(run_lifelong(kiva, agents, args.steps, rotation, endpoints, homes, args.seed))
+    if args.scale_agents:
+        big, ends = shelved(generate_layout(LayoutSpec(name="warehouse-500x140", width=500, height=140)))
+        for agents in args.scale_agents:
+            runs.append(run_lifelong(big, agents, args.scale_steps, True, ends, None, args.seed))
+    print(json.dumps({"benchmark": "routing", "runs": runs}))
+
+
+if __name__ == "__main__":
+    main()

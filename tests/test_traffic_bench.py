@@ -1,0 +1,85 @@
+"""`fleet bench routing|mapf` print one JSON object with the promised fields, and refuse
+bad input with a clear message instead of a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fleet.cli import main
+
+TINY = str(Path(__file__).parent / "data" / "tiny.toml")
+MOVINGAI = """type octile
+height 4
+width 7
+map
+.......
+.@@.@@.
+.......
+.......
+"""
+SCEN = """version 1
+0\tsmall.map\t7\t4\t0\t0\t6\t3\t9
+0\tsmall.map\t7\t4\t6\t0\t0\t3\t9
+0\tsmall.map\t7\t4\t3\t3\t3\t0\t3
+"""
+
+ROUTING_FIELDS = {"agents", "steps", "tasks_finished", "throughput", "plan_ms_mean", "plan_ms_p50", "plan_ms_p99",
+                  "plan_ms_max", "first_plan_ms", "collisions", "max_wait_steps", "throughput_ceiling"}
+MAPF_FIELDS = {"solved", "sum_of_costs", "lower_bound", "ratio", "first_solution_ms", "collisions"}
+
+
+def _run(capsys, *argv) -> tuple[int, dict]:
+    code = main(list(argv))
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_routing_on_our_map_with_endpoint_and_start_files(tmp_path, capsys):
+    (tmp_path / "ends.txt").write_text("1 3\n7 3\n4 1\n")
+    (tmp_path / "starts.txt").write_text("# two robots\n2 1\n6 1\n")
+    code, report = _run(capsys, "bench", "routing", "--map", TINY, "--agents", "2", "--steps", "40",
+                        "--endpoints", str(tmp_path / "ends.txt"), "--starts", str(tmp_path / "starts.txt"),
+                        "--rotation", "--seed", "4")
+    assert code == 0
+    assert ROUTING_FIELDS <= report.keys()
+    assert report["agents"] == 2 and report["steps"] == 40 and report["rotation"] is True
+    assert report["collisions"] == 0 and report["tasks_finished"] > 0
+
+
+def test_routing_on_a_movingai_map(tmp_path, capsys):
+    (tmp_path / "small.map").write_text(MOVINGAI)
+    code, report = _run(capsys, "bench", "routing", "--map", str(tmp_path / "small.map"), "--agents", "5",
+                        "--steps", "30")
+    assert code == 0 and report["collisions"] == 0 and report["map"] == "small"
+
+
+def test_mapf_reports_solution_quality(tmp_path, capsys):
+    (tmp_path / "small.map").write_text(MOVINGAI)
+    (tmp_path / "small.scen").write_text(SCEN)
+    code, report = _run(capsys, "bench", "mapf", "--map", str(tmp_path / "small.map"), "--scen",
+                        str(tmp_path / "small.scen"), "--agents", "3", "--time-limit", "10")
+    assert code == 0
+    assert MAPF_FIELDS <= report.keys()
+    assert report["solved"] and report["collisions"] == 0
+    assert report["lower_bound"] == 21 and report["sum_of_costs"] >= 21
+
+
+def test_bad_inputs_give_a_specific_error(tmp_path, capsys):
+    (tmp_path / "small.map").write_text(MOVINGAI)
+    (tmp_path / "small.scen").write_text(SCEN)
+    (tmp_path / "walls.txt").write_text("0 0\n")
+    (tmp_path / "junk.txt").write_text("3\n")
+    cases = [
+        (["routing", "--map", TINY, "--agents", "2", "--steps", "5", "--endpoints", str(tmp_path / "walls.txt")],
+         "blocked or outside"),
+        (["routing", "--map", TINY, "--agents", "2", "--steps", "5", "--starts", str(tmp_path / "junk.txt")],
+         "junk.txt:1: expected two integers"),
+        (["routing", "--map", str(tmp_path / "nope.toml"), "--agents", "2", "--steps", "5"], "nope.toml"),
+        (["routing", "--map", TINY, "--agents", "0", "--steps", "5"], "at least 1"),
+        (["mapf", "--map", str(tmp_path / "small.map"), "--scen", str(tmp_path / "small.scen"), "--agents", "9"],
+         "9 agents asked for, the scenario has 3"),
+    ]
+    for argv, message in cases:
+        code, report = _run(capsys, "bench", *argv)
+        assert code == 2, argv
+        assert message in report["error"], (argv, report)

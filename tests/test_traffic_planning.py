@@ -1,0 +1,99 @@
+"""PIBT steps, the lifelong benchmark loop and one-shot LaCAM on small floors, every run
+replayed by the independent checker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fleet.traffic.checker import check_paths
+from fleet.traffic.grid import Grid
+from fleet.traffic.lacam import solve
+from fleet.traffic.lifelong import run_lifelong
+from fleet.traffic.pibt import PIBT
+from fleet.traffic.scenario import run_mapf
+from maps.model import Cell
+from tests.traffic_kit import floor
+
+WAREHOUSE = floor(
+    "...........",
+    ".###.###.#.",
+    "...........",
+    ".###.###.#.",
+    "...........",
+)
+
+@pytest.mark.parametrize("rotation", [False, True])
+def test_lifelong_run_finishes_tasks_without_conflicts(rotation):
+    report = run_lifelong(WAREHOUSE, agents=12, steps=150, rotation=rotation, seed=3)
+    assert report["collisions"] == 0 and report["conflicts"]["illegal_moves"] == 0
+    assert report["tasks_finished"] > 20
+    assert report["max_wait_steps"] < 150
+    for key in ("throughput", "plan_ms_mean", "plan_ms_p50", "plan_ms_p99", "plan_ms_max", "first_plan_ms",
+                "throughput_ceiling"):
+        assert report[key] > 0
+
+def test_lifelong_run_with_following_allowed_may_follow_but_never_collide():
+    report = run_lifelong(WAREHOUSE, agents=15, steps=150, seed=1, following=True)
+    assert report["collisions"] == 0
+
+def test_lifelong_run_is_reproducible_for_a_seed():
+    a = run_lifelong(WAREHOUSE, agents=8, steps=60, seed=5)
+    b = run_lifelong(WAREHOUSE, agents=8, steps=60, seed=5)
+    assert a["tasks_finished"] == b["tasks_finished"] and a["max_wait_steps"] == b["max_wait_steps"]
+
+def test_lifelong_run_rejects_bad_starts():
+    with pytest.raises(ValueError, match="distinct free cells"):
+        run_lifelong(WAREHOUSE, agents=2, steps=5, starts=[Cell(0, 0), Cell(0, 0)])
+    with pytest.raises(ValueError, match="do not fit"):
+        run_lifelong(WAREHOUSE, agents=500, steps=5)
+
+def test_pibt_step_never_enters_an_occupied_cell_without_following():
+    grid = Grid.from_map(WAREHOUSE)
+    pibt = PIBT(grid)
+    cells = [grid.index(Cell(x, 0)) for x in range(5)]  # a train heading east
+    goals = [grid.index(Cell(10, 0))] * 5
+    nxt, _ = pibt.step(cells, [0] * 5, goals, [5.0, 4.0, 3.0, 2.0, 1.0])
+    assert nxt[4] == grid.index(Cell(5, 0))  # the front robot moves on
+    for i in range(4):
+        assert nxt[i] == cells[i] or nxt[i] not in cells  # nobody steps into a cell being left
+
+def test_pibt_rejects_following_with_rotation():
+    with pytest.raises(ValueError, match="following"):
+        PIBT(Grid.from_map(WAREHOUSE), rotation=True, following=True)
+
+def test_lacam_solves_a_corridor_swap_that_needs_a_detour():
+    corridor = floor(
+        "#.#####",
+        ".......",
+    )
+    grid = Grid.from_map(corridor, lane_penalty=1)
+    starts = [grid.index(Cell(0, 1)), grid.index(Cell(6, 1))]
+    goals = [grid.index(Cell(6, 1)), grid.index(Cell(0, 1))]
+    result = solve(grid, starts, goals, out_of_time=lambda: False, following=True)
+    assert result.solved
+    paths = np.array(result.paths)
+    assert paths[-1].tolist() == goals
+    xy = np.stack((paths % grid.width, paths // grid.width), axis=-1)
+    assert check_paths(corridor, xy, following_allowed=True).collisions == 0
+    assert len(paths) - 1 >= 8  # one of them had to step into the bay
+
+def test_lacam_reports_an_impossible_instance_quickly():
+    grid = Grid.from_map(floor("...", "#.#"), lane_penalty=1)
+    with pytest.raises(ValueError, match="cannot be reached"):
+        solve(grid, [0], [grid.index(Cell(0, 1))], out_of_time=lambda: False)
+    # Two robots swapping ends of a dead-end corridor: no solution exists, the search
+    # runs out of configurations and says so.
+    line = Grid.from_map(floor("..."), lane_penalty=1)
+    result = solve(line, [0, 2], [2, 0], out_of_time=lambda: False, following=True)
+    assert not result.solved
+
+def test_run_mapf_executes_without_following_and_counts_costs():
+    starts = [Cell(0, 0), Cell(10, 0), Cell(0, 4), Cell(10, 4)]
+    goals = [Cell(10, 4), Cell(0, 4), Cell(10, 0), Cell(0, 0)]
+    report = run_mapf(WAREHOUSE, starts, goals, time_limit=20)
+    assert report["solved"] and report["collisions"] == 0
+    assert report["conflicts"]["illegal_moves"] == 0
+    assert report["lower_bound"] == 4 * 14
+    assert report["sum_of_costs"] >= report["lower_bound"]
+    assert report["ratio"] == pytest.approx(report["sum_of_costs"] / report["lower_bound"], abs=1e-3)
