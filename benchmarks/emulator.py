@@ -12,18 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from drivers.inprocess import InProcessLink  # noqa: E402
-from firmware_emulator.placement import populate  # noqa: E402
-from firmware_emulator.wander import Wanderer  # noqa: E402
-from firmware_emulator.world import World  # noqa: E402
-from fleet.clock import SimulatedClock  # noqa: E402
-from maps import shipped_map  # noqa: E402
+from drivers.inprocess import InProcessLink
+from firmware_emulator.placement import populate
+from firmware_emulator.wander import Wanderer
+from firmware_emulator.world import World
+from fleet.clock import SimulatedClock
+from maps import shipped_map
 
 
 def one_run(robots: int, seconds: float, dt: float, seed: int) -> dict:

@@ -18,7 +18,7 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Protocol
 
 import numpy as np
 
@@ -54,6 +54,13 @@ DEFAULT_SHELF_KG = 250.0
 def default_shelf_id(cell: Cell) -> str:
     """Shelf ids when the caller gives none: one shelf per storage cell, named after its home."""
     return f"shelf-{cell.x}-{cell.y}"
+
+
+class Clock(Protocol):
+    """Any clock with now() in seconds (fleet.clock's SimulatedClock and WallClock fit;
+    the emulator does not import fleet/). A clock with call_at drives the world's steps."""
+
+    def now(self) -> float: ...
 
 
 class UnknownRobotError(KeyError):
@@ -117,7 +124,7 @@ class World:
     def __init__(
         self,
         wmap: WarehouseMap,
-        clock,
+        clock: Clock,
         *,
         dt: float = 0.05,
         seed: int = 0,

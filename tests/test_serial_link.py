@@ -8,21 +8,33 @@ when asked, walks a job cell by cell, reporting as a robot would.
 
 from __future__ import annotations
 
+import os
+import select
+import socket
 import threading
 import time
 from typing import Callable, Iterator
 
 import pytest
 import serial
+from serial import rfc2217
 
 from drivers import events
-from drivers.commands import ActionKind, CellAction, InstantCommand, InstantKind, Job, Step
+from drivers.commands import (
+    ActionKind,
+    CellAction,
+    InstantCommand,
+    InstantKind,
+    Job,
+    Step,
+)
 from drivers.link import UnknownRobot
 from drivers.serial import messages as wire
 from drivers.serial.channel import ChannelConfig
-from drivers.serial.line import LineFaults, Relay
+from drivers.serial.line import LineFaults, Relay, TerminalServer
 from drivers.serial.link import LinkSettings, SerialLink, SerialRobot
-from drivers.serial.port import PortSettings
+from drivers.serial.messages import Side
+from drivers.serial.port import PortSettings, SerialPort
 from drivers.serial.robot import RobotEndpoint
 from fleet.clock import SimulatedClock
 from maps.model import Cell, Heading
@@ -462,9 +474,6 @@ def test_port_over_loop_url_carries_frames_to_itself() -> None:
 
         def tick(self, port: object, now: float) -> None: ...
 
-    from drivers.serial.messages import Side
-    from drivers.serial.port import SerialPort
-
     port = SerialPort(
         PortSettings("loop://", baudrate=9600, options={"bytesize": serial.EIGHTBITS}),
         Side.ROBOT,
@@ -485,8 +494,6 @@ def test_port_over_loop_url_carries_frames_to_itself() -> None:
 def test_robot_behind_a_terminal_server_over_socket_url() -> None:
     """socket://host:port, as a bench reaches a robot through a serial terminal server;
     the server hanging up makes the robot lost until the link reconnects by itself."""
-    from drivers.serial.line import TerminalServer
-
     server = TerminalServer()
     firmware = BenchFirmware(walk=True)
     endpoint = RobotEndpoint(
@@ -525,8 +532,6 @@ def test_robot_behind_a_terminal_server_over_socket_url() -> None:
 
 
 def test_robot_reports_the_frames_it_rejected(bench: Bench) -> None:
-    import os
-
     bench.online()
     # Three broken frames on the line towards the robot: garbage, a bad CRC, a stray byte run.
     os.write(
@@ -567,8 +572,6 @@ class Rfc2217Server:
     on pyserial's own PortManager, as a bench would reach a robot through one."""
 
     def __init__(self, device_path: str) -> None:
-        import socket
-
         self.device_path = device_path
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"rfc2217://127.0.0.1:{self.listener.getsockname()[1]}"
@@ -577,12 +580,16 @@ class Rfc2217Server:
         self.thread.start()
 
     def run(self) -> None:
-        import select
+        self.listener.settimeout(0.05)
+        while not self.stop.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            with connection:
+                self.serve(connection)
 
-        from serial import rfc2217
-
-        self.listener.settimeout(5.0)
-        connection, _ = self.listener.accept()
+    def serve(self, connection: socket.socket) -> None:
         device = PtyDevice(self.device_path, timeout=0)
 
         class Writer:
@@ -595,12 +602,13 @@ class Rfc2217Server:
                 if connection in ready:
                     data = connection.recv(4096)
                     if not data:
-                        break
+                        return
                     device.write(b"".join(manager.filter(data)))
                 if device.fileno() in ready:
                     connection.sendall(b"".join(manager.escape(device.read(4096))))
+        except OSError:
+            return  # the client went away mid-write
         finally:
-            connection.close()
             device.close()
 
     def close(self) -> None:

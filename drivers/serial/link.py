@@ -27,7 +27,13 @@ from drivers import events
 from drivers.commands import InstantCommand, InstantKind, Job, Step
 from drivers.link import RobotLink, UnknownRobot
 from drivers.serial import messages as wire
-from drivers.serial.channel import ChannelConfig, ChannelEvent, Received, Refused, Undelivered
+from drivers.serial.channel import (
+    ChannelConfig,
+    ChannelEvent,
+    Received,
+    Refused,
+    Undelivered,
+)
 from drivers.serial.messages import NackReason, Side
 from drivers.serial.port import PortSettings, SerialPort
 from fleet.clock import Clock

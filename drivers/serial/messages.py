@@ -19,9 +19,8 @@ from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 from drivers.commands import ActionKind, CellAction, InstantKind, Job, Step
 from drivers.events import Severity
-from maps.model import Cell, Heading
-
 from drivers.serial.frames import MAX_PAYLOAD
+from maps.model import Cell, Heading
 
 
 class NackReason(IntEnum):

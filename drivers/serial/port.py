@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Mapping, Protocol
 
 import serial
@@ -132,15 +132,18 @@ class SerialPort:
 
     def _open(self) -> None:
         s = self.settings
+        port = serial.serial_for_url(
+            s.url,
+            baudrate=s.baudrate,
+            timeout=s.read_timeout,
+            write_timeout=s.write_timeout,
+            do_not_open=True,
+            **dict(s.options),
+        )
         try:
-            port = serial.serial_for_url(
-                s.url,
-                baudrate=s.baudrate,
-                timeout=s.read_timeout,
-                write_timeout=s.write_timeout,
-                **dict(s.options),
-            )
+            port.open()
         except NotImplementedError as exc:
+            port.close()
             raise ValueError(f"{s.url}: {exc}; set PortSettings(write_timeout=None)") from None
         with self._lock:
             self._serial = port

@@ -21,7 +21,7 @@ from drivers.serial.channel import (
     Refused,
     Undelivered,
 )
-from drivers.serial.messages import Hello, Heartbeat, Identity, Message, Side, Status
+from drivers.serial.messages import Heartbeat, Hello, Identity, Message, Side, Status
 from drivers.serial.port import PortSettings, SerialPort
 
 log = logging.getLogger(__name__)

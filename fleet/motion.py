@@ -1,0 +1,228 @@
+"""Motion control: carries out each robot's errand through its link, under traffic control.
+
+An errand is "go to this cell, then do these actions there" (lift a shelf, lower it,
+charge, wait). The scheduler decides errands; traffic control decides when a robot may
+enter which cell; this module is the loop between them and the robots:
+
+    drain the link's events -> update traffic control and each robot's state
+    plan a round            -> send the newly granted cells as a job or job extension
+    a robot at its goal     -> send the errand's actions; report the errand's outcome
+
+It never talks to a wire directly, only to a RobotLink, so a robot on MQTT, serial or
+in-process is driven the same way. It is deterministic: given the same events in the
+same order it sends the same commands, so the same code runs in the service and in
+simulated time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+
+from drivers.commands import CellAction, Job, Step
+from drivers.events import (
+    ActionFailed,
+    ActionFinished,
+    BatteryReport,
+    CellReached,
+    ConnectionChanged,
+    ErrorCleared,
+    ErrorRaised,
+    JobFinished,
+    JobRejected,
+    LoadChanged,
+    RobotEvent,
+    Severity,
+)
+from drivers.link import RobotLink
+from fleet.traffic.control import TrafficControl, TrafficError
+from maps.model import Cell, Heading
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Errand:
+    errand_id: str
+    goal: Cell
+    actions: tuple[CellAction, ...] = ()
+    heading: Heading | None = None  # heading to turn to at the goal before the actions
+
+
+class Phase(str, Enum):
+    IDLE = "idle"  # no errand
+    DRIVING = "driving"  # on its way to the errand's goal
+    ACTING = "acting"  # at the goal, doing the errand's actions
+
+
+class Outcome(str, Enum):
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ErrandReport:
+    robot_id: str
+    errand_id: str
+    outcome: Outcome
+    time: float
+    reason: str = ""
+
+
+@dataclass
+class RobotState:
+    """The fleet's picture of one robot, built only from what the robot reported."""
+
+    robot_id: str
+    cell: Cell
+    heading: Heading
+    online: bool = True
+    charge: float = 1.0
+    charging: bool = False
+    shelf_id: str | None = None
+    errors: dict[str, Severity] = field(default_factory=dict)
+    errand: Errand | None = None
+    phase: Phase = Phase.IDLE
+    job_id: str | None = None  # the job the robot is running, if any
+    pending_actions: set[str] = field(default_factory=set)
+    out_of_service: bool = False
+
+    @property
+    def faulted(self) -> bool:
+        return Severity.FATAL in self.errors.values()
+
+    @property
+    def stopped(self) -> bool:
+        """Traffic control plans it as standing still and keeps its cells."""
+        return not self.online or self.faulted or self.phase is Phase.ACTING or self.out_of_service
+
+
+class MotionControl:
+    def __init__(self, link: RobotLink, traffic: TrafficControl) -> None:
+        self.link = link
+        self.traffic = traffic
+        self.robots: dict[str, RobotState] = {}
+        self._jobs = itertools.count(1)
+        #: Events the link delivered that this module could not make sense of.
+        self.rejected_events: list[tuple[RobotEvent, str]] = []
+
+    def add_robot(self, robot_id: str, cell: Cell, heading: Heading) -> None:
+        self.traffic.add_robot(robot_id, cell, heading)
+        self.robots[robot_id] = RobotState(robot_id, cell, heading)
+
+    def assign(self, robot_id: str, errand: Errand) -> None:
+        """Give the robot its next errand. It must be idle: an errand is never dropped
+        silently by giving another."""
+        robot = self._robot(robot_id)
+        if robot.errand is not None:
+            raise ValueError(f"robot {robot_id!r} is busy with errand {robot.errand.errand_id!r}")
+        self.traffic.set_goal(robot_id, errand.goal)
+        robot.errand = errand
+        robot.phase = Phase.DRIVING
+
+    def tick(self, now: float) -> list[ErrandReport]:
+        """One control cycle at time `now`; returns errands that finished or failed."""
+        reports: list[ErrandReport] = []
+        for event in self.link.drain():
+            self._handle(event, reports)
+        for robot in self.robots.values():
+            self.traffic.set_stopped(robot.robot_id, robot.stopped)
+        for grant in self.traffic.plan():
+            self._drive(self.robots[grant.robot_id], grant.cells)
+        for robot in self.robots.values():
+            if robot.phase is Phase.DRIVING and robot.online and self.traffic.arrived(robot.robot_id) \
+                    and robot.job_id is None:
+                self._act(robot, now, reports)
+        return reports
+
+    # --- commands ---------------------------------------------------------------------
+    def _drive(self, robot: RobotState, cells: tuple[Cell, ...]) -> None:
+        steps = [Step(c) for c in cells]
+        if robot.job_id is None:
+            robot.job_id = f"{robot.robot_id}-j{next(self._jobs)}"
+            held = self.traffic.held_cells(robot.robot_id)
+            start = held[: len(held) - len(cells)]
+            self.link.send_job(robot.robot_id, Job(robot.job_id, tuple(Step(c) for c in start) + tuple(steps)))
+        else:
+            self.link.extend_job(robot.robot_id, robot.job_id, steps)
+
+    def _act(self, robot: RobotState, now: float, reports: list[ErrandReport]) -> None:
+        errand = robot.errand
+        assert errand is not None
+        if not errand.actions and errand.heading is None:
+            self._finish(robot, Outcome.DONE, now, reports)
+            return
+        robot.phase = Phase.ACTING
+        robot.pending_actions = {a.action_id for a in errand.actions}
+        robot.job_id = f"{robot.robot_id}-j{next(self._jobs)}"
+        step = Step(errand.goal, errand.heading, errand.actions)
+        self.link.send_job(robot.robot_id, Job(robot.job_id, (step,)))
+
+    def _finish(self, robot: RobotState, outcome: Outcome, now: float, reports: list[ErrandReport],
+                reason: str = "") -> None:
+        errand = robot.errand
+        assert errand is not None
+        reports.append(ErrandReport(robot.robot_id, errand.errand_id, outcome, now, reason))
+        robot.errand = None
+        robot.phase = Phase.IDLE
+        robot.pending_actions = set()
+        self.traffic.set_goal(robot.robot_id, self.traffic.position(robot.robot_id))
+
+    # --- events -----------------------------------------------------------------------
+    def _handle(self, event: RobotEvent, reports: list[ErrandReport]) -> None:
+        robot = self.robots.get(event.robot_id)
+        if robot is None:
+            self._reject(event, "unknown robot")
+            return
+        if isinstance(event, CellReached):
+            try:
+                self.traffic.reached(robot.robot_id, event.cell, event.heading)
+            except TrafficError as exc:
+                # The robot is not where it was allowed to be: stop planning it until an
+                # operator looks; its cells stay held, so nobody drives into it.
+                robot.errors["traffic"] = Severity.FATAL
+                self._reject(event, str(exc))
+                return
+            robot.cell, robot.heading = event.cell, event.heading
+        elif isinstance(event, JobFinished):
+            if event.job_id == robot.job_id:
+                robot.job_id = None
+        elif isinstance(event, JobRejected):
+            if event.job_id == robot.job_id:
+                robot.job_id = None
+                self._reject(event, f"robot refused job: {event.reason}")
+                if robot.errand is not None and robot.phase is Phase.ACTING:
+                    self._finish(robot, Outcome.FAILED, event.time, reports, f"robot refused: {event.reason}")
+                elif len(held := self.traffic.held_cells(robot.robot_id)) > 1:
+                    # An extension that came after the job ended: what it held is
+                    # still granted, so send it again as a job of its own.
+                    self._drive(robot, tuple(held[1:]))
+        elif isinstance(event, ActionFinished):
+            robot.pending_actions.discard(event.action_id)
+            if robot.phase is Phase.ACTING and not robot.pending_actions:
+                self._finish(robot, Outcome.DONE, event.time, reports)
+        elif isinstance(event, ActionFailed):
+            if robot.phase is Phase.ACTING and event.action_id in robot.pending_actions:
+                self._finish(robot, Outcome.FAILED, event.time, reports, f"{event.kind.value} failed: {event.reason}")
+        elif isinstance(event, ErrorRaised):
+            robot.errors[event.code] = event.severity
+        elif isinstance(event, ErrorCleared):
+            robot.errors.pop(event.code, None)
+        elif isinstance(event, ConnectionChanged):
+            robot.online = event.online
+        elif isinstance(event, BatteryReport):
+            robot.charge, robot.charging = event.charge, event.charging
+        elif isinstance(event, LoadChanged):
+            robot.shelf_id = event.shelf_id
+
+    def _reject(self, event: RobotEvent, reason: str) -> None:
+        log.warning("robot %s: %s (%s)", event.robot_id, reason, type(event).__name__)
+        self.rejected_events.append((event, reason))
+
+    def _robot(self, robot_id: str) -> RobotState:
+        try:
+            return self.robots[robot_id]
+        except KeyError:
+            raise ValueError(f"unknown robot {robot_id!r}") from None

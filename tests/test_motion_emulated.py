@@ -1,0 +1,65 @@
+"""Motion control end to end: traffic control drives emulated robots over the in-process
+link, and the emulator, an independent witness, counts collisions and laser stops."""
+
+import random
+
+from drivers.commands import ActionKind, CellAction
+from drivers.inprocess import InProcessLink
+from firmware_emulator.world import World
+from fleet.clock import SimulatedClock
+from fleet.motion import Errand, MotionControl, Outcome
+from fleet.traffic.control import TrafficControl
+from maps import CellKind, Heading, shipped_map
+
+
+def _fleet(robots: int, seed: int):
+    wmap = shipped_map("demo")
+    clock = SimulatedClock()
+    world = World(wmap, clock, seed=seed)
+    link = InProcessLink(world)
+    motion = MotionControl(link, TrafficControl(wmap, rotation=True, seed=seed))
+    for i, cell in enumerate(wmap.cells_of(CellKind.PARKING)[:robots]):
+        world.add_robot(f"r{i}", cell, Heading.NORTH)
+        motion.add_robot(f"r{i}", cell, Heading.NORTH)
+    return wmap, clock, world, motion
+
+
+def _run(clock, motion, errands, limit, period=0.25):
+    """Give each robot its errands one after the other; returns every report."""
+    queue = {r: list(e) for r, e in errands.items()}
+    for r, e in queue.items():
+        motion.assign(r, e.pop(0))
+    reports = []
+    while clock.now() < limit and (any(queue.values()) or any(m.errand for m in motion.robots.values())):
+        clock.advance(period)
+        for report in motion.tick(clock.now()):
+            reports.append(report)
+            if queue[report.robot_id]:
+                motion.assign(report.robot_id, queue[report.robot_id].pop(0))
+    return reports
+
+
+def test_robots_run_random_errands_without_collision_or_laser_stop():
+    wmap, clock, world, motion = _fleet(robots=12, seed=3)
+    rng = random.Random(3)
+    aisles = wmap.cells_of(CellKind.AISLE)
+    goals = rng.sample(aisles, 12 * 3)
+    errands = {f"r{i}": [Errand(f"e{i}-{k}", goals[3 * i + k]) for k in range(3)] for i in range(12)}
+    reports = _run(clock, motion, errands, limit=900.0)
+    assert [r for r in reports if r.outcome is not Outcome.DONE] == []
+    assert len(reports) == 36, f"only {len(reports)} of 36 errands finished by t={clock.now()}"
+    assert world.collisions == []
+    assert world.laser_stops == 0
+    for i in range(12):
+        assert motion.robots[f"r{i}"].cell == goals[3 * i + 2]
+
+
+def test_errand_actions_run_at_the_goal_and_the_robot_lifts_the_shelf():
+    wmap, clock, world, motion = _fleet(robots=1, seed=1)
+    shelf_cell = wmap.cells_of(CellKind.STORAGE)[0]
+    shelf_id = world.stored_shelf_at(shelf_cell)
+    lift = CellAction("lift-1", ActionKind.LIFT, shelf_id=shelf_id)
+    reports = _run(clock, motion, {"r0": [Errand("fetch", shelf_cell, (lift,))]}, limit=300.0)
+    assert [(r.errand_id, r.outcome) for r in reports] == [("fetch", Outcome.DONE)]
+    assert motion.robots["r0"].shelf_id == shelf_id
+    assert world.collisions == []
