@@ -23,7 +23,6 @@ class RobotProfile(BaseModel):
     # body
     body_length_m: float = Field(0.80, gt=0)
     body_width_m: float = Field(0.60, gt=0)
-    shelf_size_m: float = Field(0.96, gt=0)  # the square shelf this robot carries
     payload_kg: float = Field(600.0, gt=0)
 
     # motion

@@ -49,6 +49,8 @@ _PAD = 2
 _EPS = 1e-9
 
 DEFAULT_SHELF_KG = 250.0
+#: The shelves (pods) of this warehouse are 960 x 960 mm.
+SHELF_SIZE_M = 0.96
 
 
 def default_shelf_id(cell: Cell) -> str:
@@ -130,12 +132,14 @@ class World:
         seed: int = 0,
         shelves: Mapping[str, Cell] | None = None,
         shelf_weight_kg: float = DEFAULT_SHELF_KG,
-        shelf_size_m: float = DEFAULT_PROFILE.shelf_size_m,
+        shelf_size_m: float = SHELF_SIZE_M,
     ) -> None:
         """`shelves` maps shelf id to home cell; by default one shelf stands on every storage
         cell (named by default_shelf_id)."""
         if not dt > 0:
             raise ValueError(f"physics step must be positive, got {dt}")
+        if not shelf_size_m > 0:
+            raise ValueError(f"shelf size must be positive, got {shelf_size_m}")
         self.map = wmap
         self.clock = clock
         self.dt = dt

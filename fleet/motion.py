@@ -122,6 +122,16 @@ class MotionControl:
         robot.errand = errand
         robot.phase = Phase.DRIVING
 
+    def redirect(self, robot_id: str, goal: Cell) -> None:
+        """Change where a driving robot's errand ends (a station queue moved up, a
+        charger came free). Cells it holds stay granted; it is routed on from there."""
+        robot = self._robot(robot_id)
+        if robot.errand is None or robot.phase is not Phase.DRIVING:
+            raise ValueError(f"robot {robot_id!r} is not driving an errand; it cannot be redirected")
+        self.traffic.set_goal(robot_id, goal)
+        e = robot.errand
+        robot.errand = Errand(e.errand_id, goal, e.actions, e.heading)
+
     def tick(self, now: float) -> list[ErrandReport]:
         """One control cycle at time `now`; returns errands that finished or failed."""
         reports: list[ErrandReport] = []

@@ -28,7 +28,8 @@ def _run(clock, motion, errands, limit, period=0.25):
     """Give each robot its errands one after the other; returns every report."""
     queue = {r: list(e) for r, e in errands.items()}
     for r, e in queue.items():
-        motion.assign(r, e.pop(0))
+        if e:
+            motion.assign(r, e.pop(0))
     reports = []
     while clock.now() < limit and (any(queue.values()) or any(m.errand for m in motion.robots.values())):
         clock.advance(period)
@@ -63,3 +64,17 @@ def test_errand_actions_run_at_the_goal_and_the_robot_lifts_the_shelf():
     assert [(r.errand_id, r.outcome) for r in reports] == [("fetch", Outcome.DONE)]
     assert motion.robots["r0"].shelf_id == shelf_id
     assert world.collisions == []
+
+
+def test_a_driving_robot_can_be_redirected_and_ends_at_the_new_goal():
+    wmap, clock, world, motion = _fleet(robots=1, seed=2)
+    aisles = wmap.cells_of(CellKind.AISLE)
+    first, second = aisles[-1], aisles[len(aisles) // 2]
+    motion.assign("r0", Errand("go", first))
+    for _ in range(8):
+        clock.advance(0.25)
+        motion.tick(clock.now())
+    motion.redirect("r0", second)
+    reports = _run(clock, motion, {"r0": []}, limit=300.0)
+    assert [(r.errand_id, r.outcome) for r in reports] == [("go", Outcome.DONE)]
+    assert motion.robots["r0"].cell == second

@@ -617,6 +617,8 @@ class Rfc2217Server:
         self.listener.close()
 
 
+# pyserial's rfc2217 client still calls Thread.setDaemon/setName.
+@pytest.mark.filterwarnings("ignore:set(Daemon|Name)\\(\\) is deprecated:DeprecationWarning")
 def test_robot_behind_an_rfc2217_server() -> None:
     relay = Relay()
     server = Rfc2217Server(relay.a.path)

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -453,29 +454,28 @@ def test_fuzz_thousands_of_malformed_payloads_while_a_good_vehicle_is_served(mqt
         Topic.INSTANT_ACTIONS: encode(instant_actions_full()),
         Topic.CONNECTION: encode(m.Connection(**header(), connection_state=m.ConnectionState.ONLINE)),
     }
+    rng_good = random.Random(5)
     cases = malformed_payloads(random.Random(4), good)
-    expected_master: dict[Drop, int] = {}
-    expected_vehicle: dict[Drop, int] = {}
-    for topic, _, reason in cases:
-        target = expected_master if topic in FROM_VEHICLE else expected_vehicle
-        target[reason] = target.get(reason, 0) + 1
-
+    expected_master: Counter[Drop] = Counter()
+    expected_vehicle: Counter[Drop] = Counter()
     raw = Raw(mqtt_url)
-    good_states = 200
-    every = len(cases) // good_states
-    for index, (topic, payload, _) in enumerate(cases):
-        raw.client.publish(layout.topic(agv, topic), payload, qos=0)
-        if index % every == 0 and index // every < good_states:
-            vehicle.publish(state_minimal(), Topic.STATE)
-            master.publish(order_full(), Topic.ORDER)
-    raw.client.publish(layout.topic(agv, Topic.STATE), b"", qos=1).wait_for_publish(10)  # marker: bad JSON
-    expected_master[Drop.BAD_JSON] = expected_master.get(Drop.BAD_JSON, 0) + 1
-    total_master = sum(expected_master.values())
-    wait_until(lambda: sum(master.dropped.values()) >= total_master
-               and len(master_inbox.of(Topic.STATE)) >= good_states
-               and sum(vehicle.dropped.values()) >= sum(expected_vehicle.values())
-               and len(vehicle_inbox.of(Topic.ORDER)) >= good_states, timeout=60, what="fuzz drained")
+    good_states = 0
+    # In chunks, waiting for each to be handled: the broker drops QoS 0 messages to a client
+    # that falls more than max_queued_messages (1000) behind, which a loaded machine could do.
+    for start in range(0, len(cases), 250):
+        for topic, payload, reason in cases[start:start + 250]:
+            (expected_master if topic in FROM_VEHICLE else expected_vehicle)[reason] += 1
+            raw.client.publish(layout.topic(agv, topic), payload, qos=0)
+            if rng_good.random() < 0.1:
+                vehicle.publish(state_minimal(), Topic.STATE)
+                master.publish(order_full(), Topic.ORDER)
+                good_states += 1
+        wait_until(lambda: master.dropped == expected_master and vehicle.dropped == expected_vehicle
+                   and len(master_inbox.of(Topic.STATE)) == good_states
+                   and len(vehicle_inbox.of(Topic.ORDER)) == good_states, timeout=30,
+                   what=f"chunk at {start} handled")
     raw.close()
+    assert good_states > 200
     assert dict(master.dropped) == expected_master
     assert dict(vehicle.dropped) == expected_vehicle
     assert [r.message.header_id for r in master_inbox.of(Topic.STATE)] == list(range(good_states))

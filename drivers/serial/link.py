@@ -36,6 +36,7 @@ from drivers.serial.channel import (
 )
 from drivers.serial.messages import NackReason, Side
 from drivers.serial.port import PortSettings, SerialPort
+from drivers.serial.translate import command_message, fleet_event
 from fleet.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -85,43 +86,6 @@ class LinkSettings:
     @property
     def status_interval_ms(self) -> int:
         return round(self.status_interval * 1000)
-
-
-#: Robot-to-master messages that carry a fleet event field for field.
-_EVENT_OF: dict[type[wire.Message], type[events.RobotEvent]] = {
-    wire.CellReached: events.CellReached,
-    wire.ActionFinished: events.ActionFinished,
-    wire.ActionFailed: events.ActionFailed,
-    wire.JobFinished: events.JobFinished,
-    wire.JobRejected: events.JobRejected,
-    wire.ErrorRaised: events.ErrorRaised,
-    wire.ErrorCleared: events.ErrorCleared,
-    wire.BatteryReport: events.BatteryReport,
-    wire.LoadChanged: events.LoadChanged,
-}
-
-
-def fleet_event(robot_id: str, time: float, message: wire.Message) -> events.RobotEvent | None:
-    """The fleet event a robot's message stands for; None for link-level messages."""
-    if isinstance(message, wire.Status):
-        return events.StatusReport(
-            robot_id, time, message.cell, message.heading, message.x, message.y,
-            message.theta, message.speed, message.driving, message.paused,
-            message.charge, message.shelf_id, message.job_id, message.errors,
-        )  # fmt: skip
-    event_cls = _EVENT_OF.get(type(message))
-    if event_cls is None:
-        return None
-    values = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
-    return event_cls(robot_id=robot_id, time=time, **values)
-
-
-def command_message(command: InstantCommand) -> wire.Message:
-    if command.kind is InstantKind.INIT_POSITION:
-        if command.cell is None or command.heading is None:
-            raise ValueError("init_position needs a cell and a heading")
-        return wire.SetPose(command.cell, command.heading, command.command_id)
-    return wire.Instant(command.kind, command.command_id)
 
 
 def _later(uptime_ms: int, than_ms: int) -> bool:

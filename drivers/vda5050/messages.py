@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any, TypeVar
 
 import orjson
@@ -302,23 +303,35 @@ def decode(kind: type[M], payload: bytes | str) -> M:
 
 def _null_field(model: Wire, path: str) -> str | None:
     """The path of the first field given as null, or None."""
-    for key, value in (model.__pydantic_extra__ or {}).items():
+    extra = model.__pydantic_extra__
+    if extra:
+        for key, value in extra.items():
+            if value is None:
+                return path + key
+    given = model.__pydantic_fields_set__
+    values = model.__dict__
+    for name, alias in _wire_names(type(model)):
+        if name not in given:
+            continue
+        value = values[name]
         if value is None:
-            return path + key
-    fields = type(model).model_fields
-    for name in (name for name in fields if name in model.model_fields_set):  # wire order
-        value = getattr(model, name)
-        where = path + (fields[name].alias or name)
-        if value is None:
-            return where
-        children = [(where, value)] if isinstance(value, Wire) else (
-            [(f"{where}.{i}", item) for i, item in enumerate(value) if isinstance(item, Wire)]
-            if isinstance(value, list) else [])
-        for child_path, child in children:
-            found = _null_field(child, child_path + ".")
-            if found is not None:
-                return found
+            return path + alias
+        if isinstance(value, Wire):
+            found = _null_field(value, f"{path}{alias}.")
+        elif isinstance(value, list) and value and isinstance(value[0], Wire):
+            found = next((hit for i, item in enumerate(value)
+                          if (hit := _null_field(item, f"{path}{alias}.{i}.")) is not None), None)
+        else:
+            continue
+        if found is not None:
+            return found
     return None
+
+
+@cache
+def _wire_names(kind: type[Wire]) -> tuple[tuple[str, str], ...]:
+    """(Python name, wire name) of each field, in declaration order."""
+    return tuple((name, info.alias or name) for name, info in kind.__pydantic_fields__.items())
 
 
 # --- header -------------------------------------------------------------------------------

@@ -33,6 +33,10 @@ from maps.model import KIND_CODES, Cell, CellKind, Heading, WarehouseMap
 
 #: Distance of a cell or state from which the goal cannot be reached.
 UNREACHABLE = np.iinfo(np.int32).max // 2
+#: Memory for cached distance tables. A lifelong planner needs one table per distinct
+#: goal in play (1.1 MB each with rotation on a 500 x 140 floor), or it recomputes them
+#: every step.
+CACHE_BYTES = 2 * 1024**3
 #: Steps a move against a corridor's preferred direction costs in the guidance (measured
 #: on the Kiva floor, see docs/traffic.md: 1 = no lanes).
 LANE_PENALTY = 8
@@ -50,7 +54,8 @@ class Grid:
     """
 
     def __init__(
-        self, wmap: WarehouseMap, passable: np.ndarray, lane_penalty: int = LANE_PENALTY, cache_size: int = 4096
+        self, wmap: WarehouseMap, passable: np.ndarray, lane_penalty: int = LANE_PENALTY,
+        cache_bytes: int = CACHE_BYTES,
     ) -> None:
         if lane_penalty < 1:
             raise ValueError(f"lane_penalty must be at least 1 (1 = no lanes), got {lane_penalty}")
@@ -93,13 +98,14 @@ class Grid:
         self.moves: list[list[tuple[int, int]]] = [
             [(h, int(ahead[c, h])) for h in range(4) if ahead[c, h] >= 0] for c in range(self.size)
         ]
-        self._cache_size = cache_size
+        self._cache_bytes = cache_bytes
+        self._cached_bytes = 0
         self._tables: OrderedDict[tuple[int, bool, bool], np.ndarray] = OrderedDict()
 
     @classmethod
-    def from_map(cls, wmap: WarehouseMap, lane_penalty: int = LANE_PENALTY, cache_size: int = 4096) -> "Grid":
+    def from_map(cls, wmap: WarehouseMap, lane_penalty: int = LANE_PENALTY, cache_bytes: int = CACHE_BYTES) -> "Grid":
         passable = (wmap.kinds != KIND_CODES[CellKind.BLOCKED]).ravel()
-        return cls(wmap, passable, lane_penalty, cache_size)
+        return cls(wmap, passable, lane_penalty, cache_bytes)
 
     def without(self, cells: Iterable[Cell | int]) -> "Grid":
         """This floor with `cells` impassable: operator blocks, faulted robots, or (for a
@@ -107,7 +113,7 @@ class Grid:
         passable = self.passable.copy()
         for cell in cells:
             passable[cell if isinstance(cell, (int, np.integer)) else self.index(cell)] = False
-        return Grid(self.map, passable, self.lane_penalty, self._cache_size)
+        return Grid(self.map, passable, self.lane_penalty, self._cache_bytes)
 
     # --- cells --------------------------------------------------------------------
     def index(self, cell: Cell) -> int:
@@ -143,8 +149,9 @@ class Grid:
             if self.passable[goal]:
                 _search_cells(self.behind, cost, goal, table)
         self._tables[key] = table
-        while len(self._tables) > self._cache_size:
-            self._tables.popitem(last=False)
+        self._cached_bytes += table.nbytes
+        while self._cached_bytes > self._cache_bytes and len(self._tables) > 1:
+            self._cached_bytes -= self._tables.popitem(last=False)[1].nbytes
         return table
 
 

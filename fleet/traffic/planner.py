@@ -21,6 +21,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+import numpy as np
+
 from fleet.traffic.grid import UNREACHABLE, Grid
 from fleet.traffic.pibt import PIBT
 from maps.model import Cell
@@ -173,8 +175,12 @@ class LifelongPlanner:
         """The first cell of a cheapest way from cell to goal (cell itself at the goal)."""
         if cell == goal:
             return cell
-        table, cost = self._floor.distances(goal, guided=True), self._floor.cost
-        return min(self._floor.moves[cell], key=lambda m: cost[cell, m[0]] + table[m[1]], default=(0, cell))[1]
+        table, cost = self._guide(goal), self._floor.cost
+        return min(self._floor.moves[cell], key=lambda m: cost[cell, m[0]] + table[m[1]].min(), default=(0, cell))[1]
+
+    def _guide(self, goal: int) -> np.ndarray:
+        """The guidance table PIBT follows for this goal (one table per goal, shared)."""
+        return self._floor.distances(goal, oriented=self.rotation, guided=True)
 
     def _path(self, cell: int, goal: int) -> list[int]:
         """A cheapest way from cell to goal, following the guidance downhill."""
@@ -197,7 +203,7 @@ class LifelongPlanner:
     def _unreachable(self, cell: int, goal: int, stopped: set[int], cells: Sequence[int]) -> str:
         if goal == cell:
             return ""
-        if self._floor.distances(goal)[cell] < UNREACHABLE:
+        if self._guide(goal)[cell].min() < UNREACHABLE:
             return ""
         where = self.base.cell(goal)
         if goal in self._operator_blocked:
