@@ -133,6 +133,8 @@ class DriveUnit:
     # ------------------------------------------------------------------ commands
     def send_job(self, job: Job) -> bool:
         """Accept a new job or refuse it with JobRejected. Returns whether it was accepted."""
+        if self.booting:
+            return False
         reason = self._refusal(job)
         if reason:
             self._emit(JobRejected, job_id=job.job_id, reason=reason)
@@ -147,6 +149,8 @@ class DriveUnit:
 
     def extend_job(self, job_id: str, steps: Sequence[Step]) -> bool:
         """Append steps to the current (or just finished) job, continuing from its last step."""
+        if self.booting:
+            return False
         if self.job_id != job_id or not self.steps:
             self._emit(JobRejected, job_id=job_id, reason=f"no job {job_id!r} to extend (current: {self.job_id!r})")
             return False
@@ -171,6 +175,8 @@ class DriveUnit:
         return True
 
     def instant(self, command: InstantCommand) -> None:
+        if self.booting:
+            return
         kind = command.kind
         if kind is InstantKind.PAUSE:
             self._hold("paused")
@@ -222,6 +228,11 @@ class DriveUnit:
         dx, dy, dth = self.qr_offset
         return (float(w.x[i]) + dx + drift * self._drift_dir[0], float(w.y[i]) + dy + drift * self._drift_dir[1],
                 float(w.theta[i]) + dth)
+
+    @property
+    def booting(self) -> bool:
+        """A restarting controller hears nothing (a wire would not reach it either)."""
+        return "booting" in self.holds
 
     @property
     def heading(self) -> Heading:
@@ -573,6 +584,7 @@ class DriveUnit:
             self._end_action()
         self.world.halt(self.index)
         self.activity = None
+        self._clear(OBSTACLE)
 
     def _true_cell(self) -> Cell:
         return self.world.map.cell_at(float(self.world.x[self.index]), float(self.world.y[self.index]))

@@ -70,14 +70,14 @@ def speed_step(
         # accelerating until the cap or the braking curve, whichever comes first
         peak = np.sqrt(np.maximum((2.0 * accel * brake * rem + brake * v * v) / (accel + brake), 0.0))
         target = np.minimum(cap, peak)
-        ta = np.clip((target - v) / accel, 0.0, left)
+        ta = np.minimum(np.maximum((target - v) / accel, 0.0), left)
         ds = np.where(under, v * ta + 0.5 * accel * ta * ta, ds)
         nv = np.where(under, np.where(ta < left, target, v + accel * ta), nv)
         t = np.where(under, ta, t)
 
         # cruising until the braking curve
         to_curve = np.divide(rem - v * v / (2.0 * brake), v, out=np.full_like(v, np.inf), where=v > _TOL)
-        tc = np.clip(to_curve, 0.0, left)
+        tc = np.minimum(np.maximum(to_curve, 0.0), left)
         ds = np.where(cruise, v * tc, ds)
         t = np.where(cruise, tc, t)
 

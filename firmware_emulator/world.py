@@ -562,9 +562,8 @@ class World:
             turned = t[done]
             quarter = math.pi / 2
             # snap to the exact grid heading, in (-pi, pi]
-            snapped = np.round(self.theta[turned] / quarter) * quarter
-            self.theta[turned] = np.mod(snapped + math.pi, 2 * math.pi) - math.pi
-            self.theta[turned] = np.where(np.isclose(self.theta[turned], -math.pi), math.pi, self.theta[turned])
+            quarters = np.mod(np.round(self.theta[turned] / quarter), 4)  # 0..3: east, north, west, south
+            self.theta[turned] = np.where(quarters == 3, -quarter, quarters * quarter)
             self.turn_left[turned] = 0.0
             self.mode[turned] = IDLE
         return crossed, arrived, turned, overdue
@@ -588,7 +587,7 @@ class World:
                  + np.where(rotating, self.rotate_w[:n], 0.0)
                  + np.where(self.lifting[:n], self.lift_w[:n], 0.0)
                  - np.where(self.charging[:n], self.charge_w[:n], 0.0))
-        self.soc[:n] = np.clip(self.soc[:n] - power * dt / self.capacity_j[:n], 0.0, 1.0)
+        self.soc[:n] = np.minimum(np.maximum(self.soc[:n] - power * dt / self.capacity_j[:n], 0.0), 1.0)
         pct = np.floor(self.soc[:n] * 100 + _EPS).astype(np.int64)
         changed = np.flatnonzero(pct != self.pct[:n])
         self.pct[changed] = pct[changed]
@@ -665,8 +664,7 @@ class World:
         k = np.arange(reach + 1)
         col = np.rint(px / pitch).astype(np.int64)[:, None] + k * np.rint(ux).astype(np.int64)[:, None]
         row = (self.map.height - 1 - np.rint(py / pitch)).astype(np.int64)[:, None] - k * np.rint(uy).astype(np.int64)[:, None]
-        gx = np.clip(col + _PAD, 0, self._blocked.shape[1] - 1)
-        gy = np.clip(row + _PAD, 0, self._blocked.shape[0] - 1)
+        gx, gy = self._grid_index(col, row)
         along = (col * pitch - px[:, None]) * ux[:, None] + ((self.map.height - 1 - row) * pitch - py[:, None]) * uy[:, None]
         ahead = along > 1e-6
         g = np.where(self._blocked[gy, gx] & ahead, along - pitch / 2 - front[:, None], np.inf)
@@ -711,6 +709,11 @@ class World:
         return free
 
     # ------------------------------------------------------------------ the witness
+    def _grid_index(self, col: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Indexes into the padded grids; anything beyond the padding reads as its edge (a wall)."""
+        h, w = self._blocked.shape
+        return np.minimum(np.maximum(col + _PAD, 0), w - 1), np.minimum(np.maximum(row + _PAD, 0), h - 1)
+
     def _detect_collisions(self, pairs: tuple[np.ndarray, np.ndarray]) -> None:
         n, pitch = self.n, self.map.pitch
         now = self.now()
@@ -753,10 +756,9 @@ class World:
         # the cells around each robot: walls for everyone, stored shelves for loaded robots
         reach = max(1, int(math.ceil((pitch / 2 + self._max_reach + pitch / 2) / pitch)) - 1)
         offsets = np.arange(-reach, reach + 1)
-        ox, oy = (a.ravel() for a in np.meshgrid(offsets, offsets))
-        gx = np.clip(np.rint(x / pitch).astype(np.int64)[:, None] + ox + _PAD, 0, self._blocked.shape[1] - 1)
-        gy = np.clip((self.map.height - 1 - np.rint(y / pitch)).astype(np.int64)[:, None] + oy + _PAD,
-                     0, self._blocked.shape[0] - 1)
+        ox, oy = np.repeat(offsets, len(offsets)), np.tile(offsets, len(offsets))
+        gx, gy = self._grid_index(np.rint(x / pitch).astype(np.int64)[:, None] + ox,
+                                  (self.map.height - 1 - np.rint(y / pitch)).astype(np.int64)[:, None] + oy)
         r, o = np.nonzero(self._blocked[gy, gx])
         if len(r):
             cgx, cgy = gx[r, o], gy[r, o]

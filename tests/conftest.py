@@ -14,13 +14,17 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+from urllib.parse import urlsplit
 
+import paho.mqtt.client as paho
 import pytest
 from jsonschema import Draft202012Validator
+from paho.mqtt.enums import CallbackAPIVersion
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -235,3 +239,94 @@ def vda5050_schemas() -> dict[str, Draft202012Validator]:
             schema, format_checker=Draft202012Validator.FORMAT_CHECKER
         )
     return validators
+
+
+def unknown_keys(schema: dict, document: Any, root: dict, where: str = "") -> list[str]:
+    """Keys of `document` that its schema does not name: the schemas allow extra fields,
+    so a misspelt optional field would pass validation unnoticed without this check."""
+    if "$ref" in schema:
+        schema = root["definitions"][schema["$ref"].rsplit("/", 1)[-1]]
+    found = []
+    if isinstance(document, dict) and "properties" in schema:
+        for key, value in document.items():
+            if key not in schema["properties"]:
+                found.append(f"{where}/{key}")
+            elif not (key == "value" or (key == "data" and "format" in document)):
+                found += unknown_keys(schema["properties"][key], value, root, f"{where}/{key}")
+    elif isinstance(document, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(document):
+            found += unknown_keys(schema["items"], item, root, f"{where}/{index}")
+    return found
+
+
+@dataclass(frozen=True)
+class Recorded:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+class Recorder:
+    """Every message published under a topic filter, as the broker delivered it (QoS 1
+    subscription, so the recorded QoS is the publisher's)."""
+
+    def __init__(self, url: str, topic_filter: str = "#") -> None:
+        parts = urlsplit(url)
+        self.messages: list[Recorded] = []
+        self._lock = threading.Lock()
+        subscribed = threading.Event()
+        self._client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        self._client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic_filter, qos=1)
+        self._client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
+        self._client.on_message = self._record
+        self._client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+        self._client.loop_start()
+        if not subscribed.wait(10):
+            raise RuntimeError(f"recorder could not subscribe to {topic_filter!r} on {url}")
+
+    def _record(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append(Recorded(message.topic, bytes(message.payload), message.qos, bool(message.retain)))
+
+    def snapshot(self) -> list[Recorded]:
+        with self._lock:
+            return list(self.messages)
+
+    def problems(self, schemas: dict[str, Draft202012Validator]) -> list[str]:
+        """Each recorded message that is not valid against the official schema of its
+        topic (the last topic level), or that carries a field the schema does not name."""
+        found = []
+        for record in self.snapshot():
+            topic = record.topic.rsplit("/", 1)[-1]
+            validator = schemas.get(topic)
+            if validator is None:
+                found.append(f"{record.topic}: no schema for topic {topic!r}")
+                continue
+            try:
+                document = json.loads(record.payload)
+            except ValueError as exc:
+                found.append(f"{record.topic}: not JSON: {exc}")
+                continue
+            found += [f"{record.topic}: {e.message}" for e in validator.iter_errors(document)]
+            found += [f"{record.topic}: unknown field {key}"
+                      for key in unknown_keys(validator.schema, document, validator.schema)]
+        return found
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+@pytest.fixture
+def record_broker() -> Iterator[Any]:
+    """record_broker(url, filter="#") -> Recorder; every recorder is closed after the test."""
+    made: list[Recorder] = []
+
+    def start(url: str, topic_filter: str = "#") -> Recorder:
+        made.append(Recorder(url, topic_filter))
+        return made[-1]
+
+    yield start
+    for recorder in made:
+        recorder.close()

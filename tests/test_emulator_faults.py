@@ -229,3 +229,28 @@ def test_random_fault_schedules_are_seeded_and_survivable() -> None:
         world.send_job(robot_id, job(f"j{k}", line(1 + 2 * k, 1, 1 + 2 * k, 3)))
     bench.run(130)
     assert math.isfinite(float(world.soc[: world.n].sum()))
+
+
+def test_a_rebooting_robot_ignores_even_direct_commands() -> None:
+    bench = Bench()
+    world = bench.world
+    unit = world.add_robot("r", Cell(2, 2), Heading.EAST)
+    world.inject(Reboot("r", boot_time=5.0))
+    world.instant("r", InstantCommand(InstantKind.INIT_POSITION, cell=Cell(2, 2)))
+    assert not world.send_job("r", job("j", line(2, 2, 3, 2)))
+    assert not unit.localised
+    bench.run(6)
+    world.instant("r", InstantCommand(InstantKind.INIT_POSITION, cell=Cell(2, 2)))
+    assert unit.localised and world.send_job("r", job("j", line(2, 2, 3, 2)))
+
+
+def test_losing_localisation_while_held_by_the_laser_clears_the_obstacle_warning() -> None:
+    bench = Bench()
+    world = bench.world
+    unit = world.add_robot("r", Cell(1, 2), Heading.EAST)
+    world.inject(LaserObstacle("r", distance=1.0, duration=60.0))
+    world.send_job("r", job("j", line(1, 2, 6, 2)))
+    bench.run(5)
+    assert "obstacle" in codes(unit)
+    world.inject(LostLocalisation("r"))
+    assert codes(unit) == ["localisation_lost"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.commands import InstantKind
 from drivers.serial import frames
@@ -233,3 +235,35 @@ def test_frames_written_by_a_channel_are_valid_on_the_wire() -> None:
     channel.send(pause(1), 0.0)
     out = channel.take_output()
     assert out.endswith(frames.DELIMITER) and out.count(frames.DELIMITER) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([Side.MASTER, Side.ROBOT]),
+    st.booleans(),
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),  # version: mostly wrong ones are rare on a real line
+            st.sampled_from(sorted(wire.message_types()) + [0x00, 0x7F, 0xFF]),
+            st.integers(0, 0xFFFF),
+            st.binary(max_size=40),
+        ),
+        max_size=30,
+    ),
+)
+def test_fuzz_channel_takes_any_valid_frame_without_crashing(
+    side: Side, in_session: bool, specs: list[tuple[int, int, int, bytes]]
+) -> None:
+    """CRC-valid frames with any header and payload: the channel answers or drops, never
+    raises, and only ever answers with ACK or NACK."""
+    channel = Channel(side, CONFIG)
+    if in_session:
+        channel.start_session()
+    delivered = 0
+    for version, type_code, seq, payload in specs:
+        for event in channel.receive(Frame(type_code, seq, payload, version), 0.0):
+            assert isinstance(event, (Received, Refused))
+            delivered += 1
+    replies = StreamDecoder().feed(channel.take_output())
+    assert {f.type for f in replies} <= {wire.Ack.TYPE, wire.Nack.TYPE}
+    assert channel.counters.delivered <= delivered

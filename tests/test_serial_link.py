@@ -125,30 +125,49 @@ class BenchFirmware:
 
 
 class Bench:
-    """A master and one robot on two ptys joined by a relay; collects fleet events."""
+    """A master and one robot on a line, collecting the fleet events.
+
+    The line is a relay between two ptys, or a terminal server (the robot on its pty, the
+    master on its socket://). `master_port` puts the master elsewhere, e.g. behind an
+    RFC 2217 server in front of the relay.
+    """
 
     def __init__(
         self,
         firmware: BenchFirmware,
-        relay: Relay,
+        line: Relay | TerminalServer | None = None,
         settings: LinkSettings = FAST,
         robot_id: str = "r1",
+        max_payload: int = 500,
+        master_port: PortSettings | None = None,
     ) -> None:
-        self.relay = relay
+        self.line = line if line is not None else Relay()
+        if isinstance(self.line, Relay):
+            self.robot_path = self.line.b.path
+            default_master = PortSettings(self.line.a.path)
+        else:
+            self.robot_path = self.line.pty.path
+            default_master = PortSettings(self.line.url, reopen_interval=0.1)
         self.firmware = firmware
         self.clock = SimulatedClock(start=100.0)
-        self.endpoint = self.start_robot(robot_id)
+        self.endpoint = self.start_robot(robot_id, max_payload)
         self.link = SerialLink(
-            [SerialRobot("r1", PortSettings(relay.a.path))], self.clock, settings
+            [SerialRobot("r1", master_port or default_master)], self.clock, settings
         )
         self.events: list[events.RobotEvent] = []
 
-    def start_robot(self, robot_id: str = "r1") -> RobotEndpoint:
+    @property
+    def relay(self) -> Relay:
+        assert isinstance(self.line, Relay)
+        return self.line
+
+    def start_robot(self, robot_id: str = "r1", max_payload: int = 500) -> RobotEndpoint:
         endpoint = RobotEndpoint(
-            PortSettings(self.relay.b.path),
+            PortSettings(self.robot_path),
             self.firmware,
             robot_id,
             "bench-1",
+            max_payload=max_payload,
             config=ROBOT_CHANNEL,
         )
         self.firmware.endpoint = endpoint
@@ -177,10 +196,13 @@ class Bench:
     def online(self) -> None:
         self.wait(lambda: self.link.online("r1"))
 
+    def changes(self) -> list[bool]:
+        return [e.online for e in self.of(events.ConnectionChanged)]
+
     def close(self) -> None:
         self.link.close()
         self.endpoint.close()
-        self.relay.close()
+        self.line.close()
 
 
 @pytest.fixture
@@ -314,9 +336,7 @@ def test_a_silent_robot_is_lost_and_found_again(bench: Bench) -> None:
     bench.wait(lambda: bench.of(events.JobRejected))
     assert bench.of(events.JobRejected)[0].reason == "robot offline"
     bench.endpoint = bench.start_robot()
-    bench.wait(
-        lambda: [e.online for e in bench.of(events.ConnectionChanged)] == [True, False, True]
-    )
+    bench.wait(lambda: bench.changes() == [True, False, True])
 
 
 def test_a_cut_cable_is_lost_and_the_robot_watchdog_stops_it(bench: Bench) -> None:
@@ -326,9 +346,7 @@ def test_a_cut_cable_is_lost_and_the_robot_watchdog_stops_it(bench: Bench) -> No
     bench.wait(lambda: any(not e.online for e in bench.of(events.ConnectionChanged)), timeout=5.0)
     bench.relay.cut(broken=False)
     bench.wait(lambda: bench.firmware.watchdog_feeds == 1, timeout=5.0)
-    bench.wait(
-        lambda: [e.online for e in bench.of(events.ConnectionChanged)] == [True, False, True]
-    )
+    bench.wait(lambda: bench.changes() == [True, False, True])
     assert bench.firmware.watchdog_trips == 1
 
 
@@ -356,22 +374,27 @@ def test_a_restarted_robot_answers_no_session_and_is_reconnected() -> None:
         bench.endpoint.close()
         bench.endpoint = bench.start_robot()  # fresh firmware state: no session
         bench.link.instant("r1", InstantCommand(InstantKind.PAUSE))
-        bench.wait(
-            lambda: [e.online for e in bench.of(events.ConnectionChanged)] == [True, False, True]
-        )
+        bench.wait(lambda: bench.changes() == [True, False, True])
         down = [e for e in bench.of(events.ConnectionChanged) if not e.online][0]
         assert "no session" in down.reason
     finally:
         bench.close()
 
 
-def test_a_port_answering_for_another_robot_is_not_connected() -> None:
-    relay = Relay()
-    bench = Bench(BenchFirmware(), relay, robot_id="r2")
+@pytest.mark.parametrize(
+    ("robot_id", "max_payload", "problem"),
+    [("r2", 500, "answers as robot 'r2'"), ("r1", 200, "accepts payloads of 200 bytes")],
+)
+def test_a_port_whose_robot_does_not_fit_is_not_connected(
+    robot_id: str, max_payload: int, problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bench = Bench(BenchFirmware(), Relay(), robot_id=robot_id, max_payload=max_payload)
     try:
-        time.sleep(0.6)
+        bench.wait(lambda: problem in caplog.text)
+        time.sleep(0.3)  # several more HELLO/IDENTITY rounds
         assert not bench.link.online("r1")
         assert bench.collect() == []
+        assert caplog.text.count(problem) == 1  # said once, not at every HELLO
     finally:
         bench.close()
 
@@ -451,7 +474,7 @@ def test_noisy_line_delivers_everything_once_in_order() -> None:
         robot = bench.endpoint.port.channel.counters
         assert master["rx_crc"] + master["rx_cobs"] + master["rx_short"] > 0
         assert master["retransmitted"] + robot.retransmitted > 0
-        assert [e.online for e in bench.of(events.ConnectionChanged)] == [True]
+        assert bench.changes() == [True]
     finally:
         bench.close()
 
@@ -492,43 +515,25 @@ def test_port_over_loop_url_carries_frames_to_itself() -> None:
 
 
 def test_robot_behind_a_terminal_server_over_socket_url() -> None:
-    """socket://host:port, as a bench reaches a robot through a serial terminal server;
-    the server hanging up makes the robot lost until the link reconnects by itself."""
-    server = TerminalServer()
-    firmware = BenchFirmware(walk=True)
-    endpoint = RobotEndpoint(
-        PortSettings(server.pty.path), firmware, "r1", "bench-1", config=ROBOT_CHANNEL
+    """socket://host:port, as a bench reaches a robot through a serial terminal server (a
+    noisy one); the server hanging up makes the robot lost until the link reconnects."""
+    noise = TerminalServer(
+        to_client=LineFaults(1e-3, 1e-3, 5), from_client=LineFaults(1e-3, 1e-3, 6)
     )
-    firmware.endpoint = endpoint
-    endpoint.start()
-    settings = PortSettings(server.url, reopen_interval=0.1)
-    link = SerialLink([SerialRobot("r1", settings)], SimulatedClock(), FAST)
-    seen: list[events.RobotEvent] = []
-
-    def wait(condition: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + 10.0
-        while not condition():
-            seen.extend(link.drain())
-            assert time.monotonic() < deadline, [type(e).__name__ for e in seen]
-            time.sleep(0.01)
-
+    bench = Bench(BenchFirmware(walk=True), noise)
     try:
-        wait(lambda: link.online("r1"))
-        link.send_job("r1", Job("J1", (Step(Cell(2, 3)), Step(Cell(2, 4)))))
-        wait(lambda: any(isinstance(e, events.JobFinished) for e in seen))
-        assert [e.cell for e in seen if isinstance(e, events.CellReached)] == [
-            Cell(2, 3),
-            Cell(2, 4),
-        ]
-        server.hang_up()
-        changes = lambda: [e.online for e in seen if isinstance(e, events.ConnectionChanged)]  # noqa: E731
-        wait(lambda: changes() == [True, False, True])
-        down = [e for e in seen if isinstance(e, events.ConnectionChanged) and not e.online][0]
+        bench.online()
+        bench.link.send_job("r1", Job("J1", (Step(Cell(2, 3)), Step(Cell(2, 4)))))
+        bench.wait(lambda: bench.of(events.JobFinished))
+        assert [e.cell for e in bench.of(events.CellReached)] == [Cell(2, 3), Cell(2, 4)]
+        assert isinstance(bench.line, TerminalServer)
+        bench.line.hang_up()
+        bench.wait(lambda: bench.changes() == [True, False, True])
+        down = [e for e in bench.of(events.ConnectionChanged) if not e.online][0]
         assert "port closed" in down.reason
+        assert noise.to_client.flipped + noise.from_client.flipped > 0  # type: ignore[union-attr]
     finally:
-        link.close()
-        endpoint.close()
-        server.close()
+        bench.close()
 
 
 def test_robot_reports_the_frames_it_rejected(bench: Bench) -> None:
@@ -622,31 +627,40 @@ class Rfc2217Server:
 def test_robot_behind_an_rfc2217_server() -> None:
     relay = Relay()
     server = Rfc2217Server(relay.a.path)
-    firmware = BenchFirmware(walk=True)
-    endpoint = RobotEndpoint(
-        PortSettings(relay.b.path), firmware, "r1", "bench-1", config=ROBOT_CHANNEL
-    )
-    firmware.endpoint = endpoint
-    endpoint.start()
     with pytest.raises(ValueError, match="write_timeout=None"):
         SerialLink([SerialRobot("r1", PortSettings(server.url))], SimulatedClock(), FAST)
-    settings = PortSettings(server.url, baudrate=57600, write_timeout=None)
-    link = SerialLink([SerialRobot("r1", settings)], SimulatedClock(), FAST)
-    seen: list[events.RobotEvent] = []
+    master = PortSettings(server.url, baudrate=57600, write_timeout=None)
+    bench = Bench(BenchFirmware(walk=True), relay, master_port=master)
     try:
-        deadline = time.monotonic() + 10.0
-        while not link.online("r1"):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        link.send_job("r1", Job("J1", (Step(Cell(2, 3)), Step(Cell(3, 3)), Step(Cell(3, 2)))))
-        while not any(isinstance(e, events.JobFinished) for e in seen):
-            assert time.monotonic() < deadline, [type(e).__name__ for e in seen]
-            seen.extend(link.drain())
-            time.sleep(0.01)
-        cells = [e.cell for e in seen if isinstance(e, events.CellReached)]
+        bench.online()
+        bench.link.send_job("r1", Job("J1", (Step(Cell(2, 3)), Step(Cell(3, 3)), Step(Cell(3, 2)))))
+        bench.wait(lambda: bench.of(events.JobFinished))
+        cells = [e.cell for e in bench.of(events.CellReached)]
         assert cells == [Cell(2, 3), Cell(3, 3), Cell(3, 2)]
     finally:
-        link.close()
-        endpoint.close()
+        bench.close()
         server.close()
-        relay.close()
+
+
+class FaultyFirmware(BenchFirmware):
+    """Firmware with a bug: it raises on the first PAUSE it is given."""
+
+    def command(self, message: wire.Message) -> None:
+        super().command(message)
+        if message == wire.Instant(InstantKind.PAUSE, "boom"):
+            raise RuntimeError("firmware bug")
+
+
+def test_a_failing_firmware_callback_does_not_stop_the_port(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bench = Bench(FaultyFirmware(), Relay())
+    try:
+        bench.online()
+        bench.link.instant("r1", InstantCommand(InstantKind.PAUSE, command_id="boom"))
+        bench.link.instant("r1", InstantCommand(InstantKind.RESUME, command_id="after"))
+        bench.wait(lambda: wire.Instant(InstantKind.RESUME, "after") in bench.firmware.commands)
+        assert "firmware bug" in caplog.text
+        assert bench.link.online("r1")
+    finally:
+        bench.close()

@@ -5,10 +5,22 @@ from __future__ import annotations
 import pytest
 
 from drivers import events
-from drivers.commands import ActionKind, CellAction, InstantCommand, InstantKind, Job, Step
+from drivers.commands import (
+    ActionKind,
+    CellAction,
+    InstantCommand,
+    InstantKind,
+    Job,
+    Step,
+)
 from drivers.serial import messages as wire
 from drivers.serial.messages import Side
-from drivers.serial.translate import command_message, event_message, fleet_event, robot_command
+from drivers.serial.translate import (
+    command_message,
+    event_message,
+    fleet_event,
+    robot_command,
+)
 from maps.model import Cell, Heading
 
 EVENTS: list[events.RobotEvent] = [

@@ -113,8 +113,10 @@ def test_only_configured_vehicles_are_heard_when_adoption_is_off(mqtt_url, clean
     assert {e.robot_id for e in master.events} == {"AGV-201"}
 
 
-def test_job_resent_until_echoed_then_extended_by_a_stitched_update(mqtt_url, cleanup):
+def test_job_resent_until_echoed_then_extended_by_a_stitched_update(mqtt_url, cleanup, record_broker,
+                                                                   vda5050_schemas):
     layout = unique_layout()
+    recorder = record_broker(mqtt_url, f"{layout.base}/#")
     master = Master(mqtt_url, layout)
     cleanup(master.link.close)
     vehicle = ScriptedVehicle(mqtt_url, layout, "AGV-301").start()
@@ -138,6 +140,11 @@ def test_job_resent_until_echoed_then_extended_by_a_stitched_update(mqtt_url, cl
     vehicle.report(C, 4, order_id="job-9", update=1)
     master.pump_until(lambda: master.of(JobFinished), what="job finished")
     assert [(e.cell, e.step_index) for e in master.of(CellReached) if e.job_id == "job-9"] == [(B, 1), (C, 2)]
+    # Everything on the wire, both ways, as stamped by the links, is valid VDA 5050.
+    seen = {(r.topic.rsplit("/", 1)[-1], r.qos, r.retain) for r in recorder.snapshot()}
+    assert {("order", 0, False), ("instantActions", 0, False), ("state", 0, False),
+            ("connection", 1, False)} <= seen
+    assert recorder.problems(vda5050_schemas) == []
 
 
 def test_broker_restart_mid_order_the_update_still_arrives(restartable_broker, cleanup):

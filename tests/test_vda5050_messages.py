@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from drivers.vda5050 import messages as m
 from drivers.vda5050.messages import MessageError, decode, encode
+from conftest import unknown_keys
 from vda5050_samples import all_samples, factsheet_full, header, order_minimal, state_full, state_minimal
 
 MODEL_OF = {
@@ -39,24 +40,6 @@ def schema_errors(validator: Draft202012Validator, document: Any) -> list[str]:
 @pytest.mark.parametrize(("topic", "label", "message"), SAMPLES, ids=IDS)
 def test_every_sample_is_valid_against_the_official_schema(vda5050_schemas, topic, label, message):
     assert schema_errors(vda5050_schemas[topic], as_json(message)) == []
-
-
-def unknown_keys(schema: dict, document: Any, root: dict, where: str = "") -> list[str]:
-    """Keys of `document` that its schema does not name: the schemas allow extra fields,
-    so a misspelt optional field would pass validation unnoticed without this check."""
-    if "$ref" in schema:
-        schema = root["definitions"][schema["$ref"].rsplit("/", 1)[-1]]
-    found = []
-    if isinstance(document, dict) and "properties" in schema:
-        for key, value in document.items():
-            if key not in schema["properties"]:
-                found.append(f"{where}/{key}")
-            elif not (key == "value" or (key == "data" and "format" in document)):
-                found += unknown_keys(schema["properties"][key], value, root, f"{where}/{key}")
-    elif isinstance(document, list) and isinstance(schema.get("items"), dict):
-        for index, item in enumerate(document):
-            found += unknown_keys(schema["items"], item, root, f"{where}/{index}")
-    return found
 
 
 @pytest.mark.parametrize(("topic", "label", "message"), SAMPLES, ids=IDS)

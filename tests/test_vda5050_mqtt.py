@@ -532,3 +532,24 @@ def test_missing_mosquitto_fails_with_a_clear_message(monkeypatch):
     monkeypatch.setattr(conftest, "MOSQUITTO_CANDIDATES", ())
     with pytest.raises(pytest.fail.Exception, match="mosquitto is not installed.*setup-test-deps"):
         conftest.mosquitto_binary()
+
+
+def test_the_broker_recorder_flags_what_is_not_valid_vda5050(mqtt_url, layout, record_broker, vda5050_schemas):
+    """The recorder later judges whole multi-robot runs: it must be able to say no."""
+    recorder = record_broker(mqtt_url, f"{layout.base}/#")
+    raw = Raw(mqtt_url)
+    agv = vehicle_id()
+    raw.send(layout.topic(agv, Topic.STATE), encode(state_minimal()))
+    raw.send(layout.topic(agv, Topic.STATE), encode(state_minimal()).replace(b'"driving":false', b'"driving":0'))
+    raw.send(layout.topic(agv, Topic.CONNECTION), b'{"connectionState": "ONLINE", "zoneSetld": 1}')
+    raw.send(layout.topic(agv, Topic.STATE), encode(state_minimal()).replace(b'"driving":false',
+                                                                              b'"driving":false,"pasued":true'))
+    raw.send(f"{layout.base}/{agv.manufacturer}/{agv.serial_number}/weather", b"{}")
+    wait_until(lambda: len(recorder.snapshot()) == 5, what="recorded")
+    raw.close()
+    problems = recorder.problems(vda5050_schemas)
+    assert any("0 is not of type 'boolean'" in p for p in problems)
+    assert any("'headerId' is a required property" in p for p in problems)
+    assert any("unknown field /zoneSetld" in p for p in problems)
+    assert any("unknown field /pasued" in p for p in problems)
+    assert any("no schema for topic 'weather'" in p for p in problems)

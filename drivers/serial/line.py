@@ -149,8 +149,8 @@ class TerminalServer:
         self.pty = PseudoTerminal()
         self._listener = socket.create_server((host, port))
         self.host, self.port = self._listener.getsockname()[:2]
-        self._to_client = to_client
-        self._from_client = from_client
+        self.to_client = to_client
+        self.from_client = from_client
         self._client: socket.socket | None = None
         self._hang_up = threading.Event()
         self._stop = threading.Event()
@@ -187,8 +187,8 @@ class TerminalServer:
                     self._to_pty()
 
     def _to_socket(self, data: bytes) -> None:
-        if self._to_client is not None:
-            data = self._to_client.apply(data)
+        if self.to_client is not None:
+            data = self.to_client.apply(data)
         if self._client is not None and data:
             try:
                 self._client.sendall(data)
@@ -204,8 +204,8 @@ class TerminalServer:
         if not data:
             self._drop_client()
             return
-        if self._from_client is not None:
-            data = self._from_client.apply(data)
+        if self.from_client is not None:
+            data = self.from_client.apply(data)
         if data:
             os.write(self.pty.master_fd, data)
 

@@ -34,6 +34,7 @@ from drivers.serial.channel import (
     Refused,
     Undelivered,
 )
+from drivers.serial.frames import MAX_PAYLOAD
 from drivers.serial.messages import NackReason, Side
 from drivers.serial.port import PortSettings, SerialPort
 from drivers.serial.translate import command_message, fleet_event
@@ -116,7 +117,7 @@ class _Connection:
         self.job: tuple[str, int] | None = None  # job id, steps sent so far
         self.stale_status = 0
         self.robot_rx_rejected = 0  # from the robot's last STATUS: its view of the line
-        self.wrong_identity: str | None = None
+        self.identity_problem = ""
 
     # --- commands (fleet thread) -------------------------------------------------------
 
@@ -218,15 +219,17 @@ class _Connection:
     def identified(self, identity: wire.Identity) -> None:
         if self.online or identity.nonce != self.nonce:
             return  # an answer to an older HELLO
+        problem = ""
         if identity.robot_id != self.robot_id:
-            if self.wrong_identity != identity.robot_id:  # say it once, not every HELLO
-                self.wrong_identity = identity.robot_id
-                log.error(
-                    "%s: port %s answers as robot %r; not connecting",
-                    self.robot_id,
-                    self.port.settings.url,
-                    identity.robot_id,
-                )
+            problem = f"answers as robot {identity.robot_id!r}"
+        elif identity.max_payload < MAX_PAYLOAD:
+            problem = (
+                f"accepts payloads of {identity.max_payload} bytes, version 1 needs {MAX_PAYLOAD}"
+            )
+        if problem:
+            if problem != self.identity_problem:  # say it once, not at every HELLO
+                self.identity_problem = problem
+                log.error("%s: port %s %s; not connecting", self.robot_id, self.port.name, problem)
             return
         self.port.with_channel(lambda channel, now: channel.start_session())
         self.online = True

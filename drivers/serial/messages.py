@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum, IntEnum
 from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
-from drivers.commands import ActionKind, CellAction, InstantKind, Job, Step
+from drivers.commands import ActionKind, CellAction, InstantKind, Job, Step, check_path
 from drivers.events import Severity
 from drivers.serial.frames import MAX_PAYLOAD
 from maps.model import Cell, Heading
@@ -374,6 +374,8 @@ class NewJob(Message):
     steps: tuple[Step, ...] = wire(STEPS)
 
     def __post_init__(self) -> None:
+        if not self.job_id:
+            raise ValueError("a job needs an id")
         Job(self.job_id, self.steps)  # a job that fleet/ could not have built is a BAD_VALUE
 
 
@@ -383,6 +385,11 @@ class ExtendJob(Message):
     job_id: str = wire(TEXT)
     first_index: int = wire(U16)  # index the first appended step takes in the job
     steps: tuple[Step, ...] = wire(STEPS)
+
+    def __post_init__(self) -> None:
+        if not self.job_id or not self.steps:
+            raise ValueError("an extension needs a job id and at least one step")
+        check_path(self.steps, f"extension of job {self.job_id!r}")
 
 
 @message(0x13, reliable=True, sender=Side.MASTER)
@@ -521,6 +528,9 @@ def job_messages(job_id: str, steps: Sequence[Step], first_index: int = 0) -> li
     robot holds the whole path long before it can drive off the end of the first part.
     """
 
+    if not steps:
+        raise ValueError(f"job {job_id!r}: no steps to send")
+
     def make(part: Sequence[Step], at: int) -> Message:
         return NewJob(job_id, tuple(part)) if at == 0 else ExtendJob(job_id, at, tuple(part))
 
@@ -548,6 +558,5 @@ def job_messages(job_id: str, steps: Sequence[Step], first_index: int = 0) -> li
             chunk, used = [], overhead
         chunk.append(step)
         used += need
-    if chunk or not messages:
-        messages.append(make(chunk, index))
+    messages.append(make(chunk, index))
     return messages

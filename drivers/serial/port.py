@@ -166,6 +166,10 @@ class SerialPort:
                 with self._lock:
                     self._drop_serial()
                 self._report_closed(f"{self.settings.url}: {exc}")
+            except Exception:
+                # A failing listener must not end the only thread that reads this line:
+                # the peer would then look alive to nobody, and nothing would say why.
+                log.exception("%s: listener failed; the port carries on", self.name)
 
     def _cycle(self) -> None:
         port = self._serial

@@ -30,6 +30,8 @@ from maps.model import Cell
 
 #: Steps a robot stands still behind a robot resting on its goal before that one makes way.
 MAKE_WAY_AFTER = 2
+#: Largest dead end (in cells) the make-way rule clears out.
+POCKET = 8
 
 
 @dataclass
@@ -130,9 +132,11 @@ class LifelongPlanner:
         shelf) cannot be pushed out by the robot that needs its cell: its only way out is
         through the pusher, and PIBT leaves both waiting forever. So when a robot has
         made no progress for MAKE_WAY_AFTER steps and a lower-priority robot is on its
-        next cell, that one is sent to the nearest free cell off the waiting robot's
-        path, with a priority just above the waiter's (so the waiter is what gets pushed
-        aside first), until it is off that path."""
+        next cell, shut in a dead end behind it, that one is sent to the nearest free
+        cell off the waiting robot's path, with a priority just above the waiter's (so
+        the waiter is what gets pushed aside first), until it is off that path. (Applied
+        more widely, to any head-on wait, it was measured to turn dense traffic into
+        jams: Kiva, 100 robots with rotation, 2000 steps: 2334 tasks against 3255.)"""
         n = len(cells)
         while len(self._stall) < n:
             self._stall.append(0)
@@ -159,10 +163,8 @@ class LifelongPlanner:
             j = occupant.get(self._next_cell(cells[i], targets[i]))
             if j is None or j in stopped or j in self._detours or priorities[j] >= priorities[i]:
                 continue
-            resting = cells[j] == targets[j]
-            head_on = self._stall[j] >= MAKE_WAY_AFTER and self._next_cell(cells[j], targets[j]) == cells[i]
-            if not (resting or head_on):
-                continue  # an ordinary queue: PIBT's pushing sorts it out
+            if not self._pocket(cells[j], cells[i]):
+                continue  # j has other ways out: PIBT's pushing sorts it out
             path = self._path(cells[i], targets[i])
             spot = self._spot(cells[j], set(path) | set(occupant))
             if spot is not None:
@@ -170,6 +172,20 @@ class LifelongPlanner:
         for j, (spot, i, _) in self._detours.items():
             targets[j] = spot
             priorities[j] = priorities[i] + 0.5
+
+    def _pocket(self, cell: int, door: int) -> bool:
+        """Whether `cell` lies in a small dead end (at most POCKET cells) whose only way
+        out is through `door`: a bay, a queue lane, a one-cell niche."""
+        seen, frontier = {cell}, [cell]
+        while frontier:
+            here = frontier.pop()
+            for _, v in self._floor.moves[here]:
+                if v != door and v not in seen:
+                    if len(seen) >= POCKET:
+                        return False
+                    seen.add(v)
+                    frontier.append(v)
+        return True
 
     def _next_cell(self, cell: int, goal: int) -> int:
         """The first cell of a cheapest way from cell to goal (cell itself at the goal)."""
