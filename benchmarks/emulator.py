@@ -37,6 +37,7 @@ def one_run(robots: int, seconds: float, dt: float, seed: int) -> dict:
         clock.advance_to(t)
         wanderer.pump()
     start = time.perf_counter()
+    cpu_start = time.process_time()
     moving = 0
     samples = 0
     while t < warm_up + seconds:
@@ -46,8 +47,10 @@ def one_run(robots: int, seconds: float, dt: float, seed: int) -> dict:
         moving += int((world.v[: world.n] > 0).sum())
         samples += 1
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     return {
         "real_time_factor": seconds / wall,
+        "cpu_time_factor": seconds / cpu,
         "wall_s": wall,
         "mean_moving_robots": moving / samples,
         "errands": wanderer.errands,
@@ -71,6 +74,8 @@ def main() -> None:
         result["runs"][str(robots)] = {
             "median_real_time_factor": round(statistics.median(r["real_time_factor"] for r in runs), 2),
             "real_time_factors": [round(r["real_time_factor"], 2) for r in runs],
+            # simulated seconds per CPU second of this process: what one uncontended core would give
+            "median_cpu_time_factor": round(statistics.median(r["cpu_time_factor"] for r in runs), 2),
             "mean_moving_robots": round(statistics.median(r["mean_moving_robots"] for r in runs), 1),
             "errands": [r["errands"] for r in runs],
             "collisions": [r["collisions"] for r in runs],

@@ -15,7 +15,7 @@ from pathlib import Path
 from fleet.traffic.scenario import read_scenario, run_mapf
 from maps.movingai import load_movingai
 
-DATA = Path("/work/shared/benchmarks/movingai")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "movingai"  # shared/ sits beside the repo
 
 
 def main() -> None:

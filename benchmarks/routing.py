@@ -2,6 +2,8 @@
 
 - RHCR's Kiva floor (maps/kiva.toml, tasks between the 480 endpoints, robots starting on
   the home cells in file order), 100 and 190 robots, with and without rotation.
+- With --with-following, the Kiva runs again with following allowed, the rule RHCR and
+  the League of Robot Runners use (our floors forbid it; see docs/traffic.md).
 - Scale: a generated 500 x 140 warehouse with every storage cell treated as a shelf
   standing there (loaded robots, the hard case: only aisles are free, as on the League
   of Robot Runners' warehouse_large), tasks between aisle cells beside shelves.
@@ -9,7 +11,7 @@
 Each entry is run_lifelong's report (the same as `fleet bench routing`); the Kiva ones
 can be reproduced one by one with
     fleet bench routing --map maps/kiva.toml --endpoints benchmarks/data/kiva-endpoints.txt \\
-        --starts benchmarks/data/kiva-homes.txt --agents 100 --steps 5000 [--rotation]
+        --starts benchmarks/data/kiva-homes.txt --agents 100 --steps 5000 [--rotation] [--following]
 """
 
 from __future__ import annotations
@@ -53,15 +55,18 @@ def main() -> None:
     parser.add_argument("--scale-agents", type=int, nargs="*", default=[1000], help="robot counts on 500 x 140")
     parser.add_argument("--kiva-agents", type=int, nargs="*", default=[100, 190])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--with-following", action="store_true",
+                        help="also run Kiva with following allowed (RHCR's and the League's rule)")
     args = parser.parse_args()
 
     kiva = load_map(ROOT / "maps" / "kiva.toml")
     endpoints = read_cells(ROOT / "benchmarks" / "data" / "kiva-endpoints.txt", kiva)
     homes = read_cells(ROOT / "benchmarks" / "data" / "kiva-homes.txt", kiva)
     runs = []
-    for agents in args.kiva_agents:
-        for rotation in (False, True):
-            runs.append(run_lifelong(kiva, agents, args.steps, rotation, endpoints, homes, args.seed))
+    for following in (False, True) if args.with_following else (False,):
+        for agents in args.kiva_agents:
+            for rotation in (False, True):
+                runs.append(run_lifelong(kiva, agents, args.steps, rotation, endpoints, homes, args.seed, following))
     if args.scale_agents:
         big, ends = shelved(generate_layout(LayoutSpec(name="warehouse-500x140", width=500, height=140)))
         for agents in args.scale_agents:

@@ -165,6 +165,7 @@ class World:
         blocked = np.ones((h + 2 * _PAD, w + 2 * _PAD), dtype=bool)
         blocked[_PAD:_PAD + h, _PAD:_PAD + w] = wmap.kinds == KIND_CODES[CellKind.BLOCKED]
         self._blocked = blocked
+        self._wall_cache: dict[int, np.ndarray] = {}
         self._shelf_grid = np.full(blocked.shape, -1, dtype=np.int64)
         self.shelf_ids: list[str] = []
         self._shelf_index: dict[str, int] = {}
@@ -709,6 +710,22 @@ class World:
         return free
 
     # ------------------------------------------------------------------ the witness
+    def _wall_nearby(self, reach: int) -> np.ndarray:
+        """Padded grid: whether a wall lies within `reach` cells (the walls never move)."""
+        cached = self._wall_cache.get(reach)
+        if cached is None:
+            b = self._blocked
+            cached = b.copy()
+            for dy in range(-reach, reach + 1):
+                for dx in range(-reach, reach + 1):
+                    shifted = np.zeros_like(b)
+                    ys = slice(max(dy, 0), b.shape[0] + min(dy, 0))
+                    xs = slice(max(dx, 0), b.shape[1] + min(dx, 0))
+                    shifted[ys, xs] = b[max(-dy, 0):b.shape[0] - max(dy, 0), max(-dx, 0):b.shape[1] - max(dx, 0)]
+                    cached |= shifted
+            self._wall_cache[reach] = cached
+        return cached
+
     def _grid_index(self, col: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Indexes into the padded grids; anything beyond the padding reads as its edge (a wall)."""
         h, w = self._blocked.shape
@@ -757,11 +774,17 @@ class World:
         reach = max(1, int(math.ceil((pitch / 2 + self._max_reach + pitch / 2) / pitch)) - 1)
         offsets = np.arange(-reach, reach + 1)
         ox, oy = np.repeat(offsets, len(offsets)), np.tile(offsets, len(offsets))
-        gx, gy = self._grid_index(np.rint(x / pitch).astype(np.int64)[:, None] + ox,
-                                  (self.map.height - 1 - np.rint(y / pitch)).astype(np.int64)[:, None] + oy)
+        col = np.rint(x / pitch).astype(np.int64)
+        row = (self.map.height - 1 - np.rint(y / pitch)).astype(np.int64)
+        # only robots with a wall in reach, or a shelf on board, need their neighbourhood
+        near = self._wall_nearby(reach)[self._grid_index(col, row)[::-1]]
+        look = np.flatnonzero(near | (carried >= 0))
+        gx, gy = self._grid_index(col[look, None] + ox, row[look, None] + oy)
         r, o = np.nonzero(self._blocked[gy, gx])
+        r_look = r
+        r = look[r]
         if len(r):
-            cgx, cgy = gx[r, o], gy[r, o]
+            cgx, cgy = gx[r_look, o], gy[r_look, o]
             wx, wy = (cgx - _PAD) * pitch, (self.map.height - 1 - (cgy - _PAD)) * pitch
             half = np.full(len(r), pitch / 2)
             hit = rectangles_overlap(x[r], y[r], hl[r], hw[r], th[r], wx, wy, half, half, 0.0)
@@ -777,12 +800,12 @@ class World:
                 contacts.add(key)
                 if key not in self._contacts:
                     new.append(self._collision(now, "blocked", (i,), (), x[i], y[i], cell))
-        loaded = np.flatnonzero(carried >= 0)
+        loaded = np.flatnonzero(carried[look] >= 0)  # rows of gx/gy
         if len(loaded):
             other = self._shelf_grid[gy[loaded], gx[loaded]]
             r, o = np.nonzero(other >= 0)
             if len(r):
-                robots, stored = loaded[r], other[r, o]
+                robots, stored = look[loaded[r]], other[r, o]
                 s = carried[robots]
                 hit = rectangles_overlap(self.sx[s], self.sy[s], sh, sh, self.stheta[s],
                                          self.sx[stored], self.sy[stored], sh, sh, self.stheta[stored])

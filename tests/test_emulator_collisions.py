@@ -105,12 +105,17 @@ PILLAR = """
 """
 
 
+@pytest.mark.parametrize("start, end, heading", [
+    (Cell(1, 2), Cell(7, 2), Heading.EAST), (Cell(7, 2), Cell(1, 2), Heading.WEST),
+    (Cell(4, 4), Cell(4, 1), Heading.NORTH), (Cell(4, 1), Cell(4, 4), Heading.SOUTH),
+])
 @pytest.mark.parametrize("profile, collides", [(RobotProfile(), False), (NO_LASER, True)])
-def test_driving_at_a_blocked_cell(profile: RobotProfile, collides: bool) -> None:
+def test_driving_at_a_blocked_cell(profile: RobotProfile, collides: bool, start: Cell, end: Cell,
+                                   heading: Heading) -> None:
     bench = Bench(PILLAR)
     world = bench.world
-    world.add_robot("r", Cell(1, 2), Heading.EAST, profile)
-    world.send_job("r", job("j", line(1, 2, 6, 2)))  # straight through the pillar at (4, 2)
+    world.add_robot("r", start, heading, profile)
+    world.send_job("r", job("j", line(*start, *end)))  # straight through the pillar at (4, 2)
     bench.run(10)
     if collides:
         assert [c.kind for c in world.collisions] == ["blocked"]
@@ -118,24 +123,31 @@ def test_driving_at_a_blocked_cell(profile: RobotProfile, collides: bool) -> Non
         assert "collision" in [e.code for e in world.robot("r").status().errors]
     else:
         assert world.collisions == [] and world.laser_stops == 1
-        # stands off the pillar's face (x = 3.5) by the laser stand-off
-        front = float(world.x[0]) + 0.4
-        assert 3.5 - 0.2 <= front < 3.5
+        # stands off the pillar's face by about the laser stand-off
+        px, py = bench.map.position(Cell(4, 2))
+        gap = math.hypot(px - float(world.x[0]), py - float(world.y[0])) - 0.5 - 0.4
+        assert 0.0 < gap <= 0.2
 
 
-def test_laser_stops_behind_a_standing_robot_and_resumes_when_it_leaves() -> None:
+@pytest.mark.parametrize("standing, path, aside", [
+    (Cell(6, 2), line(1, 2, 9, 2), Cell(6, 1)),     # b drives east, a steps north
+    (Cell(10, 4), line(10, 1, 10, 6), Cell(11, 4)),  # b drives south, a steps east
+])
+def test_laser_stops_behind_a_standing_robot_and_resumes_when_it_leaves(standing: Cell, path: list[Cell],
+                                                                        aside: Cell) -> None:
     bench = Bench()
     world = bench.world
-    world.add_robot("a", Cell(6, 2), Heading.NORTH)
-    world.add_robot("b", Cell(1, 2), Heading.EAST)
-    world.send_job("b", job("jb", line(1, 2, 9, 2)))
+    world.add_robot("a", standing, Heading.between(standing, aside))  # side-on to b, ready to leave
+    world.add_robot("b", path[0], Heading.between(path[0], path[1]))
+    world.send_job("b", job("jb", path))
     bench.run(8)
     assert world.laser_stops == 1 and world.v[1] == 0.0
-    gap = (float(world.x[0]) - 0.4) - (float(world.x[1]) + 0.4)
+    centres = math.hypot(float(world.x[0] - world.x[1]), float(world.y[0] - world.y[1]))
+    gap = centres - 0.4 - 0.3  # b's front (0.4 from its centre) to a's side (0.3)
     assert 0.0 < gap <= 0.2
     raised = bench.last(ErrorRaised, "b")
     assert raised.code == "obstacle"
-    world.send_job("a", job("ja", line(6, 2, 6, 1)))  # step aside
+    world.send_job("a", job("ja", [standing, aside]))  # step aside
     bench.run(10)
     assert bench.last(JobFinished, "b") is not None
     assert bench.last(ErrorCleared, "b").code == "obstacle"

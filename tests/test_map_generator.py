@@ -15,7 +15,7 @@ from maps.generator import PRESETS, LayoutError, LayoutSpec, generate_layout, ki
 from maps.loader import layout_text
 
 ROOT = Path(__file__).resolve().parents[1]
-MOVINGAI = Path("/work/shared/benchmarks/movingai")
+MOVINGAI = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "movingai"  # shared/ sits beside the repo
 
 SPECS = {
     "defaults": LayoutSpec(),

@@ -9,7 +9,7 @@ import pytest
 from maps import Cell, CellKind, MapError
 from maps.movingai import load_movingai
 
-MOVINGAI = Path("/work/shared/benchmarks/movingai")
+MOVINGAI = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "movingai"  # shared/ sits beside the repo
 #: (width, height) per /work/shared/benchmarks/README.md.
 SIZES = {
     "warehouse-10-20-10-2-1": (161, 63),

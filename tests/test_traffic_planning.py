@@ -58,9 +58,10 @@ def test_pibt_step_never_enters_an_occupied_cell_without_following():
     for i in range(4):
         assert nxt[i] == cells[i] or nxt[i] not in cells  # nobody steps into a cell being left
 
-def test_pibt_rejects_following_with_rotation():
-    with pytest.raises(ValueError, match="following"):
-        PIBT(Grid.from_map(WAREHOUSE), rotation=True, following=True)
+def test_lifelong_run_with_rotation_and_following_never_collides():
+    report = run_lifelong(WAREHOUSE, agents=15, steps=150, rotation=True, seed=2, following=True)
+    assert report["collisions"] == 0 and report["conflicts"]["illegal_moves"] == 0
+    assert report["tasks_finished"] > 20
 
 def test_lacam_solves_a_corridor_swap_that_needs_a_detour():
     corridor = floor(

@@ -411,3 +411,79 @@ def test_orders_speak_the_vehicles_protocol_version():
     vehicle.on_state(state(A, order_id="").model_copy(update={"version": "2.0.0"}), now=0.0)
     vehicle.send_job(Job("j", (Step(A), Step(B))), now=1.0)
     assert outbox.orders()[0].version == "2.0.0"
+
+
+# --- property: whatever schema-valid states a vehicle sends, the session never breaks ---------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+NODE_IDS = st.sampled_from([QR[A], QR[B], QR[C], QR[D], "", "node-77", "ÿ", WAREHOUSE.qr_id(Cell(1, 1))])
+STATUSES = st.sampled_from(list(m.ActionStatus))
+ACTION_IDS = st.sampled_from(["lift-1", "R1-i1", "R1-i2", "other", ""])
+
+
+@st.composite
+def vehicle_states(draw) -> m.State:
+    pose = draw(st.none() | st.builds(
+        lambda x, y, theta, map_id, ok: m.AgvPosition(x=x, y=y, theta=theta, map_id=map_id, position_initialized=ok),
+        st.floats(-1e6, 1e6), st.floats(-1e6, 1e6), st.floats(-10, 10), st.sampled_from(["tiny", "other"]),
+        st.booleans()))
+    errors = draw(st.lists(st.builds(
+        lambda kind, level, refs: m.VehicleError(error_type=kind, error_level=level, error_references=refs),
+        st.sampled_from(["noRouteError", "orderUpdateError", "validationError", "laser", ""]),
+        st.sampled_from(list(m.ErrorLevel)),
+        st.none() | st.lists(st.builds(lambda k, v: m.Reference(reference_key=k, reference_value=v),
+                                       st.sampled_from(["orderId", "orderUpdateId", "actionId", "x"]),
+                                       st.sampled_from(["job-1", "0", "1", "lift-1", ""])), max_size=3)),
+        max_size=3))
+    return state_minimal(
+        **header(draw(st.integers(0, 2**32 - 1)), version=draw(st.sampled_from(m.SUPPORTED_VERSIONS))),
+        order_id=draw(st.sampled_from(["job-1", "", "job-x"])),
+        order_update_id=draw(st.integers(0, 2**32 - 1)),
+        last_node_id=draw(NODE_IDS),
+        last_node_sequence_id=draw(st.integers(0, 2**32 - 1)),
+        node_states=draw(st.lists(st.builds(lambda n, s: m.NodeState(node_id=n, sequence_id=s, released=True),
+                                            NODE_IDS, st.integers(0, 20)), max_size=3)),
+        action_states=draw(st.lists(st.builds(lambda a, s: m.ActionState(action_id=a, action_status=s),
+                                              ACTION_IDS, STATUSES), max_size=4)),
+        loads=draw(st.none() | st.lists(st.builds(lambda i, w: m.Load(load_id=i, weight=w),
+                                                  st.none() | st.text(max_size=3), st.none() | st.floats(0, 1e4)),
+                                         max_size=2)),
+        battery_state=m.BatteryState(battery_charge=draw(st.floats(-1e3, 1e3)), charging=draw(st.booleans())),
+        errors=errors,
+        agv_position=pose,
+        velocity=draw(st.none() | st.builds(lambda vx: m.Velocity(vx=vx), st.floats(-1e3, 1e3))),
+        paused=draw(st.none() | st.booleans()),
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["state", "tick", "extend", "instant", "broken", "online"]),
+                          vehicle_states()), min_size=1, max_size=12))
+def test_no_sequence_of_valid_states_breaks_the_session(script):
+    vehicle, outbox = session()
+    vehicle.send_job(lift_job(), now=0.0)
+    now = 0.0
+    for step, (what, message) in enumerate(script):
+        now += 0.7
+        if what == "state":
+            vehicle.on_state(message, now)
+        elif what == "tick":
+            vehicle.tick(now + 40)
+        elif what == "extend":
+            try:
+                vehicle.extend_job("job-1", [Step(D)] if step % 2 else [Step(C)], now)
+            except ValueError:
+                pass  # job over, or not adjacent to the last step: refused in words, as it should
+        elif what == "instant":
+            vehicle.instant(InstantCommand(InstantKind.STATUS), now)
+        else:
+            state_of = m.ConnectionState.CONNECTIONBROKEN if what == "broken" else m.ConnectionState.ONLINE
+            vehicle.on_connection(connection(state_of), now)
+    finished = [e.job_id for e in events_of(vehicle, JobFinished)]
+    assert len(finished) == len(set(finished))  # a job finishes at most once
+    assert all(event.robot_id == "R1" for event in vehicle.events)
+    assert all(earlier.time <= later.time for earlier, later in zip(vehicle.events, vehicle.events[1:]))
+    for message, topic in outbox.sent:
+        assert isinstance(message, m.Order if topic is Topic.ORDER else m.InstantActions)

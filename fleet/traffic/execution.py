@@ -29,15 +29,14 @@ def execute(
     stood at each step. `delayed(robot, step)` says whether a robot sits out a step
     (late, slow, stopped). Raises Deadlock when nobody is delayed and nobody can move."""
     robots = table.robots()
+    active = [r for r in robots if not table.finished(r)]
     history = [{r: table.position(r) for r in robots}]
     for step in range(max_steps):
-        if not any(table.remaining(r) for r in robots):
+        if not active:
             return history
         moved: dict[Hashable, Cell] = {}
         anyone_delayed = False
-        for robot in robots:
-            if not table.remaining(robot):
-                continue
+        for robot in active:
             if delayed(robot, step):
                 anyone_delayed = True
                 continue
@@ -46,9 +45,12 @@ def execute(
             if len(held) > 1:
                 moved[robot] = held[1]
         if not moved and not anyone_delayed:
-            stuck = {r: table.position(r) for r in robots if table.remaining(r)}
+            stuck = {r: table.position(r) for r in active}
             raise Deadlock(f"no robot can move at step {step}; waiting: {stuck}")
         for robot, cell in moved.items():
             table.reached(robot, cell)
-        history.append({r: table.position(r) for r in robots})
+        positions = dict(history[-1])
+        positions.update(moved)
+        history.append(positions)
+        active = [r for r in active if not table.finished(r)]
     return history

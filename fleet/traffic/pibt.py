@@ -42,9 +42,6 @@ class PIBT:
     def __init__(
         self, grid: Grid, rotation: bool = False, following: bool = False, seed: int = 0, swap: bool = True
     ) -> None:
-        if rotation and following:
-            raise ValueError("following is not supported together with rotation: a robot that turns instead "
-                             "of leaving would be run into by the robot following it")
         self.grid = grid
         self.rotation = rotation
         self.following = following
@@ -79,6 +76,8 @@ class PIBT:
             for i in sorted(range(n), key=priorities.__getitem__, reverse=True):
                 if self._next[i] == _FREE:
                     self._plan(i, None)
+            if self.rotation and self.following:
+                self._hold_turners()
             if fixed and self.following and not self._acyclic():
                 return None
             if fixed and len(set(self._next)) < n:
@@ -90,6 +89,23 @@ class PIBT:
             for c in self._next:
                 if c >= 0:
                     reserved[c] = _FREE
+
+    def _hold_turners(self) -> None:
+        """With rotation and following: a robot whose chosen cell is not straight ahead
+        turns and stays, so whoever planned to follow it into its cell stays too, and so
+        on back along the chain (chains are acyclic, see _plan_following)."""
+        cells, nxt = self._cells, self._next
+        entering = {v: i for i, v in enumerate(nxt) if v != cells[i]}
+        held = [i for v, i in entering.items() if self.grid.ahead[cells[i], self._headings[i]] != v]
+        for i in held:
+            self._turn_towards(i, nxt[i])
+        while held:
+            i = held.pop()
+            self._reserved[nxt[i]] = _FREE
+            nxt[i] = cells[i]
+            k = entering.get(cells[i])
+            if k is not None and nxt[k] != cells[k]:
+                held.append(k)
 
     def _acyclic(self) -> bool:
         """No cycle of robots each entering the cell the next one leaves: such a rotation
@@ -155,8 +171,8 @@ class PIBT:
                 options.append((min(turns, 4 - turns) + cost[c][d] + int(table[v * 4 + d]), v))
         else:
             options = [(int(table[c]) + 1, c)] + [(cost[c][d] + int(table[v]), v) for d, v in self.grid.moves[c]]
-        self.rng.shuffle(options)
-        options.sort(key=lambda o: o[0])
+        salt = self.rng.getrandbits(16)  # ties in a fresh random order each time
+        options.sort(key=lambda o: (o[0], (o[1] * 40503 + salt) & 0xFFFF))
         return options
 
     def _turn_towards(self, i: int, v: int) -> None:

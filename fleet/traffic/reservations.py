@@ -164,6 +164,10 @@ class ReservationTable:
         """Committed cells the robot has yet to reach (granted or not)."""
         return [v.cell for v in self._route(robot).visits[1:]]
 
+    def finished(self, robot: Robot) -> bool:
+        """Whether the robot has reached the end of everything committed for it."""
+        return len(self._route(robot).visits) == 1
+
     def holder(self, cell: Cell) -> Robot | None:
         queue = self._queues.get(cell)
         if not queue:

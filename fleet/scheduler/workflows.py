@@ -1,0 +1,679 @@
+"""The stow and pick workflows: from orders and inbound notes to robot errands.
+
+This is the dispatcher of the warehouse (openTCS' word): it decides which shelf goes to
+which port, which robot fetches it, when a robot charges or parks. Routes and who may
+enter which cell are traffic control's business, reached through MotionControl; the
+people at the ports act through the terminal calls (`confirm_pick`, `scan_bin`,
+`depart_stow`).
+
+Each shelf has an itinerary: the ports it is to visit, in order. Planning only appends
+to itineraries (a shelf already on its way to one port is chained on to the next, the
+customer's pick step 4); a robot carrying a shelf follows its head. Everything runs on
+`tick(now)`, so the same object runs in the service and in simulated time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+
+from drivers.commands import ActionKind, CellAction
+from fleet.domain.errors import DomainError, NoBoxFits
+from fleet.domain.inbound import InboundLine, InboundNote, InboundStatus
+from fleet.domain.inventory import Inventory
+from fleet.domain.order import Order, OrderStatus
+from fleet.domain.order_box import OrderBox, choose_box_type
+from fleet.domain.order_shelf import OrderShelf
+from fleet.domain.shelf import InventoryShelf, Shelf
+from fleet.domain.task import Task, TaskKind
+from fleet.motion import Errand, ErrandReport, MotionControl, Outcome, Phase
+from fleet.scheduler.batching import Batching, Port, release
+from fleet.scheduler.charging import BatteryPolicy, Chargers
+from fleet.scheduler.robot_choice import FreeRobot, OpenTask, assign_robots
+from fleet.scheduler.shelf_choice import cover_lines, plan_stow, sku_shelves
+from fleet.scheduler.stations import PortQueue
+from fleet.scheduler.terminals import (
+    PickPresentation,
+    ShortPick,
+    StowPresentation,
+    StowPut,
+    confirm_pick,
+    may_depart,
+    pick_pairs,
+    plan_puts,
+    scan_bin,
+    stow_presentation,
+)
+from fleet.traffic.grid import UNREACHABLE
+from maps.model import Cell, CellKind, StationKind, WarehouseMap
+
+log = logging.getLogger(__name__)
+
+
+class Stage(str, Enum):
+    FETCH = "fetch"  # driving to a shelf to lift it
+    QUEUE = "queue"  # carrying it to a port, or waiting in the port's queue
+    PRESENT = "present"  # at the working cell, the operator works the shelf
+    RETURN = "return"  # carrying it back to storage
+    ORDER_FETCH = "order_fetch"  # lifting a complete order shelf at its put wall
+    PACKING = "packing"  # order shelf to the packing area, set down, emptied, lifted
+    ORDER_RETURN = "order_return"  # empty order shelf back to its put wall
+    CHARGE = "charge"  # driving to a charger
+    CHARGING = "charging"
+    WAIT_CHARGER = "wait_charger"  # every charger taken
+    UNPLUG = "unplug"
+    PARK = "park"
+
+
+#: Stages in which the robot does work for the stations (robot utilisation).
+WORKING = frozenset({Stage.FETCH, Stage.QUEUE, Stage.PRESENT, Stage.RETURN, Stage.ORDER_FETCH, Stage.PACKING,
+                     Stage.ORDER_RETURN})
+
+
+@dataclass
+class RobotJob:
+    robot_id: str
+    stage: Stage
+    since: float
+    task: Task | None = None
+    station: str | None = None
+    errand_id: str = ""
+    cell: Cell | None = None  # charger or parking cell held for it
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    batching: Batching = Batching.GREEDY
+    release_every_s: float = 30.0
+    plan_every_s: float = 2.0
+    #: port box slots per round (pick, step 1)
+    orders_per_round: int = 8
+    battery: BatteryPolicy = BatteryPolicy()
+    park_after_s: float = 20.0
+    packing_s: float = 60.0
+    optimal_assignment: bool = True
+    batching_time_limit_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class PresentationRecord:
+    station_id: str
+    kind: StationKind
+    shelf_id: str
+    start: float
+    end: float
+    lines: int
+    units: int
+
+
+class Scheduler:
+    def __init__(self, wmap: WarehouseMap, motion: MotionControl, inventory: Inventory,
+                 order_shelves: list[OrderShelf], config: SchedulerConfig = SchedulerConfig()) -> None:
+        self.map = wmap
+        self.motion = motion
+        self.inventory = inventory
+        self.config = config
+        self.grid = motion.traffic.grid
+        self.shelves: dict[str, Shelf] = {s.id: s for s in inventory.shelves()}
+        self.shelves.update((s.id, s) for s in order_shelves)
+        self.queues = {s.id: PortQueue.of(s) for s in wmap.stations}
+        self.kind = {s.id: s.kind for s in wmap.stations}
+        self.pick_ports = [s.id for s in wmap.stations_of(StationKind.PICK)]
+        self.stow_ports = [s.id for s in wmap.stations_of(StationKind.STOW)]
+        # the put wall of a pick port: the order shelves homed nearest it
+        self.put_wall: dict[str, list[OrderShelf]] = {p: [] for p in self.pick_ports}
+        for shelf in order_shelves:  # each port gets its share, from the nearest shelves
+            port = min(self.pick_ports, key=lambda p: (len(self.put_wall[p]),
+                                                       self._travel(shelf.home, self.queues[p].working), p))
+            self.put_wall[port].append(shelf)
+        self.presentations: dict[str, PickPresentation | StowPresentation] = {}
+        self.itinerary: dict[str, list[str]] = {}
+        self.stow_puts: dict[tuple[str, str], list[StowPut]] = {}
+        self.fetches: dict[str, Task] = {}  # shelf id -> fetch task not yet given to a robot
+        self.jobs: dict[str, RobotJob] = {}
+        self.orders: dict[str, Order] = {}
+        self.pending: list[Order] = []
+        self.stow_lines: list[tuple[int, float, str, InboundLine]] = []
+        self.notes: dict[str, InboundNote] = {}
+        self.chargers = Chargers(tuple(wmap.cells_of(CellKind.CHARGER)))
+        self.parking = wmap.cells_of(CellKind.PARKING)
+        self.packing = wmap.cells_of(CellKind.PACKING)
+        self.claimed: dict[Cell, str] = {}  # parking and packing cells promised to a robot
+        self.flagged: dict[str, str] = {}  # shelf id -> why it needs an operator
+        self.alarms: list[tuple[float, str]] = []
+        self.down: set[str] = set()  # robots faulted, offline or out of service
+        self.idle_since: dict[str, float] = {}
+        self.presented: list[PresentationRecord] = []
+        self.picked_at: dict[str, float] = {}  # order id -> time its box was complete
+        self.units_picked: Counter[str] = Counter()
+        self.units_stowed: Counter[str] = Counter()
+        self.lines_picked = 0
+        self.written_off: Counter[str] = Counter()
+        self.no_shelf: list[tuple[float, str]] = []
+        self.failed_errands: list[ErrandReport] = []
+        self._ids = itertools.count(1)
+        self._next_release = 0.0
+        self._next_plan = 0.0
+
+    # --- input ----------------------------------------------------------------------
+    def receive_order(self, order: Order) -> None:
+        if order.id in self.orders:
+            raise ValueError(f"order {order.id} was already received")
+        self.orders[order.id] = order
+        self.pending.append(order)
+
+    def receive_inbound(self, note: InboundNote) -> None:
+        """Inbound step 1: each line becomes a stow task, most urgent first."""
+        if note.id in self.notes:
+            raise ValueError(f"inbound note {note.id} was already received")
+        self.notes[note.id] = note
+        for line in note.lines:
+            self.inventory.catalogue[line.sku]  # an unknown SKU is refused here, not at the port
+            self.stow_lines.append((note.line_priority(line), note.created, note.id, line))
+        self.stow_lines.sort(key=lambda s: (-s[0], s[1], s[2]))
+
+    # --- the control cycle ----------------------------------------------------------
+    def tick(self, now: float) -> None:
+        for report in self.motion.tick(now):
+            self._on_report(report, now)
+        self._watch_robots(now)
+        if now >= self._next_release:
+            self._next_release = now + self.config.release_every_s
+            self._release(now)
+        if now >= self._next_plan:
+            self._next_plan = now + self.config.plan_every_s
+            self._plan_picks(now)
+            self._plan_stows(now)
+        self._assign(now)
+        self._between_jobs(now)
+
+    # --- terminals ------------------------------------------------------------------
+    def confirm_pick(self, station_id: str, now: float, quantity: int | None = None) -> ShortPick | None:
+        p = self._presentation(station_id, PickPresentation)
+        short = confirm_pick(self.inventory, p, quantity)
+        pair_qty = p.pairs[p.done - 1].quantity if short is None else p.pairs[p.done - 1].quantity - short.missing
+        pair = p.pairs[p.done - 1]
+        self.units_picked[pair.sku] += pair_qty
+        if pair.box.missing(pair.sku) == 0:
+            self.lines_picked += 1
+        if short is not None:
+            self.written_off[short.sku] += short.written_off
+            self._alarm(now, f"short pick at {station_id}: {short.missing} x {short.sku} missing from shelf "
+                             f"{p.shelf.id}; {short.written_off} booked units written off, line re-planned")
+            self._next_plan = now  # re-plan the remainder from other shelves at once
+        for box in {id(pp.box): pp.box for pp in p.pairs[: p.done]}.values():
+            if box.complete and box.order_id not in self.picked_at:
+                self._order_picked(box, now)
+        if p.finished:
+            self._depart(station_id, now)
+        return short
+
+    def scan_bin(self, station_id: str, label: str, now: float) -> StowPut:
+        p = self._presentation(station_id, StowPresentation)
+        put = scan_bin(self.inventory, p, label)
+        self.units_stowed[put.sku] += put.quantity
+        return put
+
+    def depart_stow(self, station_id: str, measured_weight_kg: float, now: float) -> bool:
+        """The shelf at a stow port asks to leave; it does only if count and weight match."""
+        p = self._presentation(station_id, StowPresentation)
+        if not may_depart(p, measured_weight_kg):
+            self._alarm(now, p.alarm)
+            return False
+        self._depart(station_id, now)
+        return True
+
+    def take_out_of_service(self, robot_id: str, now: float) -> None:
+        self.motion.robots[robot_id].out_of_service = True
+        self._watch_robots(now)
+
+    def _presentation(self, station_id: str, kind: type) -> PickPresentation | StowPresentation:
+        p = self.presentations.get(station_id)
+        if p is None:
+            raise ValueError(f"port {station_id!r} has no shelf to work")
+        if not isinstance(p, kind):
+            raise ValueError(f"port {station_id!r} is a {self.kind[station_id].value} port")
+        return p
+
+    # --- pick: release and planning -------------------------------------------------
+    def _release(self, now: float) -> None:
+        """Pick step 1-2: a round of orders for every port with an empty order shelf."""
+        ports, target = [], {}
+        for port in self.pick_ports:
+            shelf = next((s for s in self.put_wall[port] if not s.boxes() and not s.carried and s.at_home), None)
+            if shelf is not None:
+                ports.append(Port(port, min(self.config.orders_per_round, len(shelf.slots))))
+                target[port] = shelf
+        if not ports or not self.pending:
+            return
+        skus = {line.sku for o in self.pending for line in o.lines}
+        holding = sku_shelves(self.inventory, skus)
+        holding = {sku: [s for s in shelves if s not in self.flagged] for sku, shelves in holding.items()}
+        batch = release(self.pending, ports, holding, now, self.config.batching,
+                        time_limit=self.config.batching_time_limit_s)
+        released = set()
+        for port, order_ids in batch.orders.items():
+            for order_id in order_ids:
+                order = self.orders[order_id]
+                try:
+                    box_type = choose_box_type(order.volume_l(self.inventory.catalogue))
+                except NoBoxFits as exc:
+                    order.set_status(OrderStatus.CANCELLED, now)
+                    self._alarm(now, f"order {order_id} cancelled: {exc}")
+                    released.add(order_id)
+                    continue
+                target[port].place(OrderBox.for_order(order, box_type, f"BOX-{order_id}"))
+                order.set_status(OrderStatus.RELEASED, now)
+                order.set_status(OrderStatus.PICKING, now)
+                released.add(order_id)
+        self.pending = [o for o in self.pending if o.id not in released]
+        self._next_plan = now
+
+    def _open_boxes(self, port: str) -> list[OrderBox]:
+        return [b for s in self.put_wall[port] for b in s.boxes() if not b.complete]
+
+    def _plan_picks(self, now: float) -> None:
+        """Pick step 3: cover every port's open lines with few shelves, chaining shelves
+        already coming to the port first."""
+        for port in self.pick_ports:
+            need: Counter[str] = Counter()
+            for box in self._open_boxes(port):
+                for sku in box.required:
+                    if box.missing(sku) > 0:
+                        need[sku] += box.missing(sku)
+            if not need:
+                continue
+            coming = [s for s, stops in self.itinerary.items() if port in stops]
+            have: Counter[str] = Counter()
+            for shelf_id in coming:
+                shelf = self.shelves[shelf_id]
+                if isinstance(shelf, InventoryShelf):
+                    have.update(shelf.stock())
+            short = [sku for sku in need if have[sku] < need[sku]]
+            holding = sku_shelves(self.inventory, short)
+            holding = {sku: [s for s in shelves if s not in self.flagged and s not in coming]
+                       for sku, shelves in holding.items()}
+            servable = [sku for sku in short if holding[sku]]
+            if not servable:
+                continue
+            for shelf_id in cover_lines(servable, holding):
+                self._route(shelf_id, port, now, priority=self._priority(port))
+
+    def _priority(self, port: str) -> int:
+        return max((self.orders[b.order_id].priority for b in self._open_boxes(port)), default=0)
+
+    def _route(self, shelf_id: str, port: str, now: float, priority: int = 0) -> None:
+        """Add the port to the shelf's itinerary; a shelf standing in storage is fetched."""
+        stops = self.itinerary.setdefault(shelf_id, [])
+        stops.append(port)
+        shelf = self.shelves[shelf_id]
+        if not shelf.carried and shelf_id not in self.fetches:
+            task = Task(id=f"T{next(self._ids)}", kind=TaskKind.FETCH_SHELF, target=stops[0], created=now,
+                        priority=priority, shelf=shelf_id)
+            self.fetches[shelf_id] = task
+
+    # --- stow: scan and planning ----------------------------------------------------
+    def _plan_stows(self, now: float) -> None:
+        """Stow steps 2-3: the next goods are scanned at a port with room in its queue,
+        and the scan calls shelves for them."""
+        for port in self.stow_ports:
+            while self.stow_lines and self._heading_to(port) < len(self.queues[port].slots):
+                priority, _, note_id, line = self.stow_lines.pop(0)
+                busy = set(self.itinerary) | set(self.flagged) | {s.id for s in self.shelves.values() if s.carried}
+                working = self.queues[port].working
+                plan = plan_stow(self.inventory, line.sku, line.quantity, working, self._travel, busy)
+                note = self.notes[note_id]
+                if note.status is InboundStatus.OPEN:
+                    note.set_status(InboundStatus.STOWING, now)
+                if plan.unplaced:
+                    self.no_shelf.append((now, f"note {note_id}: {plan.unplaced} x {line.sku}: {plan.reason}"))
+                for part in plan.parts:
+                    shelf = self.inventory.shelf(part.shelf_id)
+                    self.stow_puts[(shelf.id, port)] = plan_puts(self.inventory, shelf, line.sku, part.quantity, note_id)
+                    self._route(shelf.id, port, now, priority=priority)
+
+    def _heading_to(self, port: str) -> int:
+        """Shelves on their way to or at the port (and not yet left it)."""
+        return sum(1 for stops in self.itinerary.values() if stops and stops[0] == port)
+
+    # --- robots: assignment ---------------------------------------------------------
+    def _travel(self, a: Cell, b: Cell) -> float:
+        d = int(self.grid.distances(self.grid.index(b))[self.grid.index(a)])
+        return float("inf") if d >= UNREACHABLE else float(d)
+
+    def _free_robots(self) -> list[str]:
+        free = []
+        for robot_id, state in self.motion.robots.items():
+            if robot_id in self.jobs or robot_id in self.down or state.errand is not None:
+                continue
+            free.append(robot_id)
+        return free
+
+    def _assign(self, now: float) -> None:
+        """Pick step 3 / stow step 4: the free robot nearest each shelf fetches it. A port
+        gets no more shelves on their way than it has slots, so robots do not wait idle."""
+        if not self.fetches:
+            return
+        battery = self.config.battery
+        robots = [r for r in self._free_robots()
+                  if battery.may_work(self.motion.robots[r].charge) and not self._wants_charge(r)]
+        robots += [j.robot_id for j in self.jobs.values()
+                   if j.stage is Stage.CHARGING and battery.may_leave(self.motion.robots[j.robot_id].charge, True)]
+        if not robots:
+            return
+        coming = Counter(stops[0] for s, stops in self.itinerary.items() if stops and s not in self.fetches)
+        packing = [c for c in self.packing if c not in self.claimed]
+        tasks = []
+        for shelf_id, task in sorted(self.fetches.items(), key=lambda kv: (-kv[1].priority, kv[1].created)):
+            if task.kind is TaskKind.MOVE_ORDER_SHELF:
+                if not packing:
+                    continue
+                task.target = packing.pop(0)
+            else:
+                port = self.itinerary[shelf_id][0]
+                if coming[port] >= len(self.queues[port].slots):
+                    continue
+                coming[port] += 1
+            tasks.append(OpenTask(task.id, self.shelves[shelf_id].cell, task.priority))
+        if not tasks:
+            return
+        free = [FreeRobot(r, self.motion.robots[r].cell, self.motion.robots[r].charge) for r in robots]
+        by_task = {t.id: t for t in self.fetches.values()}
+        chosen = assign_robots(tasks, free, self._travel, critical=battery.critical,
+                               optimal=self.config.optimal_assignment)
+        for task_id, robot_id in chosen.items():
+            task = by_task[task_id]
+            job = self.jobs.get(robot_id)
+            if job is not None:  # leaving a charger for work: unplug now, fetch when free
+                self._unplug(robot_id, now)
+                continue
+            del self.fetches[task.shelf]
+            task.assign(robot_id, now)
+            shelf = self.shelves[task.shelf]
+            job = RobotJob(robot_id, Stage.FETCH, now, task=task)
+            if task.kind is TaskKind.MOVE_ORDER_SHELF:
+                job.stage, job.cell = Stage.ORDER_FETCH, task.target
+                self.claimed[task.target] = robot_id
+            self.jobs[robot_id] = job
+            self._errand(job, shelf.cell, CellAction(self._action_id(), ActionKind.LIFT, shelf_id=shelf.id))
+
+    def _errand(self, job: RobotJob, goal: Cell, *actions: CellAction) -> None:
+        job.errand_id = f"{job.robot_id}-e{next(self._ids)}"
+        self.motion.assign(job.robot_id, Errand(job.errand_id, goal, tuple(actions)))
+
+    def _action_id(self) -> str:
+        return f"a{next(self._ids)}"
+
+    # --- robots: the stages of a job ------------------------------------------------
+    def _on_report(self, report: ErrandReport, now: float) -> None:
+        job = self.jobs.get(report.robot_id)
+        if job is None or job.errand_id != report.errand_id:
+            return  # an errand of a job that was taken away (robot faulted meanwhile)
+        if report.outcome is Outcome.FAILED:
+            self._errand_failed(job, report, now)
+            return
+        robot_id = report.robot_id
+        if job.stage is Stage.FETCH:
+            shelf = self.shelves[job.task.shelf]
+            shelf.lift(robot_id)
+            job.task.start(now)
+            self._to_next_port(job, now)
+        elif job.stage is Stage.QUEUE:
+            queue = self.queues[job.station]
+            if queue.first() == robot_id and self.motion.robots[robot_id].cell == queue.working:
+                self._present(job, now)
+        elif job.stage is Stage.RETURN:
+            self._lowered(job, now)
+        elif job.stage is Stage.ORDER_FETCH:
+            self.shelves[job.task.shelf].lift(robot_id)
+            job.task.start(now)
+            job.stage, job.since = Stage.PACKING, now
+            self._errand(job, job.cell,
+                         CellAction(self._action_id(), ActionKind.LOWER, shelf_id=job.task.shelf),
+                         CellAction(self._action_id(), ActionKind.WAIT, duration=self.config.packing_s),
+                         CellAction(self._action_id(), ActionKind.LIFT, shelf_id=job.task.shelf))
+        elif job.stage is Stage.PACKING:
+            self._packed(job, now)
+        elif job.stage is Stage.ORDER_RETURN:
+            self._lowered(job, now)
+        elif job.stage is Stage.CHARGE:
+            job.stage, job.since = Stage.CHARGING, now
+        elif job.stage is Stage.UNPLUG:
+            self._leave_charger(job.robot_id, now)
+        elif job.stage is Stage.PARK:
+            del self.jobs[robot_id]
+            self.idle_since[robot_id] = now
+
+    def _errand_failed(self, job: RobotJob, report: ErrandReport, now: float) -> None:
+        self.failed_errands.append(report)
+        self._alarm(now, f"robot {job.robot_id}: {job.stage.value} errand failed: {report.reason}")
+        self._drop_job(job.robot_id, now, report.reason)
+
+    def _to_next_port(self, job: RobotJob, now: float) -> None:
+        """After a lift or a presentation: the next port that still needs the shelf and
+        has a free slot (chaining), else back to storage."""
+        shelf = self.shelves[job.task.shelf]
+        stops = self.itinerary.get(shelf.id, [])
+        while stops and not self._still_needed(shelf, stops[0]):
+            stops.pop(0)
+        at_port = job.station is not None
+        if stops and (not at_port or len(self.queues[stops[0]]) < len(self.queues[stops[0]].slots)):
+            port = stops[0]
+            job.stage, job.station, job.since = Stage.QUEUE, port, now
+            job.task.target = port
+            slot = self.queues[port].join(job.robot_id)
+            if slot is not None:
+                self._errand(job, slot)
+            return
+        for port in stops:
+            self.stow_puts.pop((shelf.id, port), None)
+        self.itinerary.pop(shelf.id, None)
+        self._return(job, now)
+
+    def _still_needed(self, shelf: Shelf, port: str) -> bool:
+        if self.kind[port] is StationKind.STOW:
+            return (shelf.id, port) in self.stow_puts
+        stock = shelf.stock() if isinstance(shelf, InventoryShelf) else {}
+        return any(box.missing(sku) > 0 and stock.get(sku, 0) > 0
+                   for box in self._open_boxes(port) for sku in box.required)
+
+    def _return(self, job: RobotJob, now: float) -> None:
+        shelf = self.shelves[job.task.shelf]
+        job.stage, job.station, job.since = Stage.RETURN, None, now
+        self._errand(job, shelf.home, CellAction(self._action_id(), ActionKind.LOWER, shelf_id=shelf.id))
+
+    def _lowered(self, job: RobotJob, now: float) -> None:
+        shelf = self.shelves[job.task.shelf]
+        shelf.lower(self.motion.robots[job.robot_id].cell)
+        job.task.finish(now)
+        del self.jobs[job.robot_id]
+        self.idle_since[job.robot_id] = now
+        if self.itinerary.get(shelf.id):  # needed again while on its way back
+            stops = self.itinerary[shelf.id]
+            self.fetches[shelf.id] = Task(id=f"T{next(self._ids)}", kind=TaskKind.FETCH_SHELF, target=stops[0],
+                                          created=now, priority=job.task.priority, shelf=shelf.id)
+        else:
+            self.itinerary.pop(shelf.id, None)
+
+    def _present(self, job: RobotJob, now: float) -> None:
+        port = job.station
+        shelf = self.shelves[job.task.shelf]
+        job.stage, job.since = Stage.PRESENT, now
+        if self.kind[port] is StationKind.PICK:
+            p = PickPresentation(port, shelf, pick_pairs(self.inventory, shelf, self._open_boxes(port)), now)
+            self.presentations[port] = p
+            if p.finished:  # nothing left for it here (picked meanwhile from another shelf)
+                self._depart(port, now)
+        else:
+            puts = self.stow_puts.pop((shelf.id, port))
+            self.presentations[port] = stow_presentation(self.inventory, port, shelf, puts, now)
+
+    def _depart(self, port: str, now: float) -> None:
+        p = self.presentations.pop(port)
+        robot_id = p.shelf.robot
+        lines = p.lines if isinstance(p, PickPresentation) else len(p.puts)
+        self.presented.append(PresentationRecord(port, self.kind[port], p.shelf.id, p.started, now, lines, p.units))
+        if isinstance(p, StowPresentation):
+            for note_id in {put.note_id for put in p.puts}:
+                self._maybe_stowed(note_id, now)
+        stops = self.itinerary.get(p.shelf.id, [])
+        if stops and stops[0] == port:
+            stops.pop(0)
+        self._move_up(self.queues[port], robot_id, now)
+        self._to_next_port(self.jobs[robot_id], now)
+
+    def _move_up(self, queue: PortQueue, robot_id: str, now: float) -> None:
+        for other, slot in queue.leave(robot_id).items():
+            state = self.motion.robots[other]
+            if state.phase is Phase.DRIVING:
+                self.motion.redirect(other, slot)
+            elif state.phase is Phase.IDLE and other not in self.down:
+                self._errand(self.jobs[other], slot)
+
+    def _maybe_stowed(self, note_id: str, now: float) -> None:
+        if any(n == note_id for _, _, n, _ in self.stow_lines) or \
+                any(put.note_id == note_id for puts in self.stow_puts.values() for put in puts) or \
+                any(isinstance(p, StowPresentation) and any(put.note_id == note_id for put in p.puts)
+                    for p in self.presentations.values()):
+            return
+        note = self.notes[note_id]
+        if note.status is InboundStatus.STOWING:
+            note.set_status(InboundStatus.STOWED, now)
+
+    # --- order shelves --------------------------------------------------------------
+    def _order_picked(self, box: OrderBox, now: float) -> None:
+        """Pick step 5: a complete order shelf is sent to the packing area."""
+        order = self.orders[box.order_id]
+        order.set_status(OrderStatus.PICKED, now)
+        self.picked_at[order.id] = now
+        shelf = next(s for shelves in self.put_wall.values() for s in shelves if box in s.boxes())
+        if shelf.complete and shelf.id not in self.fetches:
+            self.fetches[shelf.id] = Task(id=f"T{next(self._ids)}", kind=TaskKind.MOVE_ORDER_SHELF,
+                                          target=self.packing[0], created=now, priority=1, shelf=shelf.id)
+
+    def _packed(self, job: RobotJob, now: float) -> None:
+        shelf = self.shelves[job.task.shelf]
+        assert isinstance(shelf, OrderShelf)
+        for slot, box in list(shelf.slots.items()):
+            if box is not None:
+                shelf.remove(slot)
+                self.orders[box.order_id].set_status(OrderStatus.PACKED, now)
+        self.claimed.pop(job.cell, None)
+        job.stage, job.since, job.cell = Stage.ORDER_RETURN, now, None
+        self._errand(job, shelf.home, CellAction(self._action_id(), ActionKind.LOWER, shelf_id=shelf.id))
+
+    # --- faults ---------------------------------------------------------------------
+    def _watch_robots(self, now: float) -> None:
+        """Robots that fault, drop off the network or are taken out of service lose their
+        job; it goes to another robot. A shelf on such a robot stays on it in the model and
+        is flagged to the operator."""
+        for robot_id, state in self.motion.robots.items():
+            unable = state.faulted or not state.online or state.out_of_service
+            if unable and robot_id not in self.down:
+                self.down.add(robot_id)
+                self._alarm(now, f"robot {robot_id} is {self._why_down(robot_id)}; its job is reassigned")
+                if robot_id in self.jobs:
+                    self._drop_job(robot_id, now, f"robot {robot_id} is {self._why_down(robot_id)}")
+            elif not unable and robot_id in self.down:
+                self.down.discard(robot_id)
+                self.idle_since[robot_id] = now
+
+    def _why_down(self, robot_id: str) -> str:
+        state = self.motion.robots[robot_id]
+        if state.out_of_service:
+            return "out of service"
+        return "offline" if not state.online else "faulted"
+
+    def _drop_job(self, robot_id: str, now: float, reason: str) -> None:
+        job = self.jobs.pop(robot_id)
+        for queue in self.queues.values():
+            if robot_id in queue.robots:
+                self._move_up(queue, robot_id, now)
+        if job.cell is not None:
+            self.claimed.pop(job.cell, None)
+        if job.stage in (Stage.CHARGE, Stage.CHARGING, Stage.WAIT_CHARGER, Stage.UNPLUG):
+            self._give_charger(robot_id, now)
+        task = job.task
+        if task is None:
+            return
+        shelf = self.shelves[task.shelf]
+        if shelf.robot == robot_id:
+            self.flagged[shelf.id] = f"on robot {robot_id} at {self.motion.robots[robot_id].cell}: {reason}"
+            self._alarm(now, f"shelf {shelf.id} is {self.flagged[shelf.id]}; an operator must recover it")
+            task.block(reason, now)
+            self.presentations = {p: pr for p, pr in self.presentations.items() if pr.shelf.id != shelf.id}
+            for port in self.itinerary.pop(shelf.id, []):
+                puts = self.stow_puts.pop((shelf.id, port), [])
+                self._restow(puts)
+        else:  # not lifted yet: another robot fetches it
+            task.unassign(now)
+            self.fetches[shelf.id] = task
+
+    def _restow(self, puts: list[StowPut]) -> None:
+        """Goods planned for a shelf that will not come: back into the stow queue."""
+        for put in puts:
+            note = self.notes[put.note_id]
+            self.stow_lines.insert(0, (note.priority, note.created, note.id, InboundLine(put.sku, put.quantity)))
+
+    def recover_shelf(self, shelf_id: str, cell: Cell, now: float) -> None:
+        """Operator: the flagged shelf was taken off its robot and set down at `cell`."""
+        if shelf_id not in self.flagged:
+            raise ValueError(f"shelf {shelf_id!r} is not flagged")
+        shelf = self.shelves[shelf_id]
+        shelf.lower(cell)
+        del self.flagged[shelf_id]
+
+    # --- between jobs: charging and parking -----------------------------------------
+    def _wants_charge(self, robot_id: str) -> bool:
+        return self.config.battery.needs_charge(self.motion.robots[robot_id].charge)
+
+    def _between_jobs(self, now: float) -> None:
+        battery = self.config.battery
+        work_waiting = bool(self.fetches)
+        for job in list(self.jobs.values()):
+            if job.stage is Stage.CHARGING and battery.may_leave(self.motion.robots[job.robot_id].charge, False):
+                self._unplug(job.robot_id, now)
+        for robot_id in self._free_robots():
+            state = self.motion.robots[robot_id]
+            if self._wants_charge(robot_id) or not battery.may_work(state.charge):
+                cell = self.chargers.request(robot_id, lambda c: self._travel(state.cell, c))
+                job = RobotJob(robot_id, Stage.WAIT_CHARGER, now)
+                self.jobs[robot_id] = job
+                if cell is not None:
+                    self._go_charge(job, cell, now)
+            elif not work_waiting and now - self.idle_since.get(robot_id, now) >= self.config.park_after_s \
+                    and self.map.kind(state.cell) is not CellKind.PARKING:
+                free = [c for c in self.parking if c not in self.claimed and self.motion.traffic.holder(c) is None]
+                if free:
+                    cell = min(free, key=lambda c: (self._travel(state.cell, c), c))
+                    job = RobotJob(robot_id, Stage.PARK, now, cell=cell)
+                    self.claimed[cell] = robot_id
+                    self.jobs[robot_id] = job
+                    self._errand(job, cell)
+
+    def _go_charge(self, job: RobotJob, cell: Cell, now: float) -> None:
+        job.stage, job.since, job.cell = Stage.CHARGE, now, None
+        self._errand(job, cell, CellAction(self._action_id(), ActionKind.START_CHARGING))
+
+    def _unplug(self, robot_id: str, now: float) -> None:
+        job = self.jobs[robot_id]
+        job.stage, job.since = Stage.UNPLUG, now
+        self._errand(job, self.motion.robots[robot_id].cell, CellAction(self._action_id(), ActionKind.STOP_CHARGING))
+
+    def _leave_charger(self, robot_id: str, now: float) -> None:
+        del self.jobs[robot_id]
+        self.idle_since[robot_id] = now
+        self._give_charger(robot_id, now)
+
+    def _give_charger(self, robot_id: str, now: float) -> None:
+        handed = self.chargers.release(robot_id)
+        if handed is not None:
+            waiting, cell = handed
+            self._go_charge(self.jobs[waiting], cell, now)
+
+    def _alarm(self, now: float, message: str) -> None:
+        log.warning("%s", message)
+        self.alarms.append((now, message))

@@ -1,0 +1,79 @@
+"""Pick: pick-to-light, short picks re-planned from other shelves, chaining between ports,
+order shelves to packing."""
+
+from fleet.domain import Order, OrderLine, OrderStatus
+from fleet.scheduler.terminals import PickPresentation
+from fleet.scheduler.workflows import SchedulerConfig
+from maps.model import Cell
+from scheduler_kit import Fleet
+
+ROBOTS = {"r1": Cell(2, 3), "r2": Cell(4, 3), "r3": Cell(6, 3)}
+
+
+def _lifts(fleet: Fleet, shelf_id: str) -> int:
+    return sum(1 for r in fleet.scheduler.presented if r.shelf_id == shelf_id)
+
+
+def test_pick_to_light_shows_bin_box_item_and_quantity_and_confirm_moves_on():
+    fleet = Fleet(ROBOTS, stock={"S1": {"A": 10, "B": 4}}, order_shelves=2)
+    sched = fleet.scheduler
+    sched.receive_order(Order(id="O1", lines=(OrderLine("A", 2), OrderLine("B", 1)), created=0.0))
+    fleet.run_until(lambda: bool(sched.presentations), 600)
+    port, p = next(iter(sched.presentations.items()))
+    assert isinstance(p, PickPresentation)
+    lit = p.lit
+    assert (lit.bin_label, lit.box.label, lit.sku, lit.name, lit.quantity) == ("S1-L1-B1", "BOX-O1", "A", "apples", 2)
+    sched.confirm_pick(port, fleet.clock.now())
+    assert p.lit.sku == "B" and p.lit.bin_label == "S1-L1-B2"
+    assert fleet.inventory.stock("A") == 8
+    sched.confirm_pick(port, fleet.clock.now())
+    assert port not in sched.presentations  # the shelf left when its lines were done
+    assert sched.orders["O1"].status is OrderStatus.PICKED
+    # the complete order shelf goes to packing and comes back empty
+    fleet.run_until(lambda: sched.orders["O1"].status is OrderStatus.PACKED
+                    and all(s.at_home for s in fleet.order_shelves), 900)
+    assert all(not s.boxes() for s in fleet.order_shelves)
+    assert fleet.world.collisions == []
+
+
+def test_short_pick_corrects_stock_and_replans_from_another_shelf():
+    # S1 is booked with 8 x A (the most, so it is called first) but holds only 1
+    fleet = Fleet(ROBOTS, stock={"S1": {"A": 8}, "S2": {"A": 5}}, order_shelves=2)
+    sched = fleet.scheduler
+    sched.receive_order(Order(id="O1", lines=(OrderLine("A", 3),), created=0.0))
+    fleet.run_until(lambda: bool(sched.presentations), 600)
+    port, p = next(iter(sched.presentations.items()))
+    assert p.shelf.id == "S1" and p.lit.quantity == 3
+    short = sched.confirm_pick(port, fleet.clock.now(), quantity=1)
+    assert (short.missing, short.written_off) == (2, 7)
+    assert fleet.inventory.shelf("S1").stock() == {}
+    assert sched.written_off["A"] == 7
+    assert "short pick" in sched.alarms[-1][1]
+    fleet.run_until(lambda: "O1" in sched.picked_at, 900, each=fleet.operate)
+    assert fleet.inventory.shelf("S2").stock() == {"A": 3}
+    assert [r.shelf_id for r in sched.presented] == ["S1", "S2"]
+
+
+def test_a_shelf_needed_at_two_ports_is_chained_without_going_home():
+    config = SchedulerConfig(orders_per_round=1)
+    fleet = Fleet({"r1": Cell(2, 3)}, stock={"S1": {"A": 10}}, order_shelves=2, config=config)
+    sched = fleet.scheduler
+    for i in (1, 2):
+        sched.receive_order(Order(id=f"O{i}", lines=(OrderLine("A", 1),), created=0.0))
+    homes_visited = []
+
+    def watch(now: float) -> None:
+        fleet.operate(now)
+        if fleet.world.shelf("S1").carried_by is None and fleet.inventory.shelf("S1").cell != fleet.inventory.shelf("S1").home:
+            homes_visited.append(now)
+
+    fleet.run_until(lambda: len(sched.picked_at) == 2, 900, each=watch)
+    ports = [r.station_id for r in sched.presented if r.shelf_id == "S1"]
+    assert sorted(ports) == ["pick-1", "pick-2"]
+    first, second = [r for r in sched.presented if r.shelf_id == "S1"]
+    # one lift: between the two presentations the shelf stayed on the robot
+    assert fleet.world.shelf("S1").carried_by is not None or fleet.inventory.shelf("S1").at_home
+    assert not [t for t in homes_visited if first.end <= t <= second.start]
+    lifts = [a for a in fleet.scheduler.failed_errands]
+    assert lifts == []
+    assert fleet.world.collisions == []
