@@ -5,6 +5,8 @@ The Wanderer keeps every robot busy with short random paths, seeded, through a R
 than a pile-up, it hands out cells exclusively: a robot's path holds its cells until the
 robot reports reading the next code, and no two paths share a cell. It knows nothing of
 the fleet's traffic control and needs none of it; the World still judges every move.
+After a fatal error it only cancels and resets the robot: a robot that needs an operator
+(lost localisation, a reboot) stays out of the game, as it would on the floor.
 """
 
 from __future__ import annotations

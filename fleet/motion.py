@@ -139,6 +139,7 @@ class MotionControl:
             self._handle(event, reports)
         for robot in self.robots.values():
             self.traffic.set_stopped(robot.robot_id, robot.stopped)
+            self.traffic.set_loaded(robot.robot_id, robot.shelf_id is not None)
         for grant in self.traffic.plan():
             self._drive(self.robots[grant.robot_id], grant.cells)
         for robot in self.robots.values():

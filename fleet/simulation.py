@@ -13,7 +13,7 @@ import math
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -87,13 +87,14 @@ class Samples:
 
 class Simulation:
     def __init__(self, wmap: WarehouseMap, config: SimConfig = SimConfig(),
-                 scheduler_config: SchedulerConfig | None = None) -> None:
+                 scheduler_config: SchedulerConfig | None = None, generator: GeneratorConfig = GeneratorConfig()) -> None:
+        """`generator` shapes the catalogue and the stock; the rates and the duration come
+        from `config`."""
         self.map = wmap
         self.config = config
-        duration = config.hours * 3600.0
-        self.scenario: Scenario = generate(wmap, config.seed, GeneratorConfig(
-            orders_per_hour=config.orders_per_hour, inbound_notes_per_hour=config.inbound_notes_per_hour,
-            duration_s=duration, order_shelves_per_pick_station=2))
+        self.scenario: Scenario = generate(wmap, config.seed, replace(
+            generator, orders_per_hour=config.orders_per_hour, inbound_notes_per_hour=config.inbound_notes_per_hour,
+            duration_s=config.hours * 3600.0, order_shelves_per_pick_station=2))
         self.clock = SimulatedClock()
         shelves = {s.id: s.home for s in self.scenario.inventory.shelves()}
         shelves.update((s.id, s.home) for s in self.scenario.order_shelves)

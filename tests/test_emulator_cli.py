@@ -25,6 +25,17 @@ def test_emulate_runs_wandering_robots_and_prints_json_summaries(capsys: pytest.
     assert lines[-1]["collisions"] == 0
 
 
+def test_emulate_injects_seeded_faults(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["emulate", "--map", TINY, "--robots", "3", "--speed", "0", "--duration", "30", "--wander", "--json",
+            "--report-every", "30", "--faults", "600", "--seed", "2"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first  # seeded: the same run twice
+    states = json.loads(first.splitlines()[-1])["states"]
+    assert set(states) - {"idle", "driving", "turning"}  # 30 faults per robot-minute leave marks
+
+
 def test_robots_start_on_parking_then_aisle_cells() -> None:
     wmap = load_map(TINY)
     cells = start_cells(wmap, 4)
@@ -39,6 +50,7 @@ def test_robots_start_on_parking_then_aisle_cells() -> None:
     (["--robots", "2", "--speed", "-1", "--duration", "1"], "--speed must be >= 0"),
     (["--robots", "2", "--speed", "0"], "give --duration"),
     (["--robots", "2", "--speed", "0", "--duration", "0"], "--duration must be positive"),
+    (["--robots", "2", "--speed", "0", "--duration", "1", "--faults", "-1"], "--faults must be >= 0"),
     (["--robots", "2", "--speed", "0", "--duration", "1", "--profile", "/nonexistent/profile.toml"],
      "cannot read profile"),
 ])

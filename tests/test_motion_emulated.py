@@ -78,3 +78,29 @@ def test_a_driving_robot_can_be_redirected_and_ends_at_the_new_goal():
     reports = _run(clock, motion, {"r0": []}, limit=300.0)
     assert [(r.errand_id, r.outcome) for r in reports] == [("go", Outcome.DONE)]
     assert motion.robots["r0"].cell == second
+
+
+def test_loaded_robots_carry_shelves_to_stations_and_back_through_free_aisles():
+    """Six robots each take a shelf from deep inside the storage blocks to a station and
+    back home. Unloaded they may drive under shelves; loaded they must not, and the
+    emulator would see it (laser stop in front of a shelf, or a collision)."""
+    wmap, clock, world, motion = _fleet(robots=6, seed=5)
+    rng = random.Random(5)
+    shelves = rng.sample(wmap.cells_of(CellKind.STORAGE), 6)
+    stations = [s.working for s in wmap.stations]
+    errands = {}
+    for i, home in enumerate(shelves):
+        shelf_id = world.stored_shelf_at(home)
+        errands[f"r{i}"] = [
+            Errand(f"fetch{i}", home, (CellAction(f"lift{i}", ActionKind.LIFT, shelf_id=shelf_id),)),
+            Errand(f"present{i}", stations[i % len(stations)], (CellAction(f"pick{i}", ActionKind.WAIT, duration=3.0),)),
+            Errand(f"return{i}", home, (CellAction(f"lower{i}", ActionKind.LOWER, shelf_id=shelf_id),)),
+        ]
+    reports = _run(clock, motion, errands, limit=1200.0)
+    assert [r for r in reports if r.outcome is not Outcome.DONE] == []
+    assert len(reports) == 18, f"{len(reports)} of 18 errands by t={clock.now()}"
+    assert world.collisions == []
+    assert world.laser_stops == 0
+    for i, home in enumerate(shelves):
+        assert world.stored_shelf_at(home) is not None, f"shelf of r{i} is not back home"
+        assert motion.robots[f"r{i}"].shelf_id is None

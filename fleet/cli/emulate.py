@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("emulate", help="run emulated robots on a map (the firmware emulator)")
     parser.add_argument("--map", required=True, dest="map_path", help="map file (TOML)")
     parser.add_argument("--robots", type=int, required=True, help="how many robots (placed on parking, then aisle cells)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for sensor noise, faults and errands")
+    parser.add_argument("--seed", type=int, default=0, help="seed for sensor noise, random faults and errands")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="times real time (default 1); 0 runs as fast as the CPU allows")
     parser.add_argument("--duration", type=float, default=None,
@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--dt", type=float, default=0.05, help="physics step in seconds (default 0.05)")
     parser.add_argument("--profile", help="robot profile TOML (default: the built-in profile)")
     parser.add_argument("--wander", action="store_true", help="keep the robots busy with random errands")
+    parser.add_argument("--faults", type=float, default=0.0, metavar="PER_ROBOT_HOUR",
+                        help="inject seeded random faults at this rate per robot and hour (default 0)")
     parser.add_argument("--report-every", type=float, default=10.0, help="simulated seconds between summaries")
     parser.add_argument("--json", action="store_true", help="print summaries as JSON lines")
     parser.set_defaults(run=_run)
@@ -47,11 +49,18 @@ def build_world(args: argparse.Namespace):
         raise ValueError(f"--duration must be positive, got {args.duration}")
     if args.report_every <= 0:
         raise ValueError("--report-every must be positive")
+    if args.faults < 0:
+        raise ValueError(f"--faults must be >= 0, got {args.faults}")
     wmap = load_map(args.map_path)
     profile = RobotProfile.load(args.profile) if args.profile else DEFAULT_PROFILE
     clock = SimulatedClock() if args.speed == 0 else WallClock(args.speed)
     world = World(wmap, clock, dt=args.dt, seed=args.seed)
-    populate(world, args.robots, profile)
+    robot_ids = populate(world, args.robots, profile)
+    if args.faults:
+        from firmware_emulator.faults import random_faults
+
+        horizon = args.duration if args.duration is not None else 24 * 3600.0
+        world.inject_all(random_faults(robot_ids, horizon, args.faults, args.seed))
     return world, clock
 
 
@@ -65,6 +74,7 @@ def summary(world) -> dict:
         "time": round(world.now(), 2),
         "robots": n,
         "states": dict(sorted(states.items())),
+        "offline": sum(not unit.online for unit in world.units),
         "loaded": int((world.carried[:n] >= 0).sum()),
         "mean_charge": round(float(world.soc[:n].mean()), 4) if n else None,
         "collisions": len(world.collisions),
@@ -99,7 +109,8 @@ def _run(args: argparse.Namespace) -> int:
             print(json.dumps(report), flush=True)
         else:
             states = ", ".join(f"{k} {v}" for k, v in report["states"].items())
-            print(f"t={report['time']:.1f}s robots={report['robots']} ({states}) loaded={report['loaded']} "
+            print(f"t={report['time']:.1f}s robots={report['robots']} ({states}) offline={report['offline']} "
+                  f"loaded={report['loaded']} "
                   f"charge={report['mean_charge']} collisions={report['collisions']} laser_stops={report['laser_stops']}",
                   flush=True)
 

@@ -398,6 +398,7 @@ class Scheduler:
                 job.stage, job.cell = Stage.ORDER_FETCH, task.target
                 self.claimed[task.target] = robot_id
             self.jobs[robot_id] = job
+            self.idle_since.pop(robot_id, None)
             self._errand(job, shelf.cell, CellAction(self._action_id(), ActionKind.LIFT, shelf_id=shelf.id))
 
     def _errand(self, job: RobotJob, goal: Cell, *actions: CellAction) -> None:
@@ -644,7 +645,7 @@ class Scheduler:
                 self.jobs[robot_id] = job
                 if cell is not None:
                     self._go_charge(job, cell, now)
-            elif not work_waiting and now - self.idle_since.get(robot_id, now) >= self.config.park_after_s \
+            elif not work_waiting and now - self.idle_since.setdefault(robot_id, now) >= self.config.park_after_s \
                     and self.map.kind(state.cell) is not CellKind.PARKING:
                 free = [c for c in self.parking if c not in self.claimed and self.motion.traffic.holder(c) is None]
                 if free:

@@ -32,7 +32,7 @@ from typing import Iterable
 from fleet.traffic.grid import Grid
 from fleet.traffic.planner import LifelongPlanner
 from fleet.traffic.reservations import ReservationError, ReservationTable
-from maps.model import Cell, Heading, WarehouseMap
+from maps.model import Cell, CellKind, Heading, WarehouseMap
 
 
 class TrafficError(ValueError):
@@ -49,6 +49,7 @@ class Traveller:
     heading: int  # heading at the end of what it holds
     goal: Cell
     stopped: bool = False
+    loaded: bool = False
     blocked_reason: str = ""
 
 
@@ -66,7 +67,10 @@ class TrafficControl:
         if window < 1 or max_ahead < 1:
             raise ValueError("window and max_ahead must be at least 1")
         self.grid = Grid.from_map(wmap)
-        self.planner = LifelongPlanner(self.grid, rotation=rotation, seed=seed)
+        # Shelves stand on storage cells; a loaded robot keeps out of every one of them
+        # but its goal (one whose shelf is away is avoided too: it is rarely a shortcut).
+        shelf_cells = [self.grid.index(c) for c in wmap.cells_of(CellKind.STORAGE)]
+        self.planner = LifelongPlanner(self.grid, rotation=rotation, seed=seed, shelf_cells=shelf_cells)
         self.table = ReservationTable({})
         self.rotation = rotation
         self.window = window
@@ -103,6 +107,10 @@ class TrafficControl:
     def set_stopped(self, robot_id: str, stopped: bool) -> None:
         """A stopped robot is planned as standing still, and keeps what it holds."""
         self.robot(robot_id).stopped = stopped
+
+    def set_loaded(self, robot_id: str, loaded: bool) -> None:
+        """A robot carrying a shelf is planned through free aisles only."""
+        self.robot(robot_id).loaded = loaded
 
     def reached(self, robot_id: str, cell: Cell, heading: Heading) -> list[Cell]:
         """The robot read the code of `cell`: hand back the cells it has left.
@@ -162,10 +170,11 @@ class TrafficControl:
         headings = [r.heading for r in robots]
         goals = [index(r.goal) for r in robots]
         stopped = [r.index for r in robots if r.stopped]
+        loaded = [r.index for r in robots if r.loaded]
         paths: dict[str, list[Cell]] = {r.robot_id: [ends[r.index]] for r in robots if not r.stopped}
         end_headings: list[list[int]] = [[h] for h in headings]
         for _ in range(self.window):
-            step = self.planner.plan(cells, headings, goals, stopped)
+            step = self.planner.plan(cells, headings, goals, stopped, loaded)
             for r in robots:
                 r.blocked_reason = step.blocked.get(r.index, "")
                 if not r.stopped:

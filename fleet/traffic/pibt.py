@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import random
 import sys
-from typing import Sequence
+from typing import AbstractSet, Sequence
 
 from fleet.traffic.grid import Grid
 
@@ -58,15 +58,23 @@ class PIBT:
         goals: Sequence[int],
         priorities: Sequence[float],
         fixed: dict[int, int] | None = None,
+        floors: Sequence[Grid | None] | None = None,
+        avoid: Sequence[AbstractSet[int] | None] | None = None,
     ) -> tuple[list[int], list[int]] | None:
-        """Next (cells, headings) of all robots, or None if a pinned move is impossible."""
+        """Next (cells, headings) of all robots, or None if a pinned move is impossible.
+
+        `floors[i]`, if given, is the floor robot i's distances are measured on, and it
+        never moves into a cell of `avoid[i]` other than its goal: a loaded robot keeps
+        to free aisles and enters a storage cell only to set its shelf down there."""
         n = len(cells)
         if sys.getrecursionlimit() < 4 * n + 1000:
             sys.setrecursionlimit(4 * n + 1000)  # a push chain can run through every robot
         self._cells, self._headings, self._goals = cells, headings, goals
         self._next = [_FREE] * n
         self._next_heading = list(headings)
-        self._tables = [self.grid.distances(g, oriented=self.rotation, guided=True).ravel() for g in goals]
+        self._tables = [((floors[i] if floors and floors[i] else self.grid)
+                         .distances(g, oriented=self.rotation, guided=True).ravel()) for i, g in enumerate(goals)]
+        self._avoid = avoid or [None] * n
         occupant, reserved = self._occupant, self._reserved
         for i, c in enumerate(cells):
             occupant[c] = i
@@ -162,15 +170,19 @@ class PIBT:
         """(cost, cell) of every cell robot i could aim for, best first, ties shuffled."""
         c = self._cells[i]
         table, cost = self._tables[i], self._cost
+        moves = self.grid.moves[c]
+        avoid = self._avoid[i]
+        if avoid:
+            moves = [(d, v) for d, v in moves if v not in avoid or v == self._goals[i]]
         if self.rotation:
             h = self._headings[i]
             stay = int(table[c * 4 + h]) + 1
             options = [(stay, c)]
-            for d, v in self.grid.moves[c]:
+            for d, v in moves:
                 turns = (d - h) % 4
                 options.append((min(turns, 4 - turns) + cost[c][d] + int(table[v * 4 + d]), v))
         else:
-            options = [(int(table[c]) + 1, c)] + [(cost[c][d] + int(table[v]), v) for d, v in self.grid.moves[c]]
+            options = [(int(table[c]) + 1, c)] + [(cost[c][d] + int(table[v]), v) for d, v in moves]
         salt = self.rng.getrandbits(16)  # ties in a fresh random order each time
         options.sort(key=lambda o: (o[0], (o[1] * 40503 + salt) & 0xFFFF))
         return options

@@ -43,8 +43,12 @@ class StepPlan:
 
 
 class LifelongPlanner:
-    def __init__(self, grid: Grid, rotation: bool = False, following: bool = False, seed: int = 0) -> None:
+    def __init__(self, grid: Grid, rotation: bool = False, following: bool = False, seed: int = 0,
+                 shelf_cells: Iterable[int] = ()) -> None:
         self.base = grid
+        #: Cells a loaded robot may not drive through (where shelves stand).
+        self.shelf_cells = frozenset(shelf_cells)
+        self._loaded_floors: dict[int, Grid] = {}
         self.rotation = rotation
         self.following = following
         self.seed = seed
@@ -81,7 +85,16 @@ class LifelongPlanner:
         self._floor_key = self._operator_blocked
         self._floor = self.base.without(self._operator_blocked | stopped_cells) if (
             self._operator_blocked or stopped_cells) else self.base
+        self._loaded_floors.clear()
         self._pibt = PIBT(self._floor, self.rotation, self.following, self._rng.randrange(2**31))
+
+    def loaded_floor(self, goal: int) -> Grid:
+        """The floor for a robot carrying a shelf to `goal`: no shelf cells but the goal.
+        One per goal, kept until the floor changes (there are few goals in play at once)."""
+        floor = self._loaded_floors.get(goal)
+        if floor is None:
+            floor = self._loaded_floors[goal] = self._floor.without(self.shelf_cells - {goal})
+        return floor
 
     # --- planning ---------------------------------------------------------------------
     def plan(
@@ -90,8 +103,12 @@ class LifelongPlanner:
         headings: Sequence[int],
         goals: Sequence[int],
         stopped: Iterable[int] = (),
+        loaded: Iterable[int] = (),
     ) -> StepPlan:
+        """One step for every robot. Robots in `loaded` carry a shelf: they keep to cells
+        without shelves (`shelf_cells`), but for their goal."""
         n = len(cells)
+        loaded = set(loaded)
         while len(self._goals) < n:
             self._goals.append(-1)
             self._since.append(0)
@@ -109,7 +126,8 @@ class LifelongPlanner:
                 self._since[i] = 0
             if i in stopped:
                 continue
-            reason = self._unreachable(cells[i], goals[i], stopped, cells)
+            reason = self._unreachable(cells[i], goals[i], stopped, cells,
+                                       self.loaded_floor(goals[i]) if i in loaded else None)
             if reason:
                 blocked[i] = reason
                 targets[i] = cells[i]
@@ -121,7 +139,11 @@ class LifelongPlanner:
             priorities[i] = self._tiebreak[i]
         self._make_way(cells, goals, targets, priorities, stopped, blocked)
         fixed = {i: cells[i] for i in stopped}
-        result = self._pibt.step(cells, headings, targets, priorities, fixed)
+        floors = avoid = None
+        if loaded:
+            floors = [self.loaded_floor(targets[i]) if i in loaded else None for i in range(n)]
+            avoid = [self.shelf_cells if i in loaded else None for i in range(n)]
+        result = self._pibt.step(cells, headings, targets, priorities, fixed, floors, avoid)
         if result is None:
             raise RuntimeError("stopped robots overlap: two robots report the same cell")
         return StepPlan(result[0], result[1], blocked)
@@ -216,11 +238,22 @@ class LifelongPlanner:
         best = int(table.argmin())
         return best if table[best] < UNREACHABLE else None
 
-    def _unreachable(self, cell: int, goal: int, stopped: set[int], cells: Sequence[int]) -> str:
+    def _unreachable(self, cell: int, goal: int, stopped: set[int], cells: Sequence[int],
+                     loaded_floor: Grid | None = None) -> str:
         if goal == cell:
             return ""
-        if self._guide(goal)[cell].min() < UNREACHABLE:
-            return ""
+        if loaded_floor is None:
+            if self._guide(goal)[cell].min() < UNREACHABLE:
+                return ""
+        else:
+            table = loaded_floor.distances(goal, oriented=self.rotation, guided=True)
+            # A robot that just lifted its shelf stands on a shelf cell: it leaves by a
+            # free neighbour.
+            exits = [cell] + [v for _, v in self.base.moves[cell] if v not in self.shelf_cells or v == goal]
+            if min(table[v].min() for v in exits) < UNREACHABLE:
+                return ""
+            where = self.base.cell(goal)
+            return f"goal {where} cannot be reached from {self.base.cell(cell)} by a loaded robot through free aisles"
         where = self.base.cell(goal)
         if goal in self._operator_blocked:
             return f"goal {where} is blocked by the operator"
