@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from enum import Enum
 
-from drivers.commands import CellAction, Job, Step
+from drivers.commands import CellAction, InstantCommand, InstantKind, Job, Step
 from drivers.events import (
     ActionFailed,
     ActionFinished,
@@ -35,6 +35,7 @@ from drivers.events import (
     LoadChanged,
     RobotEvent,
     Severity,
+    StatusReport,
 )
 from drivers.link import RobotLink
 from fleet.traffic.control import TrafficControl, TrafficError
@@ -223,10 +224,31 @@ class MotionControl:
             robot.errors.pop(event.code, None)
         elif isinstance(event, ConnectionChanged):
             robot.online = event.online
+        elif isinstance(event, StatusReport):
+            self._reconcile(robot, event)
         elif isinstance(event, BatteryReport):
             robot.charge, robot.charging = event.charge, event.charging
         elif isinstance(event, LoadChanged):
             robot.shelf_id = event.shelf_id
+
+    def _reconcile(self, robot: RobotState, status: StatusReport) -> None:
+        """A robot that was out of touch drove on through what it held, and the cell
+        reports of that stretch never arrived: its status says where it really is. Only
+        cells it holds are accepted; anywhere else is a fault that stops planning it."""
+        if status.cell is None or status.cell == self.traffic.position(robot.robot_id):
+            return
+        if status.cell in self.traffic.held_cells(robot.robot_id):
+            self.traffic.reached(robot.robot_id, status.cell, status.heading or robot.heading)
+            robot.cell = status.cell
+            if status.job_id is None:
+                robot.job_id = None
+        else:
+            robot.errors["traffic"] = Severity.FATAL
+            self._reject(status, f"robot reports {status.cell}, which it does not hold")
+
+    def reset(self, robot_id: str) -> None:
+        """Operator: clear a robot's latched faults (emergency stop, stall) so it carries on."""
+        self.link.instant(self._robot(robot_id).robot_id, InstantCommand(InstantKind.RESET))
 
     def _reject(self, event: RobotEvent, reason: str) -> None:
         log.warning("robot %s: %s (%s)", event.robot_id, reason, type(event).__name__)

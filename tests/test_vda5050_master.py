@@ -423,44 +423,46 @@ STATUSES = st.sampled_from(list(m.ActionStatus))
 ACTION_IDS = st.sampled_from(["lift-1", "R1-i1", "R1-i2", "other", ""])
 
 
-@st.composite
-def vehicle_states(draw) -> m.State:
-    pose = draw(st.none() | st.builds(
-        lambda x, y, theta, map_id, ok: m.AgvPosition(x=x, y=y, theta=theta, map_id=map_id, position_initialized=ok),
-        st.floats(-1e6, 1e6), st.floats(-1e6, 1e6), st.floats(-10, 10), st.sampled_from(["tiny", "other"]),
-        st.booleans()))
-    errors = draw(st.lists(st.builds(
-        lambda kind, level, refs: m.VehicleError(error_type=kind, error_level=level, error_references=refs),
-        st.sampled_from(["noRouteError", "orderUpdateError", "validationError", "laser", ""]),
-        st.sampled_from(list(m.ErrorLevel)),
-        st.none() | st.lists(st.builds(lambda k, v: m.Reference(reference_key=k, reference_value=v),
-                                       st.sampled_from(["orderId", "orderUpdateId", "actionId", "x"]),
-                                       st.sampled_from(["job-1", "0", "1", "lift-1", ""])), max_size=3)),
-        max_size=3))
+POSES = st.none() | st.builds(
+    lambda x, y, theta, map_id, ok: m.AgvPosition(x=x, y=y, theta=theta, map_id=map_id, position_initialized=ok),
+    st.floats(-1e6, 1e6), st.floats(-1e6, 1e6), st.floats(-10, 10), st.sampled_from(["tiny", "other"]),
+    st.booleans())
+REFERENCES = st.none() | st.lists(st.builds(
+    lambda k, v: m.Reference(reference_key=k, reference_value=v),
+    st.sampled_from(["orderId", "orderUpdateId", "actionId", "x"]),
+    st.sampled_from(["job-1", "0", "1", "lift-1", ""])), max_size=3)
+ERRORS = st.lists(st.builds(
+    lambda kind, level, refs: m.VehicleError(error_type=kind, error_level=level, error_references=refs),
+    st.sampled_from(["noRouteError", "orderUpdateError", "validationError", "laser", ""]),
+    st.sampled_from(list(m.ErrorLevel)), REFERENCES), max_size=3)
+NODE_STATES = st.lists(st.builds(lambda n, s: m.NodeState(node_id=n, sequence_id=s, released=True),
+                                 NODE_IDS, st.integers(0, 20)), max_size=3)
+ACTION_STATES = st.lists(st.builds(lambda a, s: m.ActionState(action_id=a, action_status=s),
+                                   ACTION_IDS, STATUSES), max_size=4)
+LOADS = st.none() | st.lists(st.builds(lambda i, w: m.Load(load_id=i, weight=w),
+                                       st.none() | st.sampled_from(["shelf-7", "", "ÿ"]),
+                                       st.none() | st.floats(0, 1e4)), max_size=2)
+UINT32 = st.integers(0, 2**32 - 1)
+
+
+def make_state(header_id, version, order_id, update, node, seq, node_states, action_states, loads, charge,
+               charging, errors, pose, vx, paused) -> m.State:
     return state_minimal(
-        **header(draw(st.integers(0, 2**32 - 1)), version=draw(st.sampled_from(m.SUPPORTED_VERSIONS))),
-        order_id=draw(st.sampled_from(["job-1", "", "job-x"])),
-        order_update_id=draw(st.integers(0, 2**32 - 1)),
-        last_node_id=draw(NODE_IDS),
-        last_node_sequence_id=draw(st.integers(0, 2**32 - 1)),
-        node_states=draw(st.lists(st.builds(lambda n, s: m.NodeState(node_id=n, sequence_id=s, released=True),
-                                            NODE_IDS, st.integers(0, 20)), max_size=3)),
-        action_states=draw(st.lists(st.builds(lambda a, s: m.ActionState(action_id=a, action_status=s),
-                                              ACTION_IDS, STATUSES), max_size=4)),
-        loads=draw(st.none() | st.lists(st.builds(lambda i, w: m.Load(load_id=i, weight=w),
-                                                  st.none() | st.text(max_size=3), st.none() | st.floats(0, 1e4)),
-                                         max_size=2)),
-        battery_state=m.BatteryState(battery_charge=draw(st.floats(-1e3, 1e3)), charging=draw(st.booleans())),
-        errors=errors,
-        agv_position=pose,
-        velocity=draw(st.none() | st.builds(lambda vx: m.Velocity(vx=vx), st.floats(-1e3, 1e3))),
-        paused=draw(st.none() | st.booleans()),
-    )
+        **header(header_id, version=version), order_id=order_id, order_update_id=update, last_node_id=node,
+        last_node_sequence_id=seq, node_states=node_states, action_states=action_states, loads=loads,
+        battery_state=m.BatteryState(battery_charge=charge, charging=charging), errors=errors,
+        agv_position=pose, velocity=None if vx is None else m.Velocity(vx=vx), paused=paused)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+VEHICLE_STATES = st.builds(
+    make_state, UINT32, st.sampled_from(m.SUPPORTED_VERSIONS), st.sampled_from(["job-1", "", "job-x"]),
+    UINT32, NODE_IDS, UINT32, NODE_STATES, ACTION_STATES, LOADS, st.floats(-1e3, 1e3), st.booleans(),
+    ERRORS, POSES, st.none() | st.floats(-1e3, 1e3), st.none() | st.booleans())
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(["state", "tick", "extend", "instant", "broken", "online"]),
-                          vehicle_states()), min_size=1, max_size=12))
+                          VEHICLE_STATES), min_size=1, max_size=12))
 def test_no_sequence_of_valid_states_breaks_the_session(script):
     vehicle, outbox = session()
     vehicle.send_job(lift_job(), now=0.0)

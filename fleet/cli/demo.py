@@ -22,20 +22,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--speed", type=float, default=0.0,
                         help="simulated seconds per wall second; 0 = as fast as the CPU allows (default)")
+    parser.add_argument("--faults", action="store_true",
+                        help="inject seeded faults: slow robots, motor stalls, a communication loss")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    import random
-
     from drivers.inprocess import InProcessLink
     from firmware_emulator.placement import populate
     from firmware_emulator.world import World
     from fleet.clock import SimulatedClock
-    from fleet.motion import Errand, MotionControl, Outcome
+    from fleet.motion import MotionControl
     from fleet.traffic.control import TrafficControl
-    from maps import CellKind, MapError, load_map, shipped_map
+    from fleet.workloads import ShelfMoves, shelves_on
+    from maps import MapError, load_map, shipped_map
 
     try:
         wmap = load_map(args.map_path) if args.map_path else shipped_map("demo")
@@ -56,23 +57,16 @@ def _run(args: argparse.Namespace) -> int:
     for robot_id in robot_ids:
         unit = world.robot(robot_id)
         motion.add_robot(robot_id, unit.cell, unit.heading)
-    rng = random.Random(args.seed)
-    aisles = wmap.cells_of(CellKind.AISLE)
-    serial = 0
+    if args.faults:
+        _inject_faults(world, robot_ids, args.duration, args.seed)
+    trips = ShelfMoves(wmap, motion, shelves_on(wmap, world.stored_shelf_at), seed=args.seed)
 
-    def next_errand(robot_id: str) -> None:
-        nonlocal serial
-        serial += 1
-        busy = {r.errand.goal for r in motion.robots.values() if r.errand}
-        goal = rng.choice([c for c in aisles if c not in busy])
-        motion.assign(robot_id, Errand(f"e{serial}", goal))
-
-    print(f"fleet demo: {len(robot_ids)} emulated robots on map {wmap.name!r} ({wmap.width} x {wmap.height}), "
-          f"{args.duration:.0f} simulated seconds; no console yet: running headless", file=sys.stderr)
+    print(f"fleet demo: {len(robot_ids)} emulated robots moving shelves on map {wmap.name!r} "
+          f"({wmap.width} x {wmap.height}), {args.duration:.0f} simulated seconds"
+          f"{' with injected faults' if args.faults else ''}; no console yet: running headless", file=sys.stderr)
     for robot_id in robot_ids:
-        next_errand(robot_id)
-    done = failed = 0
-    period, report_every, next_report = 0.25, 60.0, 60.0
+        trips.start(robot_id)
+    period, report_every, next_report, next_reset = 0.25, 60.0, 60.0, 15.0
     started = time.perf_counter()
     while clock.now() < args.duration:
         clock.advance(period)
@@ -81,21 +75,43 @@ def _run(args: argparse.Namespace) -> int:
             if lag > 0:
                 time.sleep(lag)
         for report in motion.tick(clock.now()):
-            done += report.outcome is Outcome.DONE
-            failed += report.outcome is Outcome.FAILED
-            next_errand(report.robot_id)
+            trips.on_report(report)
+        if clock.now() >= next_reset:
+            # the simulated operator walks the floor and resets stalled robots
+            next_reset += 15.0
+            for robot in motion.robots.values():
+                if "motor_stall" in robot.errors:
+                    motion.reset(robot.robot_id)
         if clock.now() >= next_report:
             next_report += report_every
-            print(f"  t={clock.now():6.0f} s  errands done {done:5d}  failed {failed}  "
+            print(f"  t={clock.now():6.0f} s  trips done {trips.done:5d}  failed {len(trips.failed)}  "
                   f"collisions {len(world.collisions)}  laser stops {world.laser_stops}", file=sys.stderr)
     wall = time.perf_counter() - started
+    blocked = {r: t.blocked_reason for r, t in motion.traffic._robots.items() if t.blocked_reason}
     summary = {
         "map": wmap.name, "robots": len(robot_ids), "simulated_s": round(clock.now(), 1), "wall_s": round(wall, 2),
-        "errands_done": done, "errands_failed": failed, "collisions": len(world.collisions),
-        "laser_stops": world.laser_stops,
+        "realtime_factor": round(clock.now() / wall, 1), "trips_done": trips.done,
+        "trips_failed": [f"{r.robot_id} {r.errand_id}: {r.reason}" for r in trips.failed],
+        "trips_in_progress": trips.in_trip(), "blocked": blocked,
+        "collisions": len(world.collisions), "laser_stops": world.laser_stops,
     }
     if args.json:
         print(json.dumps(summary))
     else:
         print("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
     return 0 if not world.collisions else 1
+
+
+def _inject_faults(world, robot_ids: list[str], duration: float, seed: int) -> None:
+    """Seeded faults a shift sees: robots running slow, motors stalling, a radio dropping."""
+    import random
+
+    from firmware_emulator.faults import CommunicationLoss, MotorStall, SlowDown
+
+    rng = random.Random(seed)
+    late = max(1, len(robot_ids) // 10)
+    for robot_id in rng.sample(robot_ids, late):
+        world.inject(SlowDown(robot_id, factor=0.5, duration=duration / 3), at=rng.uniform(0, duration / 2))
+    for robot_id in rng.sample(robot_ids, max(1, len(robot_ids) // 20)):
+        world.inject(MotorStall(robot_id, duration=30.0), at=rng.uniform(0, duration * 0.8))
+    world.inject(CommunicationLoss(rng.choice(robot_ids), duration=60.0), at=rng.uniform(0, duration * 0.7))

@@ -450,7 +450,9 @@ class Scheduler:
 
     def _errand_failed(self, job: RobotJob, report: ErrandReport, now: float) -> None:
         self.failed_errands.append(report)
-        self._alarm(now, f"robot {job.robot_id}: {job.stage.value} errand failed: {report.reason}")
+        shelf = f" with shelf {job.task.shelf}" if job.task is not None else ""
+        self._alarm(now, f"robot {job.robot_id}: {job.stage.value} errand{shelf} at "
+                         f"{self.motion.robots[job.robot_id].cell} failed: {report.reason}")
         self._drop_job(job.robot_id, now, report.reason)
 
     def _to_next_port(self, job: RobotJob, now: float) -> None:

@@ -183,8 +183,8 @@ class PIBT:
                 options.append((min(turns, 4 - turns) + cost[c][d] + int(table[v * 4 + d]), v))
         else:
             options = [(int(table[c]) + 1, c)] + [(cost[c][d] + int(table[v]), v) for d, v in moves]
-        salt = self.rng.getrandbits(16)  # ties in a fresh random order each time
-        options.sort(key=lambda o: (o[0], (o[1] * 40503 + salt) & 0xFFFF))
+        draw = self.rng.random  # ties in a fresh random order each time
+        options.sort(key=lambda o: (o[0], draw()))
         return options
 
     def _turn_towards(self, i: int, v: int) -> None:
