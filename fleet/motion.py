@@ -96,8 +96,9 @@ class RobotState:
 
     @property
     def stopped(self) -> bool:
-        """Traffic control plans it as standing still and keeps its cells."""
-        return not self.online or self.faulted or self.phase is Phase.ACTING or self.out_of_service
+        """Out of action for who knows how long: traffic control takes it off the floor
+        and keeps its cells."""
+        return not self.online or self.faulted or self.out_of_service
 
 
 class MotionControl:
@@ -138,15 +139,18 @@ class MotionControl:
         reports: list[ErrandReport] = []
         for event in self.link.drain():
             self._handle(event, reports)
-        for robot in self.robots.values():
-            self.traffic.set_stopped(robot.robot_id, robot.stopped)
-            self.traffic.set_loaded(robot.robot_id, robot.shelf_id is not None)
-        for grant in self.traffic.plan():
-            self._drive(self.robots[grant.robot_id], grant.cells)
+        # Arrivals first: a robot on its goal starts its actions (and is pinned there)
+        # before the plan can push it aside for someone else heading the same way.
         for robot in self.robots.values():
             if robot.phase is Phase.DRIVING and robot.online and self.traffic.arrived(robot.robot_id) \
                     and robot.job_id is None:
                 self._act(robot, now, reports)
+        for robot in self.robots.values():
+            self.traffic.set_stopped(robot.robot_id, robot.stopped)
+            self.traffic.set_busy(robot.robot_id, robot.phase is Phase.ACTING)
+            self.traffic.set_loaded(robot.robot_id, robot.shelf_id is not None)
+        for grant in self.traffic.plan():
+            self._drive(self.robots[grant.robot_id], grant.cells)
         return reports
 
     # --- commands ---------------------------------------------------------------------

@@ -21,20 +21,30 @@ from fleet.traffic.control import TrafficControl
 from maps.loader import parse_map
 from maps.model import Cell, CellKind, Heading, WarehouseMap
 
-ALCOVES = '''
+def alcoves(pairs: int = 8) -> str:
+    """The alcove floor as map TOML: `pairs` alcoves per storage row (top and bottom), two
+    pick ports on the west wall, a stow port on the east wall, a packing alcove top right."""
+    width = 2 * pairs + 1
+    inner = width - 2
+    top = "#" + "S#" * (pairs - 1) + "K#"
+    bottom = "#" + "S#" * pairs
+    middle = "P.P.P.P.C.C."
+    rows = [
+        "#" * width, top,
+        "Q" + "." * inner + "Q",
+        "Q..." + middle + "." * (inner - 3 - len(middle)) + "Q",
+        "W" + "." * inner + "W",
+        "Q" + "." * inner + "#",
+        "Q" + "." * inner + "#",
+        "W" + "." * inner + "#",
+        bottom, "#" * width,
+    ]
+    layout = "\n".join(rows)
+    return f'''
 name = "alcoves"
 pitch = 1.0
 layout = """
-#################
-#S#S#S#S#S#S#S#K#
-Q...............Q
-Q...P.P.P.P.C.C.Q
-W...............W
-Q...............#
-Q...............#
-W...............#
-#S#S#S#S#S#S#S#S#
-#################
+{layout}
 """
 
 [[stations]]
@@ -54,10 +64,11 @@ operator_side = "west"
 [[stations]]
 id = "stow-1"
 kind = "stow"
-working = [16, 4]
-queue = [[16, 2], [16, 3]]
+working = [{width - 1}, 4]
+queue = [[{width - 1}, 2], [{width - 1}, 3]]
 operator_side = "east"
 '''
+
 
 CATALOGUE = Catalogue([
     Sku("A", "apples", 0.5, 0.2), Sku("B", "bolts", 0.1, 0.3), Sku("C", "cups", 0.4, 0.2),
@@ -65,8 +76,8 @@ CATALOGUE = Catalogue([
 ])
 
 
-def alcove_map() -> WarehouseMap:
-    return parse_map(ALCOVES, "scheduler_kit.ALCOVES")
+def alcove_map(pairs: int = 8) -> WarehouseMap:
+    return parse_map(alcoves(pairs), f"scheduler_kit.alcoves({pairs})")
 
 
 class Fleet:

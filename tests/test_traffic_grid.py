@@ -43,7 +43,7 @@ def test_moves_match_the_map_neighbours():
 
 
 def test_distances_equal_networkx_shortest_paths_to_every_goal():
-    grid = Grid.from_map(ROOM, lane_penalty=1)
+    grid = Grid.from_map(ROOM, lane_penalty=1, street_penalty=1)
     g = _digraph(grid)
     for goal in grid.free_cells():
         truth = nx.single_target_shortest_path_length(g, int(goal))
@@ -96,7 +96,7 @@ def test_corridors_get_alternating_lanes_that_guidance_prefers():
         "#.#.#.#",
         ".......",
     )
-    grid = Grid.from_map(blocks, lane_penalty=5)
+    grid = Grid.from_map(blocks, lane_penalty=5, street_penalty=1)
     lanes = {x: grid.lanes[grid.index(Cell(x, 1))] for x in (1, 3, 5)}
     assert lanes == {1: Heading.NORTH, 3: Heading.SOUTH, 5: Heading.NORTH}
     goal = grid.index(Cell(1, 3))

@@ -68,7 +68,7 @@ def test_lacam_solves_a_corridor_swap_that_needs_a_detour():
         "#.#####",
         ".......",
     )
-    grid = Grid.from_map(corridor, lane_penalty=1)
+    grid = Grid.from_map(corridor, lane_penalty=1, street_penalty=1)
     starts = [grid.index(Cell(0, 1)), grid.index(Cell(6, 1))]
     goals = [grid.index(Cell(6, 1)), grid.index(Cell(0, 1))]
     result = solve(grid, starts, goals, out_of_time=lambda: False, following=True)
@@ -80,12 +80,12 @@ def test_lacam_solves_a_corridor_swap_that_needs_a_detour():
     assert len(paths) - 1 >= 8  # one of them had to step into the bay
 
 def test_lacam_reports_an_impossible_instance_quickly():
-    grid = Grid.from_map(floor("...", "#.#"), lane_penalty=1)
+    grid = Grid.from_map(floor("...", "#.#"), lane_penalty=1, street_penalty=1)
     with pytest.raises(ValueError, match="cannot be reached"):
         solve(grid, [0], [grid.index(Cell(0, 1))], out_of_time=lambda: False)
     # Two robots swapping ends of a dead-end corridor: no solution exists, the search
     # runs out of configurations and says so.
-    line = Grid.from_map(floor("..."), lane_penalty=1)
+    line = Grid.from_map(floor("..."), lane_penalty=1, street_penalty=1)
     result = solve(line, [0, 2], [2, 0], out_of_time=lambda: False, following=True)
     assert not result.solved
 

@@ -109,7 +109,7 @@ def instances(draw):
     rng = random.Random(draw(st.integers(0, 10**6)))
     rows = ["".join("#" if rng.random() < 0.15 else "." for _ in range(width)) for _ in range(height)]
     wmap = floor(*rows)
-    grid = Grid.from_map(wmap, lane_penalty=1)
+    grid = Grid.from_map(wmap, lane_penalty=1, street_penalty=1)
     free = [int(c) for c in grid.free_cells()]
     # The largest connected part of the floor.
     part = max(({c for c in free if grid.distances(g)[c] < 10**6} for g in free), key=len)

@@ -16,7 +16,8 @@ from drivers.vda5050.link import Vda5050Link
 from drivers.vda5050.mqtt import FROM_MASTER, Drop, MqttLink, Topic, VehicleId
 from maps.loader import load_map
 from maps.model import Cell
-from test_vda5050_mqtt import Inbox, unique_layout, wait_until
+from drivers.vda5050.messages import encode
+from test_vda5050_mqtt import Inbox, Raw, unique_layout, wait_until
 from vda5050_samples import MANUFACTURER, header, state_minimal
 
 WAREHOUSE = load_map(Path(__file__).parent / "data" / "tiny.toml")
@@ -93,6 +94,25 @@ def test_a_vehicle_that_announces_itself_is_adopted_and_asked_for_state_and_fact
     assert {r.message.version for r in vehicle.inbox.of(Topic.INSTANT_ACTIONS)} == {"2.0.0"}
     with pytest.raises(UnknownRobot):
         master.link.send_job("AGV-999", Job("j", (Step(A),)))
+
+
+def test_adoption_does_not_depend_on_online_arriving_before_the_state(mqtt_url, cleanup):
+    """ONLINE (QoS 1) and state (QoS 0) may overtake each other on the way."""
+    layout = unique_layout()
+    master = Master(mqtt_url, layout)
+    cleanup(master.link.close)
+    raw = Raw(mqtt_url)
+    cleanup(raw.close)
+    agv = VehicleId(MANUFACTURER, "AGV-151")
+    raw.send(layout.topic(agv, Topic.STATE), encode(state_minimal(**header(serial="AGV-151"),
+                                                                  last_node_id=WAREHOUSE.qr_id(B))))
+    master.pump_until(lambda: master.link.mqtt.received == 1, what="the state")
+    assert master.link.robot_ids() == []
+    raw.send(layout.topic(agv, Topic.CONNECTION),
+             encode(m.Connection(**header(serial="AGV-151"), connection_state=m.ConnectionState.ONLINE)), qos=1)
+    master.pump_until(lambda: master.link.robot_ids() == ["AGV-151"], what="adoption")
+    master.pump_until(lambda: master.of(StatusReport), what="the held state, reported")
+    assert master.of(StatusReport)[0].cell == B
 
 
 def test_only_configured_vehicles_are_heard_when_adoption_is_off(mqtt_url, cleanup):

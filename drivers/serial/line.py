@@ -3,7 +3,9 @@
 A bench or a test wires a master and a robot together through two pseudo-terminals and a
 relay copying bytes between their controlling sides. Each end opens an ordinary tty path
 with pyserial, exactly as it would open /dev/ttyUSB0, while the relay plays the cable:
-perfect, or flipping bits and dropping bytes at chosen rates, reproducibly from a seed.
+perfect, or flipping bits, dropping bytes and stalling at chosen rates, reproducibly from
+a seed. A filter on one direction can also play a broken UART driver (WrongCrc), so a
+bench can be shown what a non-conforming robot looks like.
 """
 
 from __future__ import annotations
@@ -14,8 +16,23 @@ import random
 import select
 import socket
 import threading
+import time
 import tty
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from drivers.serial import frames
+
+
+class LineFilter(Protocol):
+    """What one direction of a line does to the bytes it carries."""
+
+    def apply(self, data: bytes) -> bytes: ...
+
+    def stall(self, data: bytes) -> float:
+        """Seconds to hold `data` (and everything after it) back on the line."""
+        ...
 
 
 @dataclass
@@ -25,20 +42,31 @@ class LineFaults:
     bit_error_rate: float = 0.0
     drop_rate: float = 0.0
     seed: int = 0
+    #: Per byte: chance that the line stalls for `delay` seconds before this byte.
+    delay_rate: float = 0.0
+    delay: float = 0.0
     flipped: int = 0
     dropped: int = 0
+    delayed: int = 0
     _rng: random.Random = field(init=False, repr=False)
     _bits_to_flip: int = field(init=False, repr=False)
     _bytes_to_drop: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("bit_error_rate", "drop_rate"):
+        for name in ("bit_error_rate", "drop_rate", "delay_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {rate}")
+        if self.delay < 0:
+            raise ValueError(f"delay must be >= 0 seconds, got {self.delay}")
         self._rng = random.Random(self.seed)
         self._bits_to_flip = self._gap(self.bit_error_rate)
         self._bytes_to_drop = self._gap(self.drop_rate)
+        self._bytes_to_stall = self._gap(self.delay_rate)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.bit_error_rate or self.drop_rate or (self.delay_rate and self.delay))
 
     def _gap(self, rate: float) -> int:
         """Units until the next fault: geometric, so faults are independent per unit."""
@@ -69,6 +97,102 @@ class LineFaults:
             out = kept
         return bytes(out)
 
+    def stall(self, data: bytes) -> float:
+        if self._bytes_to_stall < 0 or not self.delay:
+            return 0.0
+        stalls = 0
+        while self._bytes_to_stall < len(data):
+            stalls += 1
+            self._bytes_to_stall += 1 + self._gap(self.delay_rate)
+        self._bytes_to_stall -= len(data)
+        self.delayed += stalls
+        return stalls * self.delay
+
+
+class WrongCrc:
+    """A robot whose CRC routine is wrong: every frame it sends fails the master's check.
+
+    It re-frames the stream it is given, so it only makes sense on the robot's own output;
+    a bench points `fleet hil check` at it to see the failure it must report.
+    """
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def apply(self, data: bytes) -> bytes:
+        pieces = (self._pending + data).split(frames.DELIMITER)
+        self._pending = pieces.pop()
+        out = bytearray()
+        for encoded in pieces:
+            if not encoded:
+                out += frames.DELIMITER
+                continue
+            try:
+                frame = frames.decode(encoded)
+            except frames.FrameError:
+                out += encoded + frames.DELIMITER
+                continue
+            body = bytearray(frames.body(frame))
+            body[-1] ^= 0x01
+            out += frames.cobs.encode(bytes(body)) + frames.DELIMITER
+        return bytes(out)
+
+    def stall(self, data: bytes) -> float:
+        return 0.0
+
+
+class Chain:
+    """Several filters on one direction, applied in order (e.g. a bad CRC, then noise)."""
+
+    def __init__(self, *filters: LineFilter) -> None:
+        self.filters = filters
+
+    def apply(self, data: bytes) -> bytes:
+        for line_filter in self.filters:
+            data = line_filter.apply(data)
+        return data
+
+    def stall(self, data: bytes) -> float:
+        return sum(line_filter.stall(data) for line_filter in self.filters)
+
+
+class _Direction:
+    """One direction of a line: bytes pass a filter, then wait their turn to be written.
+
+    A stall holds back everything behind it too, as on a real wire, so order is kept.
+    """
+
+    def __init__(self, line_filter: LineFilter | None) -> None:
+        self.filter = line_filter
+        self._queue: deque[tuple[float, bytes]] = deque()
+
+    def push(self, data: bytes) -> None:
+        if self.filter is not None:
+            hold = self.filter.stall(data)
+            data = self.filter.apply(data)
+        else:
+            hold = 0.0
+        if not data:
+            return
+        now = time.monotonic()
+        due = max(now + hold, self._queue[-1][0] if self._queue else now)
+        self._queue.append((due, data))
+
+    def ready(self) -> bytes:
+        now = time.monotonic()
+        out = bytearray()
+        while self._queue and self._queue[0][0] <= now:
+            out += self._queue.popleft()[1]
+        return bytes(out)
+
+    def wait(self, longest: float) -> float:
+        if not self._queue:
+            return longest
+        return min(longest, max(0.0, self._queue[0][0] - time.monotonic()))
+
+    def clear(self) -> None:
+        self._queue.clear()
+
 
 class PseudoTerminal:
     """A pty whose slave side is a path pyserial can open; the relay owns the master side."""
@@ -87,15 +211,27 @@ class PseudoTerminal:
                 pass
 
 
+def write_or_drop(fd: int, data: bytes) -> None:
+    """Write to a pty's controlling side without ever blocking the relay.
+
+    With nobody at the other end a pty's buffer fills; a blocked write would then stall
+    both directions. What does not fit is lost, as on a cable with nothing plugged in.
+    """
+    try:
+        os.write(fd, data)
+    except (BlockingIOError, OSError):
+        pass
+
+
 class Relay:
     """Copies bytes both ways between two pseudo-terminals, through optional faults."""
 
-    def __init__(self, a_to_b: LineFaults | None = None, b_to_a: LineFaults | None = None) -> None:
+    def __init__(self, a_to_b: LineFilter | None = None, b_to_a: LineFilter | None = None) -> None:
         self.a = PseudoTerminal()
         self.b = PseudoTerminal()
         self.a_to_b = a_to_b
         self.b_to_a = b_to_a
-        self._faults = {self.a.master_fd: a_to_b, self.b.master_fd: b_to_a}
+        self._directions = {self.a.master_fd: _Direction(a_to_b), self.b.master_fd: _Direction(b_to_a)}
         self._peer = {self.a.master_fd: self.b.master_fd, self.b.master_fd: self.a.master_fd}
         #: While set, what travels that way is thrown away: one wire of the cable broken.
         self.cut_a_to_b = threading.Event()
@@ -107,18 +243,22 @@ class Relay:
 
     def _run(self) -> None:
         fds = list(self._peer)
+        for fd in fds:
+            os.set_blocking(fd, False)
         while not self._stop.is_set():
-            ready, _, _ = select.select(fds, [], [], 0.05)
+            timeout = min(direction.wait(0.05) for direction in self._directions.values())
+            ready, _, _ = select.select(fds, [], [], timeout)
             for fd in ready:
                 try:
                     data = os.read(fd, 4096)
                 except OSError:
                     continue  # no slave open on that side yet
-                faults = self._faults[fd]
-                if faults is not None:
-                    data = faults.apply(data)
                 if data and not self._cut[fd].is_set():
-                    os.write(self._peer[fd], data)
+                    self._directions[fd].push(data)
+            for fd, direction in self._directions.items():
+                out = direction.ready()
+                if out:
+                    write_or_drop(self._peer[fd], out)
 
     def cut(self, broken: bool = True) -> None:
         """Pull the cable out (or plug it back in): both directions at once."""
@@ -143,14 +283,16 @@ class TerminalServer:
         self,
         host: str = "127.0.0.1",
         port: int = 0,
-        to_client: LineFaults | None = None,
-        from_client: LineFaults | None = None,
+        to_client: LineFilter | None = None,
+        from_client: LineFilter | None = None,
     ) -> None:
         self.pty = PseudoTerminal()
         self._listener = socket.create_server((host, port))
         self.host, self.port = self._listener.getsockname()[:2]
         self.to_client = to_client
         self.from_client = from_client
+        self._out = _Direction(to_client)
+        self._in = _Direction(from_client)
         self._client: socket.socket | None = None
         self._hang_up = threading.Event()
         self._stop = threading.Event()
@@ -168,6 +310,7 @@ class TerminalServer:
         self._hang_up.set()
 
     def _run(self) -> None:
+        os.set_blocking(self.pty.master_fd, False)
         while not self._stop.is_set():
             if self._hang_up.is_set():
                 self._hang_up.clear()
@@ -175,27 +318,32 @@ class TerminalServer:
             sources: list = [self._listener, self.pty.master_fd]
             if self._client is not None:
                 sources.append(self._client)
-            ready, _, _ = select.select(sources, [], [], 0.05)
+            ready, _, _ = select.select(sources, [], [], self._in.wait(self._out.wait(0.05)))
             for source in ready:
                 if source is self._listener:
                     client, _ = self._listener.accept()
                     self._drop_client()
                     self._client = client
                 elif source == self.pty.master_fd:
-                    self._to_socket(os.read(self.pty.master_fd, 4096))
+                    try:
+                        self._out.push(os.read(self.pty.master_fd, 4096))
+                    except OSError:
+                        pass
                 else:
-                    self._to_pty()
+                    self._from_socket()
+            self._to_socket(self._out.ready())
+            data = self._in.ready()
+            if data:
+                write_or_drop(self.pty.master_fd, data)
 
     def _to_socket(self, data: bytes) -> None:
-        if self.to_client is not None:
-            data = self.to_client.apply(data)
         if self._client is not None and data:
             try:
                 self._client.sendall(data)
             except OSError:
                 self._drop_client()
 
-    def _to_pty(self) -> None:
+    def _from_socket(self) -> None:
         assert self._client is not None
         try:
             data = self._client.recv(4096)
@@ -204,15 +352,13 @@ class TerminalServer:
         if not data:
             self._drop_client()
             return
-        if self.from_client is not None:
-            data = self.from_client.apply(data)
-        if data:
-            os.write(self.pty.master_fd, data)
+        self._in.push(data)
 
     def _drop_client(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+            self._in.clear()
 
     def close(self) -> None:
         self._stop.set()

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 
 class Vda5050Link(RobotLink):
+    TICK_INTERVAL = 0.1  # s between resend/staleness passes over all sessions, however often drained
+
     def __init__(
         self,
         broker: BrokerConfig | str,
@@ -49,11 +51,13 @@ class Vda5050Link(RobotLink):
         self._resend_interval = resend_interval
         self._robot_id_of = robot_id_of
         self._lock = threading.RLock()
+        self._ticked = -float("inf")
         self._events: list[RobotEvent] = []  # shared by all sessions: arrival order across robots
         self._sessions: dict[str, VehicleSession] = {}
         self._by_vehicle: dict[VehicleId, VehicleSession] = {}
         self._announced: dict[VehicleId, Connection] = {}  # ONLINE seen, adopted at their first state
         self._factsheets: dict[VehicleId, Factsheet] = {}  # arrived before adoption
+        self._unadopted_states: dict[VehicleId, State] = {}  # the latest, until ONLINE comes
         self._configured = frozenset(vehicles)
         for vehicle in self._configured:
             self._add(vehicle)
@@ -91,8 +95,10 @@ class Vda5050Link(RobotLink):
     def drain(self) -> list[RobotEvent]:
         with self._lock:
             now = self._clock.now()
-            for session in self._sessions.values():
-                session.tick(now)
+            if now - self._ticked >= self.TICK_INTERVAL:  # resends are due in seconds, not ms
+                self._ticked = now
+                for session in self._sessions.values():
+                    session.tick(now)
             drained, self._events[:] = list(self._events), []
             return drained
 
@@ -134,9 +140,8 @@ class Vda5050Link(RobotLink):
             vehicle, message, now = received.vehicle, received.message, received.time
             session = self._by_vehicle.get(vehicle)
             if session is None:
-                session = self._maybe_adopt(vehicle, message)
-                if session is None:
-                    return
+                self._consider_adoption(vehicle, message, now)
+                return
             if isinstance(message, State):
                 session.on_state(message, now)
             elif isinstance(message, Connection):
@@ -145,28 +150,31 @@ class Vda5050Link(RobotLink):
                 session.on_factsheet(message, now)
             # visualization: positions for display only; the fleet localises from state
 
-    def _maybe_adopt(self, vehicle: VehicleId, message: object) -> VehicleSession | None:
-        """A vehicle we do not know yet: ONLINE makes it a candidate, its first state adopts it."""
+    def _consider_adoption(self, vehicle: VehicleId, message: object, now: float) -> None:
+        """A vehicle we do not know yet is adopted once we have both its ONLINE and a state,
+        in either order (they travel at different QoS and may overtake each other)."""
         if not self._adopt:
-            return None
+            return
         if isinstance(message, Factsheet):
             self._factsheets[vehicle] = message
+        elif isinstance(message, State):
+            self._unadopted_states[vehicle] = message
         elif isinstance(message, Connection):
             if message.connection_state is ConnectionState.ONLINE:
                 self._announced[vehicle] = message
             else:
                 self._announced.pop(vehicle, None)
-        elif isinstance(message, State) and vehicle in self._announced:
-            try:
-                session = self._add(vehicle)
-            except ValueError as exc:
-                log.warning("not adopting %s: %s", vehicle, exc)
-                return None
-            log.info("adopted vehicle %s as robot %s (protocol %s)", vehicle, session.robot_id, message.version)
-            now = self._clock.now()
-            factsheet = self._factsheets.pop(vehicle, None)
-            if factsheet is not None:
-                session.on_factsheet(factsheet, now)
-            session.on_connection(self._announced.pop(vehicle), now)  # asks for what it lacks
-            return session
-        return None
+        if vehicle not in self._announced or vehicle not in self._unadopted_states:
+            return
+        try:
+            session = self._add(vehicle)
+        except ValueError as exc:
+            log.warning("not adopting %s: %s", vehicle, exc)
+            return
+        state = self._unadopted_states.pop(vehicle)
+        log.info("adopted vehicle %s as robot %s (protocol %s)", vehicle, session.robot_id, state.version)
+        factsheet = self._factsheets.pop(vehicle, None)
+        if factsheet is not None:
+            session.on_factsheet(factsheet, now)
+        session.on_connection(self._announced.pop(vehicle), now)  # asks for what it lacks
+        session.on_state(state, now)  # held until now: the time the fleet hears of it

@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Callable, Iterable
 from urllib.parse import unquote, urlsplit
 
@@ -112,16 +113,21 @@ class TopicLayout:
 
     def parse(self, name: str) -> tuple[VehicleId, Topic] | None:
         """The vehicle and topic an MQTT topic name stands for, None if it is not ours."""
-        head, _, rest = name.partition(self.base + "/")
-        if head or not rest:
-            return None
-        levels = rest.split("/")
-        if len(levels) != 3 or levels[2] not in Topic._value2member_map_:
-            return None
-        try:
-            return VehicleId(levels[0], levels[1]), Topic(levels[2])
-        except ValueError:
-            return None
+        return _parse_topic(self.base, name)
+
+
+@lru_cache(maxsize=1 << 16)  # a fleet has a few topics per vehicle; fuzz cannot grow it unbounded
+def _parse_topic(base: str, name: str) -> tuple[VehicleId, Topic] | None:
+    head, _, rest = name.partition(base + "/")
+    if head or not rest:
+        return None
+    levels = rest.split("/")
+    if len(levels) != 3 or levels[2] not in Topic._value2member_map_:
+        return None
+    try:
+        return VehicleId(levels[0], levels[1]), Topic(levels[2])
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -226,7 +232,8 @@ class MqttLink:
         self._last_seen: dict[tuple[VehicleId, Topic], int] = {}
         self._last_connection: dict[VehicleId, tuple[int, str, str]] = {}
         self._logged: set[tuple[Drop, str]] = set()
-        self._connected = threading.Event()
+        self._connected = threading.Event()  # connected and subscribed
+        self._subscription_mid: int | None = None
         self._closed = False
         self._client = self._make_client(reconnect_delay)
 
@@ -258,6 +265,7 @@ class MqttLink:
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_connect_fail = self._handle_connect_fail
+        client.on_subscribe = self._handle_subscribe
         client.on_message = self._handle_message
         return client
 
@@ -271,6 +279,7 @@ class MqttLink:
         return self.wait_connected(timeout) if timeout else False
 
     def wait_connected(self, timeout: float) -> bool:
+        """Wait until connected and subscribed (the broker acknowledged the subscriptions)."""
         return self._connected.wait(timeout)
 
     @property
@@ -357,7 +366,20 @@ class MqttLink:
         self.refusal = None
         filters = [(self.layout.subscription(topic, self.vehicle), QOS[topic]) for topic in self.subscriptions]
         if filters:
-            client.subscribe(filters)
+            _, self._subscription_mid = client.subscribe(filters)
+        else:
+            self._ready()
+
+    def _handle_subscribe(self, client: paho.Client, userdata: object, mid: int,
+                          reason_codes: list[paho.ReasonCode], properties: object) -> None:
+        refused = [code for code in reason_codes if code.is_failure]
+        if refused:
+            log.warning("MQTT broker refused subscriptions: %s", ", ".join(map(str, refused)))
+        if mid == self._subscription_mid:
+            self._ready()
+
+    def _ready(self) -> None:
+        """Connected and subscribed: only now can we hear what we announce ourselves for."""
         if self.vehicle is not None:
             self._publish(self._connection(ConnectionState.ONLINE), self.vehicle, Topic.CONNECTION)
         self._connected.set()

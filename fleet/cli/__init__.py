@@ -11,7 +11,7 @@ import importlib
 import sys
 
 #: Modules in fleet.cli that each define `register(subparsers)`.
-COMMANDS = ["map", "bench", "emulate", "demo"]
+COMMANDS = ["map", "bench", "emulate", "demo", "hil", "sim"]
 
 
 def build_parser() -> argparse.ArgumentParser:

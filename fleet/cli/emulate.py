@@ -1,10 +1,11 @@
 """`fleet emulate`: run emulated robots (the firmware emulator) on a map.
 
-The world is built once (`build_world`) and then driven by a front end. Until the wire
-protocols exist the only front end is the Python interface itself: the command runs the
-world, optionally keeps the robots busy with random errands (`--wander`), and prints a
-status summary. The VDA 5050 (`--mqtt URL`) and serial (`--serial`) front ends plug into
-`build_world`'s result the same way.
+The world is built once (`build_world`) and then driven by a front end. Without a wire
+the front end is the Python interface itself: the command runs the world, optionally keeps
+the robots busy with random errands (`--wander`), and prints a status summary. With
+`--serial pty` or `--serial tcp://HOST:PORT` each robot's firmware is on its own serial
+line (firmware_emulator/serial_front.py) and a master drives it; the world then runs
+paced to wall time, since the master lives in wall time.
 """
 
 from __future__ import annotations
@@ -30,6 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="inject seeded random faults at this rate per robot and hour (default 0)")
     parser.add_argument("--report-every", type=float, default=10.0, help="simulated seconds between summaries")
     parser.add_argument("--json", action="store_true", help="print summaries as JSON lines")
+    serial = parser.add_argument_group("serial front end")
+    serial.add_argument("--serial", metavar="pty|tcp://HOST:PORT",
+                        help="put each robot on a pseudo-terminal, or on TCP ports PORT, PORT+1, ...; "
+                             'prints one JSON line {"robot": ID, "port": URL} per robot')
+    serial.add_argument("--bit-errors", type=float, default=0.0, metavar="RATE", help="line: bit error rate (per bit)")
+    serial.add_argument("--drop-bytes", type=float, default=0.0, metavar="RATE", help="line: dropped bytes (per byte)")
+    serial.add_argument("--delays", type=float, default=0.0, metavar="RATE",
+                        help="line: chance per byte that the line stalls for --delay seconds")
+    serial.add_argument("--delay", type=float, default=0.05, metavar="SECONDS", help="line: length of a stall (default 0.05)")
+    serial.add_argument("--start-under-shelves", action="store_true",
+                        help="place the robots on storage cells, under shelves (for `fleet hil check --allow-motion`)")
+    serial.add_argument("--quirk", action="append", default=[], choices=["no-watchdog", "wrong-crc"],
+                        help="TEST ONLY: make the robots break the protocol on purpose, to see the bench fail")
     parser.set_defaults(run=_run)
 
 
@@ -53,9 +67,23 @@ def build_world(args: argparse.Namespace):
         raise ValueError(f"--faults must be >= 0, got {args.faults}")
     wmap = load_map(args.map_path)
     profile = RobotProfile.load(args.profile) if args.profile else DEFAULT_PROFILE
+    serial = getattr(args, "serial", None)
+    if serial is not None and (args.speed != 1.0 or args.wander):
+        raise ValueError("with --serial a master drives the robots in wall time: drop --speed and --wander")
     clock = SimulatedClock() if args.speed == 0 else WallClock(args.speed)
     world = World(wmap, clock, dt=args.dt, seed=args.seed)
-    robot_ids = populate(world, args.robots, profile)
+    if getattr(args, "start_under_shelves", False):
+        from maps.model import CellKind
+
+        storage = wmap.cells_of(CellKind.STORAGE)
+        if args.robots > len(storage):
+            raise ValueError(f"{args.robots} robots but only {len(storage)} storage cells")
+        width = len(str(args.robots))
+        robot_ids = [f"robot-{k:0{width}d}" for k in range(1, args.robots + 1)]
+        for robot_id, cell in zip(robot_ids, storage):
+            world.add_robot(robot_id, cell, profile=profile)
+    else:
+        robot_ids = populate(world, args.robots, profile)
     if args.faults:
         from firmware_emulator.faults import random_faults
 
@@ -82,6 +110,47 @@ def summary(world) -> dict:
     }
 
 
+def _show(world, as_json: bool) -> None:
+    report = summary(world)
+    if as_json:
+        print(json.dumps(report), flush=True)
+    else:
+        states = ", ".join(f"{k} {v}" for k, v in report["states"].items())
+        print(f"t={report['time']:.1f}s robots={report['robots']} ({states}) offline={report['offline']} "
+              f"loaded={report['loaded']} "
+              f"charge={report['mean_charge']} collisions={report['collisions']} laser_stops={report['laser_stops']}",
+              flush=True)
+
+
+def _run_serial(args: argparse.Namespace, world) -> int:
+    """Each robot on its own line; the world paced to wall time until --duration or Ctrl-C."""
+    from firmware_emulator.serial_front import LineNoise, Quirks, SerialFloor, SerialLines
+
+    quirks = Quirks(no_watchdog="no-watchdog" in args.quirk, wrong_crc="wrong-crc" in args.quirk)
+    try:
+        noise = LineNoise(args.bit_errors, args.drop_bytes, args.delays, args.delay, args.seed)
+        noise.faults(0)  # the rates' own checks, before any line is opened
+        lines = SerialLines(args.serial, list(world.robots), noise, quirks)
+    except (ValueError, OSError) as exc:
+        print(f"fleet emulate: {exc}", file=sys.stderr)
+        return 2
+    floor = SerialFloor(world, lines.robot_ports, quirks)
+    try:
+        for robot_id, url in lines.master_urls.items():
+            print(json.dumps({"robot": robot_id, "port": url}), flush=True)
+        floor.start()
+        end = args.duration if args.duration is not None else float("inf")
+        while world.now() < end:
+            floor.run(until=min(end, world.now() + args.report_every))
+            _show(world, args.json)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        floor.close()
+        lines.close()
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from maps import MapError
     from firmware_emulator.profile import ProfileError
@@ -95,6 +164,8 @@ def _run(args: argparse.Namespace) -> int:
     except (ValueError, ProfileError, OSError) as exc:
         print(f"fleet emulate: {exc}", file=sys.stderr)
         return 2
+    if args.serial is not None:
+        return _run_serial(args, world)
 
     wanderer = None
     if args.wander:
@@ -104,15 +175,7 @@ def _run(args: argparse.Namespace) -> int:
         wanderer = Wanderer(InProcessLink(world), world.map, seed=args.seed)
 
     def show() -> None:
-        report = summary(world)
-        if args.json:
-            print(json.dumps(report), flush=True)
-        else:
-            states = ", ".join(f"{k} {v}" for k, v in report["states"].items())
-            print(f"t={report['time']:.1f}s robots={report['robots']} ({states}) offline={report['offline']} "
-                  f"loaded={report['loaded']} "
-                  f"charge={report['mean_charge']} collisions={report['collisions']} laser_stops={report['laser_stops']}",
-                  flush=True)
+        _show(world, args.json)
 
     end = args.duration if args.duration is not None else float("inf")
     pump = 0.5  # seconds between errand updates, like a fleet's control loop

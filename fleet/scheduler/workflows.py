@@ -310,10 +310,14 @@ class Scheduler:
         stops = self.itinerary.setdefault(shelf_id, [])
         stops.append(port)
         shelf = self.shelves[shelf_id]
-        if not shelf.carried and shelf_id not in self.fetches:
+        if not shelf.carried and shelf_id not in self.fetches and not self._on_its_way(shelf_id):
             task = Task(id=f"T{next(self._ids)}", kind=TaskKind.FETCH_SHELF, target=stops[0], created=now,
                         priority=priority, shelf=shelf_id)
             self.fetches[shelf_id] = task
+
+    def _on_its_way(self, shelf_id: str) -> bool:
+        """A robot is already driving to lift the shelf."""
+        return any(j.task is not None and j.task.shelf == shelf_id for j in self.jobs.values())
 
     # --- stow: scan and planning ----------------------------------------------------
     def _plan_stows(self, now: float) -> None:
@@ -453,6 +457,17 @@ class Scheduler:
         shelf = f" with shelf {job.task.shelf}" if job.task is not None else ""
         self._alarm(now, f"robot {job.robot_id}: {job.stage.value} errand{shelf} at "
                          f"{self.motion.robots[job.robot_id].cell} failed: {report.reason}")
+        if job.stage in (Stage.FETCH, Stage.ORDER_FETCH):
+            # the shelf could not be lifted (not there, too heavy): an operator must look
+            # at it; calling it again would only fail again
+            del self.jobs[job.robot_id]
+            self.claimed.pop(job.cell, None)
+            shelf_id = job.task.shelf
+            self.flagged[shelf_id] = f"lift by {job.robot_id} failed: {report.reason}"
+            job.task.fail(report.reason, now)
+            for port in self.itinerary.pop(shelf_id, []):
+                self._restow(self.stow_puts.pop((shelf_id, port), []))
+            return
         self._drop_job(job.robot_id, now, report.reason)
 
     def _to_next_port(self, job: RobotJob, now: float) -> None:

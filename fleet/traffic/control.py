@@ -49,6 +49,7 @@ class Traveller:
     heading: int  # heading at the end of what it holds
     goal: Cell
     stopped: bool = False
+    busy: bool = False
     loaded: bool = False
     blocked_reason: str = ""
 
@@ -107,6 +108,11 @@ class TrafficControl:
     def set_stopped(self, robot_id: str, stopped: bool) -> None:
         """A stopped robot is planned as standing still, and keeps what it holds."""
         self.robot(robot_id).stopped = stopped
+
+    def set_busy(self, robot_id: str, busy: bool) -> None:
+        """A busy robot (lifting, at a port) stays where it is for a few seconds: it is
+        not moved, but unlike a stopped one it is not taken off the floor."""
+        self.robot(robot_id).busy = busy
 
     def set_loaded(self, robot_id: str, loaded: bool) -> None:
         """A robot carrying a shelf is planned through free aisles only."""
@@ -171,20 +177,21 @@ class TrafficControl:
         goals = [index(r.goal) for r in robots]
         stopped = [r.index for r in robots if r.stopped]
         loaded = [r.index for r in robots if r.loaded]
-        paths: dict[str, list[Cell]] = {r.robot_id: [ends[r.index]] for r in robots if not r.stopped}
+        pinned = [r.index for r in robots if r.busy and not r.stopped]
+        paths: dict[str, list[Cell]] = {r.robot_id: [ends[r.index]] for r in robots if not (r.stopped or r.busy)}
         end_headings: list[list[int]] = [[h] for h in headings]
         for _ in range(self.window):
-            step = self.planner.plan(cells, headings, goals, stopped, loaded)
+            step = self.planner.plan(cells, headings, goals, stopped, loaded, pinned)
             for r in robots:
                 r.blocked_reason = step.blocked.get(r.index, "")
-                if not r.stopped:
+                if r.robot_id in paths:
                     paths[r.robot_id].append(self.grid.cell(step.cells[r.index]))
                     end_headings[r.index].append(step.headings[r.index])
             cells, headings = step.cells, step.headings
         self.table.commit(paths)
         grants = []
         for r in robots:
-            if r.stopped:
+            if r.stopped or r.busy:
                 continue
             new = self.table.grant(r.robot_id, horizon=self.max_ahead)
             r.heading = end_headings[r.index][_last_step_at(paths[r.robot_id], len(new))]

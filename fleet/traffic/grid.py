@@ -16,6 +16,13 @@ is soft: a robot still takes a corridor the "wrong" way when the detour would be
 than the penalty, so no goal becomes unreachable. True distances (`guided=False`) ignore
 lanes; they measure progress and the throughput ceiling.
 
+Streets. Lanes only sort out the narrowest places; in the open, robots crossing each
+other's paths in every direction still meet head-on. So every row and column is also a
+street with a preferred direction, alternating like Manhattan's one-way grid (even rows
+east, odd rows west, even columns south, odd columns north), with a smaller soft
+penalty (`street_penalty`) against it: a two-wide aisle becomes a two-lane road, and
+crossing traffic sorts itself into streams.
+
 A Grid is immutable: blocking a cell, parking a faulted robot or carrying a shelf gives a
 different floor, so each is a new Grid (`without`) with its own distance cache, and no
 stale distance can outlive the floor it was computed on.
@@ -33,6 +40,10 @@ from maps.model import KIND_CODES, Cell, CellKind, Heading, WarehouseMap
 
 #: Distance of a cell or state from which the goal cannot be reached.
 UNREACHABLE = np.iinfo(np.int32).max // 2
+#: Steps a move against a street's direction costs in the guidance (1 = no streets).
+#: Measured on Kiva, 190 robots with rotation, no following, 1000 steps: 1.44 tasks/step
+#: without streets, 1.90 with 4, 1.80 with 8.
+STREET_PENALTY = 4
 #: Memory for cached distance tables. A lifelong planner needs one table per distinct
 #: goal in play (1.1 MB each with rotation on a 500 x 140 floor), or it recomputes them
 #: every step.
@@ -55,16 +66,18 @@ class Grid:
 
     def __init__(
         self, wmap: WarehouseMap, passable: np.ndarray, lane_penalty: int = LANE_PENALTY,
-        cache_bytes: int = CACHE_BYTES,
+        cache_bytes: int = CACHE_BYTES, street_penalty: int = STREET_PENALTY,
     ) -> None:
-        if lane_penalty < 1:
-            raise ValueError(f"lane_penalty must be at least 1 (1 = no lanes), got {lane_penalty}")
+        for name, value in (("lane_penalty", lane_penalty), ("street_penalty", street_penalty)):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1 (1 = none), got {value}")
         self.map = wmap
         self.width = wmap.width
         self.height = wmap.height
         self.size = wmap.width * wmap.height
         self.passable = passable
         self.lane_penalty = lane_penalty
+        self.street_penalty = street_penalty
         ahead = np.full((self.size, 4), -1, dtype=np.int64)
         ys, xs = np.divmod(np.arange(self.size), self.width)
         open_towards = np.zeros((self.size, 4), dtype=bool)
@@ -87,25 +100,32 @@ class Grid:
         self.behind = behind
         self.lanes = _lanes(passable, open_towards, xs, ys)
         self.cost = np.ones((self.size, 4), dtype=np.int32)
-        if lane_penalty > 1:
-            for h in Heading:
-                against = int(h.opposite())
-                target = np.maximum(ahead[:, h], 0)
-                wrong = (ahead[:, h] >= 0) & ((self.lanes == against) | (self.lanes[target] == against))
-                self.cost[wrong, h] = lane_penalty
+        for h in Heading:
+            moves = ahead[:, h] >= 0
+            # Streets: even rows run east, odd rows west, even columns south, odd north.
+            coord = ys if h in (Heading.EAST, Heading.WEST) else xs
+            with_street = Heading.EAST if h in (Heading.EAST, Heading.WEST) else Heading.SOUTH
+            wrong_way = (coord % 2 == 0) != (h == with_street)
+            self.cost[moves & wrong_way, h] = street_penalty
+            against = int(h.opposite())
+            target = np.maximum(ahead[:, h], 0)
+            wrong = moves & ((self.lanes == against) | (self.lanes[target] == against))
+            self.cost[wrong, h] = np.maximum(self.cost[wrong, h], lane_penalty)
         self._ones = np.ones((self.size, 4), dtype=np.int32)
         #: Python lists of (heading, next cell) per cell: the planner's inner loop reads these.
+        rows = ahead.tolist()  # plain ints: indexing numpy scalars one by one is 20x slower
         self.moves: list[list[tuple[int, int]]] = [
-            [(h, int(ahead[c, h])) for h in range(4) if ahead[c, h] >= 0] for c in range(self.size)
+            [(h, v) for h, v in enumerate(row) if v >= 0] for row in rows
         ]
         self._cache_bytes = cache_bytes
         self._cached_bytes = 0
         self._tables: OrderedDict[tuple[int, bool, bool], np.ndarray] = OrderedDict()
 
     @classmethod
-    def from_map(cls, wmap: WarehouseMap, lane_penalty: int = LANE_PENALTY, cache_bytes: int = CACHE_BYTES) -> "Grid":
+    def from_map(cls, wmap: WarehouseMap, lane_penalty: int = LANE_PENALTY, cache_bytes: int = CACHE_BYTES,
+                 street_penalty: int = STREET_PENALTY) -> "Grid":
         passable = (wmap.kinds != KIND_CODES[CellKind.BLOCKED]).ravel()
-        return cls(wmap, passable, lane_penalty, cache_bytes)
+        return cls(wmap, passable, lane_penalty, cache_bytes, street_penalty)
 
     def without(self, cells: Iterable[Cell | int]) -> "Grid":
         """This floor with `cells` impassable: operator blocks, faulted robots, or (for a
@@ -113,7 +133,7 @@ class Grid:
         passable = self.passable.copy()
         for cell in cells:
             passable[cell if isinstance(cell, (int, np.integer)) else self.index(cell)] = False
-        return Grid(self.map, passable, self.lane_penalty, self._cache_bytes)
+        return Grid(self.map, passable, self.lane_penalty, self._cache_bytes, self.street_penalty)
 
     # --- cells --------------------------------------------------------------------
     def index(self, cell: Cell) -> int:

@@ -104,11 +104,15 @@ class LifelongPlanner:
         goals: Sequence[int],
         stopped: Iterable[int] = (),
         loaded: Iterable[int] = (),
+        pinned: Iterable[int] = (),
     ) -> StepPlan:
         """One step for every robot. Robots in `loaded` carry a shelf: they keep to cells
-        without shelves (`shelf_cells`), but for their goal."""
+        without shelves (`shelf_cells`), but for their goal. `stopped` robots (faulted,
+        offline) are taken off the floor; `pinned` ones (busy for a few seconds: lifting,
+        at a port) only stay where they are, so the floor and its distances stand."""
         n = len(cells)
         loaded = set(loaded)
+        pinned = set(pinned)
         while len(self._goals) < n:
             self._goals.append(-1)
             self._since.append(0)
@@ -124,7 +128,7 @@ class LifelongPlanner:
             if goals[i] != self._goals[i]:
                 self._goals[i] = goals[i]
                 self._since[i] = 0
-            if i in stopped:
+            if i in stopped or i in pinned:
                 continue
             reason = self._unreachable(cells[i], goals[i], stopped, cells,
                                        self.loaded_floor(goals[i]) if i in loaded else None)
@@ -137,8 +141,8 @@ class LifelongPlanner:
                 continue
             self._since[i] = 0
             priorities[i] = self._tiebreak[i]
-        self._make_way(cells, goals, targets, priorities, stopped, blocked)
-        fixed = {i: cells[i] for i in stopped}
+        self._make_way(cells, goals, targets, priorities, stopped | pinned, blocked)
+        fixed = {i: cells[i] for i in stopped | pinned}
         floors = avoid = None
         if loaded:
             floors = [self.loaded_floor(targets[i]) if i in loaded else None for i in range(n)]

@@ -77,12 +77,12 @@ def read_scenario(path: str | Path, wmap: WarehouseMap, agents: int) -> tuple[li
 
 def run_mapf(wmap: WarehouseMap, starts: list[Cell], goals: list[Cell], time_limit: float,
              following: bool = False, seed: int = 0, lane_penalty: int = 1) -> dict:
-    """Lanes are off by default here: in one-shot runs they cost more than they save
-    (measured in docs/traffic.md), unlike in lifelong traffic."""
+    """Lanes and streets are off by default here: in one-shot runs they cost more than
+    they save (measured in docs/traffic.md), unlike in lifelong traffic."""
     began = time.perf_counter()
     warm_up()
     warm_up_ms = (time.perf_counter() - began) * 1000
-    grid = Grid.from_map(wmap, lane_penalty)
+    grid = Grid.from_map(wmap, lane_penalty, street_penalty=lane_penalty)
     s = [grid.index(c) for c in starts]
     g = [grid.index(c) for c in goals]
     began = time.perf_counter()
