@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5000, help="steps of the Kiva runs")
     parser.add_argument("--scale-steps", type=int, default=500, help="steps of the 500 x 140 runs")
     parser.add_argument("--scale-agents", type=int, nargs="*", default=[1000], help="robot counts on 500 x 140")
+    parser.add_argument("--scale-without-rotation", action="store_true",
+                        help="500 x 140 without rotation (a quarter of the table memory per goal)")
     parser.add_argument("--kiva-agents", type=int, nargs="*", default=[100, 190])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--with-following", action="store_true",
@@ -70,7 +72,8 @@ def main() -> None:
     if args.scale_agents:
         big, ends = shelved(generate_layout(LayoutSpec(name="warehouse-500x140", width=500, height=140)))
         for agents in args.scale_agents:
-            runs.append(run_lifelong(big, agents, args.scale_steps, True, ends, None, args.seed))
+            runs.append(run_lifelong(big, agents, args.scale_steps, not args.scale_without_rotation, ends, None,
+                                     args.seed))
     print(json.dumps({"benchmark": "routing", "runs": runs}))
 
 

@@ -28,6 +28,7 @@ class ShelfMoves:
     present_s: float = 5.0  # how long a shelf stays at the station
     done: int = 0  # trips completed (shelf back home)
     failed: list[ErrandReport] = field(default_factory=list)
+    closing: bool = False  # no new trips: the ones under way finish
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -40,7 +41,7 @@ class ShelfMoves:
     def start(self, robot_id: str) -> None:
         """Give an idle robot a new trip."""
         free = [c for c in self.shelf_at if c not in self._in_use]
-        if not free:
+        if not free or self.closing:
             return
         home = self._rng.choice(free)
         shelf = self.shelf_at[home]

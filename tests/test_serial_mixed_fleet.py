@@ -17,8 +17,7 @@ from drivers.events import StatusReport
 from drivers.fleet_link import FleetLink
 from drivers.inprocess import InProcessLink
 from drivers.link import UnknownRobot
-from drivers.serial.channel import ChannelConfig
-from drivers.serial.link import SerialLink, SerialRobot
+from drivers.serial.link import LinkSettings, SerialLink, SerialRobot
 from drivers.serial.port import PortSettings
 from firmware_emulator.serial_front import SerialFloor, SerialLines
 from firmware_emulator.world import World
@@ -26,7 +25,6 @@ from fleet.clock import SimulatedClock
 from fleet.motion import Errand, MotionControl, Outcome
 from fleet.traffic.control import TrafficControl
 from maps import CellKind, Heading, shipped_map
-from test_serial_emulator import SETTINGS
 
 #: Simulated seconds per wall second.
 SPEED = 6.0
@@ -42,9 +40,9 @@ def test_serial_and_in_process_robots_move_shelves_under_one_traffic_control() -
     for robot_id, cell in zip(robots, wmap.cells_of(CellKind.PARKING)):
         world.add_robot(robot_id, cell, Heading.NORTH)
     lines = SerialLines("pty", SERIAL)
-    floor = SerialFloor(world, lines.robot_ports, config=ChannelConfig(ack_timeout=0.06, max_retries=10))
+    floor = SerialFloor(world, lines.robot_ports)
     floor.start()
-    serial_link = SerialLink([SerialRobot(r, PortSettings(lines.master_urls[r])) for r in SERIAL], clock, SETTINGS)
+    serial_link = SerialLink([SerialRobot(r, PortSettings(lines.master_urls[r])) for r in SERIAL], clock, LinkSettings())
     inprocess = InProcessLink(world)
     link = FleetLink({**{r: serial_link for r in SERIAL}, **{r: inprocess for r in INPROCESS}})
     motion = MotionControl(link, TrafficControl(wmap, rotation=True, seed=7))

@@ -109,3 +109,17 @@ def test_corridors_get_alternating_lanes_that_guidance_prefers():
 def test_lane_penalty_below_one_is_rejected():
     with pytest.raises(ValueError, match="lane_penalty"):
         Grid.from_map(ROOM, lane_penalty=0)
+
+
+def test_streets_make_the_wrong_way_along_a_row_or_column_dearer():
+    open_floor = floor("....", "....", "....", "....")
+    grid = Grid.from_map(open_floor, street_penalty=3)
+    west, east = grid.index(Cell(0, 0)), grid.index(Cell(3, 0))
+    # Row 0 runs east: east is cheap, west costs the penalty per step.
+    assert grid.distances(east, guided=True)[west] == 3
+    # Back west: three penalised steps along row 0, or down column 3 (north-bound) and
+    # up column 0 (south-bound) against their streets round west-bound row 1: 9 either way.
+    assert grid.distances(west, guided=True)[east] == 9
+    assert grid.distances(west)[east] == 3  # true distance ignores streets
+    with pytest.raises(ValueError, match="street_penalty"):
+        Grid.from_map(open_floor, street_penalty=0)

@@ -172,12 +172,26 @@ def test_an_order_is_resent_unchanged_until_a_state_echoes_it():
     vehicle.tick(0.5)
     assert len(outbox.orders()) == 1
     vehicle.tick(1.0)
-    vehicle.tick(2.0)
+    vehicle.tick(3.0)
     first, *again = outbox.orders()
     assert len(again) == 2 and all(resent == first for resent in again)
-    vehicle.on_state(state(A, 0, update=0, node_states=[]), now=2.5)
-    vehicle.tick(10.0)
+    vehicle.on_state(state(A, 0, update=0, node_states=[]), now=3.5)
+    vehicle.tick(100.0)
     assert len(outbox.orders()) == 3
+
+
+def test_resends_back_off_to_eight_intervals_for_a_vehicle_that_does_not_answer():
+    vehicle, outbox = session()
+    vehicle.send_job(lift_job(), now=0.0)
+    vehicle.instant(InstantCommand(InstantKind.PAUSE), now=0.0)
+    sent_at = {Topic.ORDER: [], Topic.INSTANT_ACTIONS: []}
+    for tick in range(1, 61):
+        before = len(outbox.sent)
+        vehicle.tick(tick * 0.5)
+        for message, topic in outbox.sent[before:]:
+            sent_at[topic].append(tick * 0.5)
+    assert sent_at[Topic.ORDER] == [1.0, 3.0, 7.0, 15.0, 23.0]
+    assert sent_at[Topic.INSTANT_ACTIONS] == [1.0, 3.0, 7.0, 15.0, 23.0]
 
 
 def test_a_state_of_another_order_is_not_an_echo():

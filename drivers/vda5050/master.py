@@ -7,7 +7,8 @@ hand-built states and lets one thread-safe shell (the RobotLink) drive many of t
 
 What it guarantees, since order, instantActions and state all travel at QoS 0:
 - An order or order update is resent, unchanged (same orderUpdateId), until a state echoes
-  its orderId and orderUpdateId, or the vehicle rejects it. Only one update is in flight:
+  its orderId and orderUpdateId, or the vehicle rejects it (backing off from 1 to 8 resend
+  intervals, so that a swamped vehicle or broker is not flooded). Only one update is in flight:
   an update stitches onto the previous one's last base node, which the vehicle must hold
   first, so steps added meanwhile wait and go out together in the next update.
 - An instant action is resent until its actionId appears in the state's actionStates.
@@ -130,6 +131,7 @@ class _Job:
     stitch: Node | None = None  # last base node as first sent, resent verbatim when stitching
     in_flight: Order | None = None  # sent, not yet echoed by a state
     sent_at: float = -math.inf
+    resends: int = 0  # of the order in flight
     done: bool = False  # finished or rejected: no more events or resends
 
 
@@ -137,6 +139,7 @@ class _Job:
 class _Instant:
     message: InstantActions
     sent_at: float
+    resends: int = 0
 
 
 @dataclass
@@ -281,8 +284,9 @@ class VehicleSession:
                        reason=f"no state for {self.state_timeout:g} s")
         self._pump(now)
         for pending in self._instants.values():
-            if now - pending.sent_at >= self.resend_interval:
+            if now - pending.sent_at >= self._backoff(pending.resends):
                 pending.sent_at = now
+                pending.resends += 1
                 self.send(pending.message, Topic.INSTANT_ACTIONS)
 
     # --- orders ------------------------------------------------------------------------------
@@ -292,14 +296,21 @@ class VehicleSession:
         if job is None or job.done:
             return
         if job.in_flight is not None:
-            if now - job.sent_at >= self.resend_interval:
+            if now - job.sent_at >= self._backoff(job.resends):
                 job.sent_at = now
+                job.resends += 1
                 self.send(job.in_flight, Topic.ORDER)
             return
         if job.sent_steps < len(job.steps):
             job.in_flight = self._next_order(job)
             job.sent_at = now
+            job.resends = 0
             self.send(job.in_flight, Topic.ORDER)
+
+    def _backoff(self, resends: int) -> float:
+        """Wait 1, 2, 4, then 8 resend intervals: a vehicle that cannot answer (lost, or
+        swamped) is not flooded, which would only bury its answers deeper."""
+        return self.resend_interval * 2 ** min(resends, 3)
 
     def _next_order(self, job: _Job) -> Order:
         first_new = job.sent_steps

@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--speed", type=float, default=0.0,
                         help="simulated seconds per wall second; 0 = as fast as the CPU allows (default)")
+    parser.add_argument("--drain", action="store_true",
+                        help="after --duration, hand out no new trips and run until those under way finish")
     parser.add_argument("--faults", action="store_true",
                         help="inject seeded faults: slow robots, motor stalls, a communication loss")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -68,7 +70,9 @@ def _run(args: argparse.Namespace) -> int:
         trips.start(robot_id)
     period, report_every, next_report, next_reset = 0.25, 60.0, 60.0, 15.0
     started = time.perf_counter()
-    while clock.now() < args.duration:
+    drain_limit = args.duration + 900.0  # a trip on the large map takes minutes, not a quarter of an hour
+    while clock.now() < args.duration or (args.drain and trips.in_trip() and clock.now() < drain_limit):
+        trips.closing = clock.now() >= args.duration
         clock.advance(period)
         if args.speed:
             lag = clock.now() / args.speed - (time.perf_counter() - started)
