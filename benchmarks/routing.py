@@ -11,7 +11,8 @@
 Each entry is run_lifelong's report (the same as `fleet bench routing`); the Kiva ones
 can be reproduced one by one with
     fleet bench routing --map maps/kiva.toml --endpoints benchmarks/data/kiva-endpoints.txt \\
-        --starts benchmarks/data/kiva-homes.txt --agents 100 --steps 5000 [--rotation] [--following]
+        --starts benchmarks/data/kiva-homes.txt --street-penalty 4 --agents 100 --steps 5000 \
+        [--rotation] [--following]
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def main() -> None:
                         help="500 x 140 without rotation (a quarter of the table memory per goal)")
     parser.add_argument("--kiva-agents", type=int, nargs="*", default=[100, 190])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kiva-street-penalty", type=int, default=4, help="streets on Kiva (measured to help there)")
     parser.add_argument("--with-following", action="store_true",
                         help="also run Kiva with following allowed (RHCR's and the League's rule)")
     args = parser.parse_args()
@@ -68,7 +70,8 @@ def main() -> None:
     for following in (False, True) if args.with_following else (False,):
         for agents in args.kiva_agents:
             for rotation in (False, True):
-                runs.append(run_lifelong(kiva, agents, args.steps, rotation, endpoints, homes, args.seed, following))
+                runs.append(run_lifelong(kiva, agents, args.steps, rotation, endpoints, homes, args.seed, following,
+                                         args.kiva_street_penalty))
     if args.scale_agents:
         big, ends = shelved(generate_layout(LayoutSpec(name="warehouse-500x140", width=500, height=140)))
         for agents in args.scale_agents:

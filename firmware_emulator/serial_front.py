@@ -145,7 +145,10 @@ class SerialFloor:
         self.fronts = {robot_id: SerialFront(self, world.robots[robot_id]) for robot_id in ports}
         for robot_id, settings in ports.items():
             front = self.fronts[robot_id]
-            front.endpoint = RobotEndpoint(settings, front, robot_id, firmware_version, config=config)
+            # STATUS is sampled and queued under the world's lock: an event the world
+            # emits meanwhile cannot overtake it and leave the master with an older state.
+            front.endpoint = RobotEndpoint(settings, front, robot_id, firmware_version, config=config,
+                                           status_lock=self.lock)
         self._unsubscribe: Callable[[], None] | None = world.subscribe(self._event)
 
     def _event(self, event: RobotEvent) -> None:

@@ -27,7 +27,7 @@ from fleet.domain.generator import GeneratorConfig, Scenario, generate
 from fleet.domain.shelf import STANDARD
 from fleet.motion import MotionControl
 from fleet.scheduler.batching import Batching
-from fleet.scheduler.terminals import PickPresentation, StowPresentation
+from fleet.scheduler.terminals import PickPresentation
 from fleet.scheduler.workflows import WORKING, Scheduler, SchedulerConfig, Stage
 from fleet.traffic.control import TrafficControl
 from maps.model import Heading, StationKind, WarehouseMap

@@ -8,15 +8,17 @@ wall clock (sped up: the protocol's timers stay real, only the robots move faste
 from __future__ import annotations
 
 import random
+import threading
 import time
+from typing import Sequence
 
 import pytest
 
-from drivers.commands import ActionKind, CellAction
-from drivers.events import StatusReport
+from drivers.commands import ActionKind, CellAction, InstantCommand, Job, Step
+from drivers.events import RobotEvent, StatusReport
 from drivers.fleet_link import FleetLink
 from drivers.inprocess import InProcessLink
-from drivers.link import UnknownRobot
+from drivers.link import RobotLink, UnknownRobot
 from drivers.serial.link import LinkSettings, SerialLink, SerialRobot
 from drivers.serial.port import PortSettings
 from firmware_emulator.serial_front import SerialFloor, SerialLines
@@ -28,6 +30,37 @@ from maps import CellKind, Heading, shipped_map
 
 #: Simulated seconds per wall second.
 SPEED = 6.0
+#: The protocol's timers, doubled for lost and watchdog: on a shared, loaded machine a
+#: process can be starved for a second, and a robot presumed lost mid-errand is another
+#: test (tests/test_serial_emulator.py) than this one.
+PATIENT = LinkSettings(watchdog=2.0, lost_after=2.0)
+
+
+class LockedLink(RobotLink):
+    """Commands to in-process robots under the world's lock: the world steps on this
+    thread, but the serial robots' ports apply their commands from their own threads."""
+
+    def __init__(self, link: RobotLink, lock: threading.RLock) -> None:
+        self.link, self.lock = link, lock
+
+    def robot_ids(self) -> list[str]:
+        return self.link.robot_ids()
+
+    def send_job(self, robot_id: str, job: Job) -> None:
+        with self.lock:
+            self.link.send_job(robot_id, job)
+
+    def extend_job(self, robot_id: str, job_id: str, steps: Sequence[Step]) -> None:
+        with self.lock:
+            self.link.extend_job(robot_id, job_id, steps)
+
+    def instant(self, robot_id: str, command: InstantCommand) -> None:
+        with self.lock:
+            self.link.instant(robot_id, command)
+
+    def drain(self) -> list[RobotEvent]:
+        with self.lock:
+            return self.link.drain()
 SERIAL = ["s0", "s1"]
 INPROCESS = ["p0", "p1"]
 
@@ -42,8 +75,8 @@ def test_serial_and_in_process_robots_move_shelves_under_one_traffic_control() -
     lines = SerialLines("pty", SERIAL)
     floor = SerialFloor(world, lines.robot_ports)
     floor.start()
-    serial_link = SerialLink([SerialRobot(r, PortSettings(lines.master_urls[r])) for r in SERIAL], clock, LinkSettings())
-    inprocess = InProcessLink(world)
+    serial_link = SerialLink([SerialRobot(r, PortSettings(lines.master_urls[r])) for r in SERIAL], clock, PATIENT)
+    inprocess = LockedLink(InProcessLink(world), floor.lock)
     link = FleetLink({**{r: serial_link for r in SERIAL}, **{r: inprocess for r in INPROCESS}})
     motion = MotionControl(link, TrafficControl(wmap, rotation=True, seed=7))
     for robot_id in robots:
@@ -74,12 +107,12 @@ def test_serial_and_in_process_robots_move_shelves_under_one_traffic_control() -
         while any(queue.values()) or any(m.errand for m in motion.robots.values()):
             assert clock.now() < 600, f"{len(reports)} of 12 errands by t={clock.now():.0f}"
             time.sleep(0.02)
-            with floor.lock:  # the world and the in-process robots are not thread-safe
+            with floor.lock:  # the world is not thread-safe; its lock is held only to step it
                 clock.advance_to(max(clock.now(), (time.monotonic() - start) * SPEED))
-                for report in motion.tick(clock.now()):
-                    reports.append(report)
-                    if queue[report.robot_id]:
-                        motion.assign(report.robot_id, queue[report.robot_id].pop(0))
+            for report in motion.tick(clock.now()):
+                reports.append(report)
+                if queue[report.robot_id]:
+                    motion.assign(report.robot_id, queue[report.robot_id].pop(0))
             seen_on_serial |= {r for r in SERIAL if motion.robots[r].phase.value != "idle"}
     finally:
         link.close()

@@ -141,3 +141,28 @@ def test_faulted_robot_in_an_aisle_is_driven_round_when_there_is_another_way():
     assert conflicts.collisions == 0 and not blocked
     assert final == [Cell(4, 0), Cell(8, 0)]
     assert reached[1] == 12  # the long way round: down, along row 2, up
+
+
+def test_operator_block_reroutes_and_reports_a_blocked_goal_until_unblocked():
+    blocks = floor(
+        ".........",
+        ".#######.",
+        ".........",
+    )
+    grid = Grid.from_map(blocks)
+    planner = LifelongPlanner(grid)
+    cells, goals = [grid.index(Cell(0, 0))], [grid.index(Cell(8, 0))]
+    planner.block([Cell(4, 0)])  # the short way along row 0 is closed
+    seen = []
+    for _ in range(14):
+        plan = planner.plan(cells, [0], goals)
+        assert not plan.blocked
+        cells = plan.cells
+        seen.append(grid.cell(cells[0]))
+    assert Cell(4, 0) not in seen and seen[-1] == Cell(8, 0)  # round by row 2: 12 steps
+    planner.block([Cell(0, 0)])
+    plan = planner.plan(cells, [0], [grid.index(Cell(0, 0))])
+    assert plan.blocked == {0: "goal (0, 0) is blocked by the operator"}
+    assert plan.cells == cells  # holds position instead of pushing in vain
+    planner.unblock([Cell(0, 0), Cell(4, 0)])
+    assert not planner.plan(cells, [0], [grid.index(Cell(0, 0))]).blocked

@@ -8,10 +8,11 @@ master has gone quiet; everything about frames, sequence numbers and sessions st
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
-from typing import Callable, Protocol
+from typing import Any, Callable, ContextManager, Protocol
 
 from drivers.serial.channel import (
     Channel,
@@ -52,8 +53,13 @@ class RobotEndpoint:
         max_payload: int = 500,
         config: ChannelConfig = ChannelConfig(),
         monotonic: Callable[[], float] = time.monotonic,
+        status_lock: ContextManager[Any] | None = None,
     ) -> None:
+        """`status_lock`, if given, is held while a STATUS is sampled and queued: the lock
+        under which the firmware's other threads send events, so that no event reflecting
+        a newer state can be written ahead of a STATUS sampled before it."""
         self.firmware = firmware
+        self.status_lock = status_lock if status_lock is not None else contextlib.nullcontext()
         self.robot_id = robot_id
         self.firmware_version = firmware_version
         self.capabilities = capabilities
@@ -110,7 +116,8 @@ class RobotEndpoint:
             self._last_status = now
             # The line's figures are the endpoint's to know, not the firmware's.
             rejected = port.decoder.counters.rejected & 0xFFFF
-            port.send(dataclasses.replace(self.firmware.status(), rx_rejected=rejected))
+            with self.status_lock:
+                port.send(dataclasses.replace(self.firmware.status(), rx_rejected=rejected))
 
     def _hello(self, hello: Hello) -> None:
         """A new nonce starts a new session; a repeated one only repeats the answer."""

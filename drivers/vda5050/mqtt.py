@@ -17,6 +17,7 @@ paho's network thread, which would stop the link for every vehicle.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections import Counter
@@ -301,6 +302,32 @@ class MqttLink:
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
+
+    def sever(self) -> None:
+        """Lose the network without a word, as a vehicle whose radio drops: the socket dies,
+        no DISCONNECT goes out, so the broker publishes the Last Will. No reconnecting until
+        restore(). Must not be called from a message handler (it stops the network thread)."""
+        if self._closed:
+            return
+        self._client.loop_stop()
+        self._connected.clear()
+        sock = self._client.socket()
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def restore(self) -> None:
+        """The network is back: reconnect (ONLINE again) and keep retrying if the broker is away."""
+        if self._closed:
+            return
+        try:
+            self._client.reconnect()
+        except (OSError, ValueError) as exc:
+            log.warning("vehicle %s: reconnect failed (%s); retrying", self.vehicle, exc)
+        self._client.loop_start()
 
     # --- sending -----------------------------------------------------------------------------
 

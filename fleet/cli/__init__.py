@@ -11,7 +11,7 @@ import importlib
 import sys
 
 #: Modules in fleet.cli that each define `register(subparsers)`.
-COMMANDS = ["map", "bench", "emulate", "demo", "hil", "sim"]
+COMMANDS = ["map", "bench", "emulate", "demo", "hil", "sim", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

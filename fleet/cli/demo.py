@@ -1,9 +1,10 @@
 """`fleet demo`: the fleet with emulated robots on the demo map, needing no external service.
 
-Until the control-room service and its console exist, this runs the stack headless in
-simulated time: traffic control drives emulated robots (firmware_emulator) over the
-in-process link on random errands, and the emulator, as an independent witness, counts
-collisions and laser stops. It prints progress and a summary.
+By default this runs the stack headless in simulated time: traffic control drives
+emulated robots (firmware_emulator) over the in-process link on random errands, and the
+emulator, as an independent witness, counts collisions and laser stops. It prints progress
+and a summary. With --console it starts the control-room service instead (fleet.service)
+with the same robots paced to wall time, and prints the console's URL and a demo login.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("demo", help="run the fleet with emulated robots on the demo map (no external service)")
     parser.add_argument("--map", dest="map_path", help="map file (default: the shipped demo map)")
     parser.add_argument("--robots", type=int, default=12, help="number of emulated robots (default 12)")
-    parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds to run (default 600)")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="simulated seconds to run (default 600; with --console: until interrupted)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--speed", type=float, default=0.0,
                         help="simulated seconds per wall second; 0 = as fast as the CPU allows (default)")
@@ -27,10 +29,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--faults", action="store_true",
                         help="inject seeded faults: slow robots, motor stalls, a communication loss")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--console", action="store_true",
+                        help="start the control-room service and its web console (paced to wall time x --speed)")
+    parser.add_argument("--port", type=int, default=8080, help="--console: HTTP port (default 8080; 0 = any free)")
+    parser.add_argument("--host", default="127.0.0.1", help="--console: address to listen on (default loopback)")
     parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.console:
+        return _run_console(args)
+    if args.duration is None:
+        args.duration = 600.0
     from drivers.inprocess import InProcessLink
     from firmware_emulator.placement import populate
     from firmware_emulator.world import World
@@ -104,6 +114,45 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
     return 0 if not world.collisions else 1
+
+
+def _run_console(args: argparse.Namespace) -> int:
+    """The service with its console on a throwaway SQLite database and demo logins."""
+    import tempfile
+    import threading
+
+    from fleet.service.app import DEMO_USERS, Service, demo_users
+    from fleet.service.config import ConfigError, Settings
+    from maps import MapError
+
+    if args.robots < 1 or (args.duration is not None and args.duration <= 0) or args.speed < 0 \
+            or not 0 <= args.port <= 65535:
+        print("--robots and --duration must be positive, --speed not negative, --port 0..65535", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="fleet-demo-") as tmp:
+        try:
+            settings = Settings.model_validate({
+                "map": {"name": args.map_path or "demo"},
+                "robots": {"emulated": args.robots, "seed": args.seed},
+                "database": {"url": f"sqlite:///{tmp}/fleet.db"},
+                "console": {"host": args.host, "port": args.port},
+                "runtime": {"speed": args.speed or 1.0},
+            })
+            settings.users = demo_users()
+            service = Service(settings)
+        except (ConfigError, MapError, FileNotFoundError, ValueError) as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        if args.faults:
+            print("--faults is not available with --console yet", file=sys.stderr)
+        service.start()
+        logins = ", ".join(f"{n} / {n}" for n in DEMO_USERS)
+        print(f"fleet demo: console at {service.url}  (log in as {logins})", flush=True)
+        try:
+            threading.Event().wait(args.duration / settings.runtime.speed if args.duration else None)
+        finally:
+            service.stop()
+    return 0
 
 
 def _inject_faults(world, robot_ids: list[str], duration: float, seed: int) -> None:

@@ -44,6 +44,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="place the robots on storage cells, under shelves (for `fleet hil check --allow-motion`)")
     serial.add_argument("--quirk", action="append", default=[], choices=["no-watchdog", "wrong-crc"],
                         help="TEST ONLY: make the robots break the protocol on purpose, to see the bench fail")
+    vda = parser.add_argument_group("VDA 5050 front end")
+    vda.add_argument("--mqtt", metavar="URL",
+                     help="make each robot a VDA 5050 2.1.0 vehicle on this broker (mqtt://[user[:pw]@]host[:port], "
+                          "mqtts:// for TLS); serialNumber = robot id")
+    vda.add_argument("--interface", default="uagv", help="VDA 5050 interface name, the first topic level (default uagv)")
+    vda.add_argument("--topic-prefix", default="", help="levels before the interface name (some cloud brokers need one)")
+    vda.add_argument("--manufacturer", default="agv-emulator", help="VDA 5050 manufacturer (default agv-emulator)")
+    vda.add_argument("--visualization", type=float, default=None, metavar="SECONDS",
+                     help="publish visualization every SECONDS (default: none)")
     parser.set_defaults(run=_run)
 
 
@@ -70,6 +79,8 @@ def build_world(args: argparse.Namespace):
     serial = getattr(args, "serial", None)
     if serial is not None and (args.speed != 1.0 or args.wander):
         raise ValueError("with --serial a master drives the robots in wall time: drop --speed and --wander")
+    if getattr(args, "mqtt", None) is not None and (args.speed != 1.0 or args.wander or serial is not None):
+        raise ValueError("with --mqtt a master drives the robots in wall time: drop --speed, --wander and --serial")
     clock = SimulatedClock() if args.speed == 0 else WallClock(args.speed)
     world = World(wmap, clock, dt=args.dt, seed=args.seed)
     if getattr(args, "start_under_shelves", False):
@@ -151,6 +162,35 @@ def _run_serial(args: argparse.Namespace, world) -> int:
     return 0
 
 
+def _run_mqtt(args: argparse.Namespace, world) -> int:
+    """Each robot a VDA 5050 vehicle; the world paced to wall time until --duration or Ctrl-C."""
+    from drivers.vda5050.mqtt import TopicLayout, VehicleId
+    from firmware_emulator.vda5050_vehicle import MqttFloor
+
+    try:
+        for robot_id in world.robots:
+            VehicleId(args.manufacturer, robot_id)  # both must be valid topic levels
+        floor = MqttFloor(world, args.mqtt, manufacturer=args.manufacturer,
+                          layout=TopicLayout(interface_name=args.interface, prefix=args.topic_prefix),
+                          visualization_interval=args.visualization)
+    except ValueError as exc:
+        print(f"fleet emulate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if not floor.start(timeout=10.0):
+            print(f"fleet emulate: not every vehicle connected to {args.mqtt} within 10 s; still trying",
+                  file=sys.stderr)
+        end = args.duration if args.duration is not None else float("inf")
+        while world.now() < end:
+            floor.run(until=min(end, world.now() + args.report_every))
+            _show(world, args.json)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        floor.close()
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from maps import MapError
     from firmware_emulator.profile import ProfileError
@@ -166,6 +206,8 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if args.serial is not None:
         return _run_serial(args, world)
+    if args.mqtt is not None:
+        return _run_mqtt(args, world)
 
     wanderer = None
     if args.wander:

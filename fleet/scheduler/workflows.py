@@ -17,11 +17,11 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from drivers.commands import ActionKind, CellAction
-from fleet.domain.errors import DomainError, NoBoxFits
+from fleet.domain.errors import NoBoxFits
 from fleet.domain.inbound import InboundLine, InboundNote, InboundStatus
 from fleet.domain.inventory import Inventory
 from fleet.domain.order import Order, OrderStatus
@@ -91,6 +91,10 @@ class SchedulerConfig:
     plan_every_s: float = 2.0
     #: port box slots per round (pick, step 1)
     orders_per_round: int = 8
+    #: shelves on their way to one port at most, as a multiple of its slots: a port's
+    #: queue refills while the far shelves are still coming; the robots beyond the slots
+    #: wait with their shelf where they lifted it
+    shelves_per_slot: float = 2.0
     battery: BatteryPolicy = BatteryPolicy()
     park_after_s: float = 20.0
     packing_s: float = 60.0
@@ -194,9 +198,8 @@ class Scheduler:
     def confirm_pick(self, station_id: str, now: float, quantity: int | None = None) -> ShortPick | None:
         p = self._presentation(station_id, PickPresentation)
         short = confirm_pick(self.inventory, p, quantity)
-        pair_qty = p.pairs[p.done - 1].quantity if short is None else p.pairs[p.done - 1].quantity - short.missing
         pair = p.pairs[p.done - 1]
-        self.units_picked[pair.sku] += pair_qty
+        self.units_picked[pair.sku] += pair.quantity - (short.missing if short is not None else 0)
         if pair.box.missing(pair.sku) == 0:
             self.lines_picked += 1
         if short is not None:
@@ -247,12 +250,20 @@ class Scheduler:
             if shelf is not None:
                 ports.append(Port(port, min(self.config.orders_per_round, len(shelf.slots))))
                 target[port] = shelf
-        if not ports or not self.pending:
+        # only orders the stock not yet promised to released orders can serve: a released
+        # order whose stock another port took would hold its box slot for ever
+        promised: Counter[str] = Counter()
+        for port in self.pick_ports:
+            for box in self._open_boxes(port):
+                promised.update({sku: box.missing(sku) for sku in box.required})
+        candidates = [o for o in self.pending
+                      if all(line.quantity <= self.inventory.stock(line.sku) - promised[line.sku] for line in o.lines)]
+        if not ports or not candidates:
             return
-        skus = {line.sku for o in self.pending for line in o.lines}
+        skus = {line.sku for o in candidates for line in o.lines}
         holding = sku_shelves(self.inventory, skus)
         holding = {sku: [s for s in shelves if s not in self.flagged] for sku, shelves in holding.items()}
-        batch = release(self.pending, ports, holding, now, self.config.batching,
+        batch = release(candidates, ports, holding, now, self.config.batching,
                         time_limit=self.config.batching_time_limit_s)
         released = set()
         for port, order_ids in batch.orders.items():
@@ -358,7 +369,7 @@ class Scheduler:
 
     def _assign(self, now: float) -> None:
         """Pick step 3 / stow step 4: the free robot nearest each shelf fetches it. A port
-        gets no more shelves on their way than it has slots, so robots do not wait idle."""
+        gets at most `shelves_per_slot` x its slots shelves on their way."""
         if not self.fetches:
             return
         battery = self.config.battery
@@ -378,7 +389,7 @@ class Scheduler:
                 task.target = packing.pop(0)
             else:
                 port = self.itinerary[shelf_id][0]
-                if coming[port] >= len(self.queues[port].slots):
+                if coming[port] >= self.config.shelves_per_slot * len(self.queues[port].slots):
                     continue
                 coming[port] += 1
             tasks.append(OpenTask(task.id, self.shelves[shelf_id].cell, task.priority))

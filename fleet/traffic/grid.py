@@ -41,9 +41,9 @@ from maps.model import KIND_CODES, Cell, CellKind, Heading, WarehouseMap
 #: Distance of a cell or state from which the goal cannot be reached.
 UNREACHABLE = np.iinfo(np.int32).max // 2
 #: Steps a move against a street's direction costs in the guidance (1 = no streets).
-#: Measured on Kiva, 190 robots with rotation, no following, 1000 steps: 1.44 tasks/step
-#: without streets, 1.90 with 4, 1.80 with 8.
-STREET_PENALTY = 4
+#: Off by default: on Kiva streets at 4 raise throughput by 5-35 %, on the generated
+#: 500 x 140 floor they halve it (docs/traffic.md), so they are a per-floor setting.
+STREET_PENALTY = 1
 #: Memory for cached distance tables. A lifelong planner needs one table per distinct
 #: goal in play (1.1 MB each with rotation on a 500 x 140 floor), or it recomputes them
 #: every step.

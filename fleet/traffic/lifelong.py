@@ -46,11 +46,12 @@ def run_lifelong(
     starts: Sequence[Cell] | None = None,
     seed: int = 0,
     following: bool = False,
+    street_penalty: int = 1,
 ) -> dict:
     began = time.perf_counter()
     warm_up()
     warm_up_ms = (time.perf_counter() - began) * 1000
-    grid = Grid.from_map(wmap)
+    grid = Grid.from_map(wmap, street_penalty=street_penalty)
     rng = random.Random(seed)
     free = [int(c) for c in grid.free_cells()]
     ends = [grid.index(c) for c in endpoints] if endpoints else free
@@ -119,6 +120,7 @@ def run_lifelong(
         "steps": steps,
         "rotation": rotation,
         "following": following,
+        "street_penalty": street_penalty,
         "seed": seed,
         "tasks_finished": finished,
         "throughput": finished / steps if steps else 0.0,

@@ -28,7 +28,7 @@ from fleet.traffic.pibt import PIBT
 from maps.model import Cell
 
 
-#: Steps a robot stands still behind a robot resting on its goal before that one makes way.
+#: Steps a robot stands still behind a robot shut in a dead end before that one makes way.
 MAKE_WAY_AFTER = 2
 #: Largest dead end (in cells) the make-way rule clears out.
 POCKET = 8

@@ -1,0 +1,89 @@
+"""One service: store, runtime, auth and the HTTP app, started and stopped together.
+
+`fleet serve` and `fleet demo --console` run it in the foreground; tests run it in a
+background thread on a free port (`start`/`stop`) and talk to it like a browser does.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+import uvicorn
+
+from fleet.service.api import create_app
+from fleet.service.auth import Auth, hash_password
+from fleet.service.config import Settings, User
+from fleet.service.store import Store
+from fleet.service.wiring import emulated_runtime
+
+log = logging.getLogger(__name__)
+
+#: `fleet demo --console` logins: user name = password (a demo on loopback, nothing more).
+DEMO_USERS = ("admin", "operator", "viewer")
+
+
+def demo_users() -> list[User]:
+    return [User(name=n, role=n, password_hash=hash_password(n)) for n in DEMO_USERS]
+
+
+class Service:
+    def __init__(self, settings: Settings, wmap=None) -> None:
+        self.settings = settings
+        self.store = Store.open(settings.database.url)
+        self.runtime = emulated_runtime(settings, self.store, wmap)
+        self.auth = Auth(settings.users, settings.console.session_s)
+        self.app = create_app(self.runtime, self.store, self.auth, settings.console.update_interval_s)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = settings.console.port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.console.host}:{self.port}/"
+
+    def run(self) -> None:
+        """In the foreground until interrupted."""
+        self.runtime.start()
+        try:
+            self._make_server().run()
+        finally:
+            self.close()
+
+    def start(self) -> None:
+        """In a background thread; returns once the port accepts connections."""
+        self.runtime.start()
+        self._server = self._make_server()
+        self._thread = threading.Thread(target=self._server.run, name="fleet-http", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"the HTTP server did not start on {self.url}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        self.close()
+
+    def close(self) -> None:
+        self.runtime.stop()
+        self.store.close()
+
+    def _make_server(self) -> uvicorn.Server:
+        if self.port == 0:
+            self.port = _free_port(self.settings.console.host)
+        config = uvicorn.Config(self.app, host=self.settings.console.host, port=self.port, log_level="warning",
+                                ws="websockets-sansio", lifespan="off")
+        return uvicorn.Server(config)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

@@ -1,0 +1,96 @@
+"""The store on both databases the service supports: the embedded SQLite (WAL) and the
+machine's PostgreSQL (a fresh schema per test, dropped afterwards)."""
+
+import uuid
+
+import psycopg
+import pytest
+from sqlalchemy import inspect, text
+
+from fleet.service.store import MIGRATIONS, Store
+
+PG = "host=127.0.0.1 port=5432 dbname=test user=postgres"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = Store.open(f"sqlite:///{tmp_path}/fleet.db")
+        yield s
+        s.close()
+        return
+    schema = f"fleet_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    s = Store.open(f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}")
+    yield s
+    s.close()
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_schema_is_versioned_and_migrating_again_changes_nothing(store):
+    assert store.version() == len(MIGRATIONS)
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"robots", "shelves", "audit", "alarms", "orders", "order_lines", "inbound_notes", "inbound_lines",
+            "tasks", "inventory", "schema_version"} <= tables
+    store.migrate()
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select count(*) from schema_version")).scalar_one() == len(MIGRATIONS)
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path):
+    s = Store.open(f"sqlite:///{tmp_path}/wal.db")
+    with s.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+    s.close()
+
+
+def test_audit_log_keeps_who_what_when_newest_first(store):
+    first = store.record(10.0, "ann", "operator", "pause", "robot-01", {"why": "jam"})
+    second = store.record(11.0, "bob", "admin", "block", "3,4")
+    log = store.audit_log()
+    assert [e.id for e in log] == [second, first]
+    assert (log[1].user, log[1].role, log[1].action, log[1].target, log[1].at, log[1].detail) == \
+        ("ann", "operator", "pause", "robot-01", 10.0, {"why": "jam"})
+    assert [e.id for e in store.audit_log(before=second)] == [first]
+
+
+def test_alarm_is_acknowledged_once_and_cleared(store):
+    alarm_id = store.raise_alarm(5.0, "robot_error", "fatal", "robot-02: motor_stall", "robot-02")
+    assert [a.id for a in store.alarms(active_only=True)] == [alarm_id]
+    assert store.acknowledge_alarm(alarm_id, "ann", 6.0)
+    assert not store.acknowledge_alarm(alarm_id, "bob", 7.0)
+    assert store.alarm(alarm_id).acknowledged_by == "ann"
+    assert [a.id for a in store.alarms(active_only=True)] == [alarm_id]  # acknowledged, not yet cleared
+    store.clear_alarm(alarm_id, 8.0)
+    assert store.alarms(active_only=True) == []
+    assert store.alarm(alarm_id).cleared_at == 8.0
+    assert store.alarm(999) is None
+
+
+def test_robots_and_shelves_survive_a_reopen(store):
+    store.remember_robots([("robot-01", 1, 2), ("robot-02", 3, 4)], 0.0)
+    store.remember_robots([("robot-01", 9, 9)], 1.0)  # known: left alone
+    store.set_out_of_service("robot-02", True)
+    store.remember_shelves({"S-1": (5, 6), "S-2": (7, 8)}, 0.0)
+    store.move_shelves([("S-1", None, "robot-01")], 2.0)
+    store.move_shelves([("S-2", (1, 1), None)], 3.0)
+    reopened = Store(store.engine)
+    robots = reopened.known_robots()
+    assert (robots["robot-01"]["cell_x"], robots["robot-01"]["cell_y"]) == (1, 2)
+    assert robots["robot-02"]["out_of_service"] is True
+    shelves = reopened.shelves()
+    assert (shelves["S-1"]["cell_x"], shelves["S-1"]["robot"], shelves["S-1"]["home_x"]) == (None, "robot-01", 5)
+    assert (shelves["S-2"]["cell_x"], shelves["S-2"]["cell_y"], shelves["S-2"]["updated"]) == (1, 1, 3.0)
+
+
+def test_a_failed_transaction_leaves_nothing_behind(store):
+    from sqlalchemy import insert
+
+    from fleet.service.store import audit
+    with pytest.raises(Exception):
+        with store.engine.begin() as conn:
+            conn.execute(insert(audit).values(at=1.0, user="ann", role="operator", action="pause", target="", detail="{}"))
+            conn.execute(insert(audit).values(at=None, user="ann", role="operator", action="x", target="", detail="{}"))
+    assert store.audit_log() == []
