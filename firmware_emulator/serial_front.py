@@ -209,6 +209,9 @@ class SerialLines:
         #: Each robot's cable, for a test that pulls one out (Relay.cut, TerminalServer.hang_up).
         self.lines: dict[str, Relay | TerminalServer] = {}
         host, first_port = _parse_spec(spec)
+        if host is not None and first_port and first_port + len(robot_ids) - 1 > 65535:
+            raise ValueError(f"{len(robot_ids)} robots need ports {first_port}..{first_port + len(robot_ids) - 1}, "
+                             "past 65535")
         try:
             for n, robot_id in enumerate(robot_ids):
                 noise_out, noise_in = noise.faults(2 * n), noise.faults(2 * n + 1)

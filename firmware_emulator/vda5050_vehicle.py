@@ -89,7 +89,7 @@ from drivers.vda5050.messages import (
 )
 from drivers.vda5050.mqtt import FROM_MASTER, BrokerConfig, MqttLink, Received, Topic, TopicLayout, VehicleId
 from drivers.vda5050.order_graph import graph_problems
-from firmware_emulator.drive_unit import EMERGENCY_STOP, OBSTACLE, DriveUnit
+from firmware_emulator.drive_unit import EMERGENCY_STOP, OBSTACLE, DriveUnit, Status
 from firmware_emulator.world import World
 from maps.model import Cell, Heading, WarehouseMap
 
@@ -557,8 +557,8 @@ class Vehicle:
             return None
         return step.actions[unit.actions_done].action_id
 
-    def _pose(self) -> tuple[AgvPosition, Velocity]:
-        s = self.unit.status()
+    def _pose(self, s: Status | None = None) -> tuple[AgvPosition, Velocity]:
+        s = s or self.unit.status()
         position = AgvPosition(x=s.x, y=s.y, theta=math.remainder(s.theta, math.tau), map_id=self.map.name,
                                position_initialized=s.localised)
         heading = s.theta
@@ -580,7 +580,7 @@ class Vehicle:
         errors = [VehicleError(error_type=e.code, error_description=e.message,
                                error_level=ErrorLevel.FATAL if e.severity is Severity.FATAL else ErrorLevel.WARNING)
                   for e in s.errors]
-        position, velocity = self._pose()
+        position, velocity = self._pose(s)
         shelf = s.shelf_id
         return State(
             header_id=0, timestamp=UNSTAMPED, version=LATEST_VERSION,

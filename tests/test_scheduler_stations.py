@@ -66,3 +66,16 @@ def test_robots_are_presented_in_queue_order_and_move_up_in_the_warehouse():
     assert {queue.slots[0], queue.slots[1]} <= seen_at_slot[last]
     assert fleet.world.collisions == []
     assert all(job.stage is not Stage.PRESENT for job in fleet.scheduler.jobs.values())
+
+
+def test_the_queue_settles_to_who_stands_in_it_first():
+    queue = PortQueue.of(alcove_map().station("pick-1"))
+    for robot in ("r1", "r2", "r3", "r4"):
+        queue.join(robot)
+    # r3 got to the working cell first and r1 is still on its way: r3 is served first,
+    # r2 keeps the cell it stands on, r1 and r4 queue behind them
+    cells = {"r1": Cell(9, 3), "r2": Cell(0, 3), "r3": Cell(0, 4), "r4": Cell(5, 5)}
+    moves = queue.settle(cells)
+    assert queue.robots == ["r3", "r2", "r1", "r4"]
+    assert moves == {"r3": Cell(0, 4), "r1": Cell(0, 2)}  # r4 still waits beyond the slots
+    assert queue.settle(cells) == {}

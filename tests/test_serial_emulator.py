@@ -29,9 +29,10 @@ from maps.model import Cell, Heading
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "tests" / "data" / "tiny.toml"
-#: Short timers, so that a lost robot or a watchdog shows in a second.
+#: Quick STATUS and retransmission; the protocol's default watchdog and lost time, which
+#: a loaded, shared test machine does not trip by starving a thread for a moment.
 SETTINGS = LinkSettings(
-    watchdog=0.5, status_interval=0.05, heartbeat_interval=0.1, lost_after=0.4, hello_interval=0.05,
+    watchdog=1.0, status_interval=0.05, heartbeat_interval=0.1, lost_after=1.0, hello_interval=0.05,
     channel=ChannelConfig(ack_timeout=0.06, max_retries=10),
 )
 
@@ -107,20 +108,28 @@ def test_the_watchdog_stops_a_driving_robot_which_waits_for_resume() -> None:
         assert isinstance(relay, Relay)
         relay.cut()
         cut_at = time.monotonic()
-        fleet.wait(lambda: "paused" in unit.holds, timeout=SETTINGS.watchdog + 0.5)
+        fleet.wait(lambda: "paused" in unit.holds, timeout=SETTINGS.watchdog + 2.0)
         # The robot counts from the last frame it heard, at most a heartbeat before the cut.
         assert time.monotonic() - cut_at >= SETTINGS.watchdog - SETTINGS.heartbeat_interval - 0.02
         fleet.wait(lambda: float(fleet.world.v[unit.index]) < 1e-9, timeout=3.0)
         assert unit.job_id == "j1" and unit.cell != Cell(7, 3)
         relay.cut(False)
-        fleet.wait(lambda: fleet.of(events.ErrorCleared) and fleet.link.online("r1"))
-        assert [e.code for e in fleet.of(events.ErrorCleared)] == ["watchdog"]
+        # The error clears as the master is heard again. Its ERROR_CLEARED may be lost with
+        # the old session (section 6.1: then the new session's STATUS is authoritative).
+        def cleared_but_paused() -> bool:
+            status = fleet.of(events.StatusReport)
+            return fleet.link.online("r1") and "watchdog" not in status[-1].errors and status[-1].paused
+
+        fleet.wait(cleared_but_paused)
+        assert {e.code for e in fleet.of(events.ErrorCleared)} <= {"watchdog"}
+        assert [e.code for e in fleet.of(events.ErrorRaised)] in ([], ["watchdog"])
         time.sleep(0.3)
         assert float(fleet.world.v[unit.index]) < 1e-9, "drove on before RESUME"
         fleet.link.instant("r1", InstantCommand(InstantKind.RESUME))
         fleet.wait(lambda: fleet.of(events.JobFinished))
         assert unit.cell == Cell(7, 3)
-        assert [e.online for e in fleet.of(events.ConnectionChanged)] == [True, False, True]
+        changes = [e.online for e in fleet.of(events.ConnectionChanged)]
+        assert changes[0] and changes[-1] and False in changes
     finally:
         fleet.close()
 
@@ -212,9 +221,10 @@ def test_fleet_emulate_serial_prints_one_port_per_robot_and_speaks_the_protocol(
     (["--serial", "udp://x:1"], "--serial takes 'pty' or 'tcp://HOST:PORT'"),
     (["--serial", "pty", "--wander"], "drop --speed and --wander"),
     (["--serial", "pty", "--bit-errors", "2"], "bit_error_rate must be in [0, 1)"),
+    (["--serial", "tcp://127.0.0.1:65535", "--robots", "2"], "past 65535"),
 ])
 def test_fleet_emulate_serial_refuses_bad_options(args: list[str], message: str) -> None:
-    proc = _emulate("--robots", "1", *args)
+    proc = _emulate(*(["--robots", "1"] if "--robots" not in args else []), *args)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 2
     assert message in err

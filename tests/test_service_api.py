@@ -266,6 +266,19 @@ def test_live_feed_sends_everything_once_then_only_changes(client):
         assert watched and all(set(h) == {"robot-03"} for h in watched)
 
 
+def test_live_feed_is_rate_limited(client, service):
+    interval = 0.05  # console.update_interval_s of this service
+    with client.websocket_connect("/api/live") as ws:
+        ws.send_json({"token": TOKENS["viewer"]})
+        ws.receive_json()
+        started, count = time.monotonic(), 0
+        while time.monotonic() - started < 1.0:
+            ws.receive_json()
+            count += 1
+        elapsed = time.monotonic() - started
+    assert 1 <= count <= elapsed / interval + 2
+
+
 def test_live_feed_refuses_a_bad_token(client):
     from starlette.websockets import WebSocketDisconnect
     with client.websocket_connect("/api/live") as ws:
@@ -281,3 +294,45 @@ def test_console_is_served(client):
     page = client.get("/console/")
     assert page.status_code == 200 and "console.js" in page.text
     assert client.get("/console/console.js").status_code == 200
+
+
+# --- across a restart, on both databases ------------------------------------------------------------
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/restart.db"
+        return
+    import uuid
+
+    import psycopg
+    schema = f"fleet_test_{uuid.uuid4().hex[:12]}"
+    dsn = "host=127.0.0.1 port=5432 dbname=test user=postgres"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_service_keeps_its_facts_across_a_restart(tmp_path, database_url):
+    settings = service_settings(tmp_path, database={"url": database_url}, robots={"emulated": 4})
+    first = Service(settings)
+    first.runtime.start()
+    try:
+        with TestClient(first.app) as c:
+            assert c.post("/api/robots/robot-2/out-of-service", headers=as_("operator")).status_code == 200
+            assert c.post("/api/robots/robot-3/pause", headers=as_("operator")).status_code == 200
+            shelves = {s["id"]: s["home"] for s in c.get("/api/shelves", headers=as_("viewer")).json()}
+    finally:
+        first.close()
+    second = Service(settings)
+    second.runtime.start()
+    try:
+        with TestClient(second.app) as c:
+            assert c.get("/api/robots/robot-2", headers=as_("viewer")).json()["state"] == "out_of_service"
+            assert [(e["action"], e["target"]) for e in c.get("/api/audit", headers=as_("viewer")).json()] == \
+                [("pause", "robot-3"), ("out_of_service", "robot-2")]
+            assert {s["id"]: s["home"] for s in c.get("/api/shelves", headers=as_("viewer")).json()} == shelves
+            assert c.get("/api/health").json()["schema_version"] == 1
+    finally:
+        second.close()

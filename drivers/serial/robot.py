@@ -27,6 +27,9 @@ from drivers.serial.port import PortSettings, SerialPort
 
 log = logging.getLogger(__name__)
 
+#: A STATUS waits for unacknowledged events at most this many status intervals.
+STATUS_HOLD = 3
+
 
 class Firmware(Protocol):
     def command(self, message: Message) -> None:
@@ -112,7 +115,12 @@ class RobotEndpoint:
             self.watchdog_tripped = False
             self.firmware.watchdog_fed()
         assert self.status_interval is not None
-        if self._last_status is None or now - self._last_status >= self.status_interval:
+        due = self._last_status is None or now - self._last_status >= self.status_interval
+        # Events waiting for their ACK describe older states than a STATUS sampled now;
+        # sent first, that STATUS would run ahead of them (docs/serial-protocol.md, STATUS).
+        # Held back only so long: STATUS is also the robot's heartbeat.
+        overdue = self._last_status is None or now - self._last_status >= STATUS_HOLD * self.status_interval
+        if due and (not channel.busy or overdue):
             self._last_status = now
             # The line's figures are the endpoint's to know, not the firmware's.
             rejected = port.decoder.counters.rejected & 0xFFFF

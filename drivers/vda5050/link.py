@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, Sequence
 
 from drivers.commands import InstantCommand, Job, Step
 from drivers.events import RobotEvent
@@ -51,6 +52,11 @@ class Vda5050Link(RobotLink):
         self._resend_interval = resend_interval
         self._robot_id_of = robot_id_of
         self._lock = threading.RLock()
+        # Messages the sessions want sent, published after the lock is released: publishing
+        # (stamp, encode, socket write) under it would hold up the network thread's handling
+        # of incoming states, which delays echoes and triggers more resends.
+        self._outbox: list[tuple[Wire, Topic]] = []
+        self._send_lock = threading.Lock()  # keeps publishes in the order the sessions made them
         self._ticked = -float("inf")
         self._events: list[RobotEvent] = []  # shared by all sessions: arrival order across robots
         self._sessions: dict[str, VehicleSession] = {}
@@ -81,19 +87,19 @@ class Vda5050Link(RobotLink):
             return sorted(self._sessions)
 
     def send_job(self, robot_id: str, job: Job) -> None:
-        with self._lock:
+        with self._serialised():
             self._session(robot_id).send_job(job, self._clock.now())
 
     def extend_job(self, robot_id: str, job_id: str, steps: Sequence[Step]) -> None:
-        with self._lock:
+        with self._serialised():
             self._session(robot_id).extend_job(job_id, steps, self._clock.now())
 
     def instant(self, robot_id: str, command: InstantCommand) -> None:
-        with self._lock:
+        with self._serialised():
             self._session(robot_id).instant(command, self._clock.now())
 
     def drain(self) -> list[RobotEvent]:
-        with self._lock:
+        with self._serialised():
             now = self._clock.now()
             if now - self._ticked >= self.TICK_INTERVAL:  # resends are due in seconds, not ms
                 self._ticked = now
@@ -133,10 +139,27 @@ class Vda5050Link(RobotLink):
         return session
 
     def _publish(self, message: Wire, topic: Topic) -> bool:
-        return self.mqtt.publish(message, topic)
+        self._outbox.append((message, topic))
+        return True
+
+    @contextmanager
+    def _serialised(self) -> Iterator[None]:
+        """Hold the sessions' lock for the block, then publish what they queued."""
+        try:
+            with self._lock:
+                yield
+        finally:
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._send_lock:
+            with self._lock:
+                outgoing, self._outbox = self._outbox, []
+            for message, topic in outgoing:
+                self.mqtt.publish(message, topic)
 
     def _receive(self, received: Received) -> None:
-        with self._lock:
+        with self._serialised():
             vehicle, message, now = received.vehicle, received.message, received.time
             session = self._by_vehicle.get(vehicle)
             if session is None:

@@ -5,7 +5,8 @@ the front end is the Python interface itself: the command runs the world, option
 the robots busy with random errands (`--wander`), and prints a status summary. With
 `--serial pty` or `--serial tcp://HOST:PORT` each robot's firmware is on its own serial
 line (firmware_emulator/serial_front.py) and a master drives it; the world then runs
-paced to wall time, since the master lives in wall time.
+paced to wall time, since the master lives in wall time. With `--mqtt URL` each robot is a
+VDA 5050 2.1.0 vehicle on that broker (firmware_emulator/vda5050_vehicle.py), also paced.
 """
 
 from __future__ import annotations

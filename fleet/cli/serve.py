@@ -14,13 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import logging
-
-    from fleet.service.app import Service
+    from fleet.service import logs
     from fleet.service.config import ConfigError, load_settings
-    from maps import MapError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -29,6 +26,9 @@ def _run(args: argparse.Namespace) -> int:
     if not settings.users:
         print("fleet serve: no users configured: nobody could log in (see docs/config.md, [[users]])", file=sys.stderr)
         return 2
+    from fleet.service.app import Service  # heavy (traffic control, emulator): after the settings are good
+    from maps import MapError
+
     try:
         service = Service(settings)
     except (MapError, FileNotFoundError, ValueError) as exc:

@@ -12,6 +12,8 @@ const HEADING = [[1, 0], [0, -1], [-1, 0], [0, 1]]; // east, north, west, south;
 const CELL_PX = 8; // resolution of the static layer
 
 const $ = (id) => document.getElementById(id);
+// Robot ids and alarm texts come from robots and the wire: never trust them as HTML.
+const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const state = {
   token: sessionStorage.getItem('fleet-token'), me: null, map: null, robots: new Map(), shelves: new Map(),
   held: new Map(), blocked: [], alarms: [], flags: {}, selected: null, t: 0, updates: 0, socket: null,
@@ -251,9 +253,9 @@ function renderRobots() {
   rows.sort((a, b) => a.id.localeCompare(b.id));
   $('robot-count').textContent = `${rows.length} of ${state.robots.size}`;
   $('robots').tBodies[0].innerHTML = rows.slice(0, MAX_ROWS).map((r) =>
-    `<tr data-id="${r.id}" class="${r.id === state.selected ? 'sel' : ''}"><td>${r.id}</td>` +
+    `<tr data-id="${esc(r.id)}" class="${r.id === state.selected ? 'sel' : ''}"><td>${esc(r.id)}</td>` +
     `<td><span class="state" style="background:${STATE_COLOUR[r.state]}"></span>${r.state.replace(/_/g, ' ')}</td>` +
-    `<td>${r.charge}%</td><td>${r.shelf ?? ''}</td></tr>`).join('');
+    `<td>${r.charge}%</td><td>${esc(r.shelf)}</td></tr>`).join('');
 }
 $('robots').tBodies[0].addEventListener('click', (event) => { const tr = event.target.closest('tr'); if (tr) select(tr.dataset.id); });
 for (const id of ['robot-filter', 'state-filter', 'charge-filter']) $(id).addEventListener('input', () => { state.panelDue = 0; });
@@ -266,7 +268,7 @@ function renderSelected() {
   const held = state.held.get(r.id) ?? [];
   const facts = { state: r.state, cell: `(${r.x}, ${r.y})`, heading: ['east', 'north', 'west', 'south'][r.h], battery: `${r.charge}%`,
     shelf: r.shelf ?? '—', errand: r.errand ?? '—', reserved: held.map(([x, y]) => `(${x},${y})`).join(' ') || '—' };
-  $('sel-facts').innerHTML = Object.entries(facts).map(([k, v]) => `<dt>${k}</dt><dd data-fact="${k}">${v}</dd>`).join('');
+  $('sel-facts').innerHTML = Object.entries(facts).map(([k, v]) => `<dt>${k}</dt><dd data-fact="${k}">${esc(v)}</dd>`).join('');
 }
 
 function renderStations() {
@@ -274,7 +276,7 @@ function renderStations() {
   for (const r of state.robots.values()) at.set(`${r.x},${r.y}`, r.id);
   $('stations').innerHTML = state.map.stations.map((s) => {
     const queue = [s.working, ...[...s.queue].reverse()].map((c) => at.get(`${c.x},${c.y}`)).filter(Boolean);
-    return `<li><strong>${s.id}</strong> ${s.kind}: ${queue.length ? queue.join(', ') : 'empty'}</li>`;
+    return `<li><strong>${esc(s.id)}</strong> ${s.kind}: ${queue.length ? esc(queue.join(', ')) : 'empty'}</li>`;
   }).join('');
 }
 
@@ -282,8 +284,8 @@ function renderAlarms() {
   $('alarm-count').textContent = state.alarms.length ? `(${state.alarms.length})` : '';
   const mayOperate = state.me && state.me.role !== 'viewer';
   $('alarms').innerHTML = state.alarms.map((a) =>
-    `<li><span class="sev-${a.severity}">${a.severity}</span><span class="text">${a.message}${a.cleared_at !== null ? ' (cleared)' : ''}</span>` +
-    (a.acknowledged_by ? `<em>ack ${a.acknowledged_by}</em>` : mayOperate ? `<button data-ack="${a.id}">Acknowledge</button>` : '') + '</li>').join('');
+    `<li><span class="sev-${esc(a.severity)}">${esc(a.severity)}</span><span class="text">${esc(a.message)}${a.cleared_at !== null ? ' (cleared)' : ''}</span>` +
+    (a.acknowledged_by ? `<em>ack ${esc(a.acknowledged_by)}</em>` : mayOperate ? `<button data-ack="${a.id}">Acknowledge</button>` : '') + '</li>').join('');
 }
 $('alarms').addEventListener('click', (event) => { const id = event.target.dataset.ack; if (id) action(`/api/alarms/${id}/acknowledge`, `alarm ${id} acknowledged`); });
 

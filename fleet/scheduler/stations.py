@@ -51,6 +51,17 @@ class PortQueue:
         self.robots.pop(position)
         return {r: self.slots[p] for p, r in enumerate(self.robots) if position <= p < len(self.slots)}
 
+    def settle(self, cells: dict[str, Cell]) -> dict[str, Cell]:
+        """First come, first served by where the robots are: a robot that stands in a
+        slot is served before every robot behind that slot or not yet in the queue (the
+        queue is one cell wide, so it could not let them pass). `cells` is where each
+        robot of the queue stands. Returns the robots whose slot changed, with the new slot."""
+        slot_index = {cell: p for p, cell in enumerate(self.slots)}
+        before = {r: self.slot_of(r) for r in self.robots}
+        standing = sorted((r for r in self.robots if cells[r] in slot_index), key=lambda r: slot_index[cells[r]])
+        self.robots = standing + [r for r in self.robots if r not in standing]
+        return {r: slot for r in self.robots if (slot := self.slot_of(r)) != before[r] and slot is not None}
+
     @property
     def working(self) -> Cell:
         return self.slots[0]

@@ -191,6 +191,7 @@ class Scheduler:
             self._next_plan = now + self.config.plan_every_s
             self._plan_picks(now)
             self._plan_stows(now)
+            self._settle_queues(now)
         self._assign(now)
         self._between_jobs(now)
 
@@ -555,12 +556,30 @@ class Scheduler:
         self._to_next_port(self.jobs[robot_id], now)
 
     def _move_up(self, queue: PortQueue, robot_id: str, now: float) -> None:
-        for other, slot in queue.leave(robot_id).items():
-            state = self.motion.robots[other]
+        self._send_to_slots(queue, queue.leave(robot_id), now)
+
+    def _send_to_slots(self, queue: PortQueue, moves: dict[str, Cell], now: float) -> None:
+        for robot_id, slot in moves.items():
+            state = self.motion.robots[robot_id]
+            if robot_id in self.down:
+                continue
             if state.phase is Phase.DRIVING:
-                self.motion.redirect(other, slot)
-            elif state.phase is Phase.IDLE and other not in self.down:
-                self._errand(self.jobs[other], slot)
+                self.motion.redirect(robot_id, slot)
+            elif state.phase is Phase.IDLE:
+                job = self.jobs[robot_id]
+                if state.cell == slot == queue.working and job.stage is Stage.QUEUE:
+                    self._present(job, now)
+                else:
+                    self._errand(job, slot)
+
+    def _settle_queues(self, now: float) -> None:
+        """Robots reach a port in another order than they were sent (a nearer one is
+        faster): the queue follows who is there first, so nobody waits for a robot that
+        the one-cell-wide queue will not let past."""
+        for queue in self.queues.values():
+            if len(queue) > 1:
+                cells = {r: self.motion.robots[r].cell for r in queue.robots}
+                self._send_to_slots(queue, queue.settle(cells), now)
 
     def _maybe_stowed(self, note_id: str, now: float) -> None:
         if any(n == note_id for _, _, n, _ in self.stow_lines) or \
@@ -579,20 +598,26 @@ class Scheduler:
         order.set_status(OrderStatus.PICKED, now)
         self.picked_at[order.id] = now
         shelf = next(s for shelves in self.put_wall.values() for s in shelves if box in s.boxes())
-        if shelf.complete and shelf.id not in self.fetches:
+        if shelf.complete and not self.packing:  # a floor without a packing area packs at the port
+            self._empty(shelf, now)
+        elif shelf.complete and shelf.id not in self.fetches:
             self.fetches[shelf.id] = Task(id=f"T{next(self._ids)}", kind=TaskKind.MOVE_ORDER_SHELF,
                                           target=self.packing[0], created=now, priority=1, shelf=shelf.id)
 
     def _packed(self, job: RobotJob, now: float) -> None:
         shelf = self.shelves[job.task.shelf]
         assert isinstance(shelf, OrderShelf)
+        self._empty(shelf, now)
+        self.claimed.pop(job.cell, None)
+        job.stage, job.since, job.cell = Stage.ORDER_RETURN, now, None
+        self._errand(job, shelf.home, CellAction(self._action_id(), ActionKind.LOWER, shelf_id=shelf.id))
+
+    def _empty(self, shelf: OrderShelf, now: float) -> None:
+        """Packing: the boxes leave the order shelf, which is ready for the next round."""
         for slot, box in list(shelf.slots.items()):
             if box is not None:
                 shelf.remove(slot)
                 self.orders[box.order_id].set_status(OrderStatus.PACKED, now)
-        self.claimed.pop(job.cell, None)
-        job.stage, job.since, job.cell = Stage.ORDER_RETURN, now, None
-        self._errand(job, shelf.home, CellAction(self._action_id(), ActionKind.LOWER, shelf_id=shelf.id))
 
     # --- faults ---------------------------------------------------------------------
     def _watch_robots(self, now: float) -> None:

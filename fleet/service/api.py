@@ -9,6 +9,7 @@ then queues the command on the runtime.
 
 import asyncio
 import concurrent.futures
+import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Annotated, Literal
 
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -27,6 +28,7 @@ from fleet.service.runtime import NotFound, OperatorError, Runtime
 from fleet.service.store import Store
 from maps.model import Cell, CellKind
 
+log = logging.getLogger(__name__)
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 RobotId = Annotated[str, PathParam(min_length=1, max_length=64)]
 Coordinate = Annotated[int, PathParam(ge=-(2**31), le=2**31 - 1)]
@@ -176,6 +178,8 @@ def create_app(runtime: Runtime, store: Store, auth: Auth, update_interval_s: fl
     def act(who: Principal, action: str, target: str, command, detail: dict | None = None) -> Done:
         """Audit first (durable before acted on), then run on the loop thread."""
         audit_id = store.record(time.time(), who.name, who.role, action, target, detail)
+        log.info("operator action", extra={"user": who.name, "role": who.role, "action": action, "target": target,
+                                           "audit_id": audit_id})
         try:
             result = runtime.call(command)
         except NotFound as exc:
@@ -232,11 +236,13 @@ def create_app(runtime: Runtime, store: Store, auth: Auth, update_interval_s: fl
     def metrics() -> Response:
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    map_out = _map_out(runtime)
+    layout = ["".join(wmap.kind(Cell(x, y)).value for x in range(wmap.width)) for y in range(wmap.height)]
+    chargers = [Position(x=c.x, y=c.y) for c in wmap.cells_of(CellKind.CHARGER)]
 
     @app.get("/api/map", response_model=MapOut, responses=ERRORS, tags=["floor"])
     def get_map(who: Viewer) -> MapOut:
-        return map_out
+        return MapOut(name=wmap.name, width=wmap.width, height=wmap.height, layout=layout,
+                      stations=_stations_out(runtime), chargers=chargers)
 
     @app.get("/api/robots", response_model=list[RobotOut], responses=ERRORS, tags=["robots"])
     def list_robots(who: Viewer, state: Annotated[str | None, Query(max_length=32)] = None,
@@ -409,11 +415,3 @@ def _stations_out(runtime: Runtime) -> list[StationOut]:
                               queue=[Position(x=c.x, y=c.y) for c in s.queue], operator_side=int(s.operator_side),
                               robots=[at[(c.x, c.y)] for c in front_first if (c.x, c.y) in at]))
     return out
-
-
-def _map_out(runtime: Runtime) -> MapOut:
-    wmap = runtime.wmap
-    layout = ["".join(wmap.kind(Cell(x, y)).value for x in range(wmap.width)) for y in range(wmap.height)]
-    return MapOut(name=wmap.name, width=wmap.width, height=wmap.height, layout=layout,
-                  stations=_stations_out(runtime),
-                  chargers=[Position(x=c.x, y=c.y) for c in wmap.cells_of(CellKind.CHARGER)])

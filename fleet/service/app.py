@@ -38,7 +38,8 @@ class Service:
         self.app = create_app(self.runtime, self.store, self.auth, settings.console.update_interval_s)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
-        self.port = settings.console.port
+        #: Port 0 means any free one, chosen now so the URL can be printed before serving.
+        self.port = settings.console.port or _free_port(settings.console.host)
 
     @property
     def url(self) -> str:
@@ -76,8 +77,6 @@ class Service:
         self.store.close()
 
     def _make_server(self) -> uvicorn.Server:
-        if self.port == 0:
-            self.port = _free_port(self.settings.console.host)
         config = uvicorn.Config(self.app, host=self.settings.console.host, port=self.port, log_level="warning",
                                 ws="websockets-sansio", lifespan="off")
         return uvicorn.Server(config)

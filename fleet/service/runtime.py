@@ -332,6 +332,8 @@ class Runtime:
 
     def pause(self, robot_id: str | None) -> None:
         """Pause one robot, or all (None). It brakes and keeps its job and its cells."""
+        if robot_id is not None:
+            self.check_robot(robot_id)
         self._instant(robot_id, InstantKind.PAUSE)
         if robot_id is None:
             self._paused_all = True
@@ -340,13 +342,15 @@ class Runtime:
         self._publish()
 
     def resume(self, robot_id: str | None) -> None:
+        if robot_id is not None:
+            self.check_robot(robot_id)
+            if self._paused_all:
+                raise OperatorError("the whole fleet is paused: resume all first")
         self._instant(robot_id, InstantKind.RESUME)
         if robot_id is None:
             self._paused_all = False
             self._paused.clear()
         else:
-            if self._paused_all:
-                raise OperatorError("the whole fleet is paused: resume all first")
             self._paused.discard(robot_id)
         self._publish()
 
@@ -364,6 +368,7 @@ class Runtime:
     def set_in_service(self, robot_id: str, in_service: bool) -> None:
         """Out of service: traffic control plans it as standing still and keeps its cells;
         it is paused so it stops where it is."""
+        self.check_robot(robot_id)
         robot = self.motion.robots[robot_id]
         self.store.set_out_of_service(robot_id, not in_service)
         robot.out_of_service = not in_service

@@ -203,12 +203,12 @@ class Store:
     # --- schema ---------------------------------------------------------------------------
     def version(self) -> int:
         with self.engine.connect() as conn:
-            schema_version.create(conn, checkfirst=True)
-            conn.commit()
             return conn.execute(select(func.coalesce(func.max(schema_version.c.version), 0))).scalar_one()
 
     def migrate(self, now: float = 0.0) -> int:
         """Apply the migrations the database lacks, each in its own transaction."""
+        with self._write, self.engine.begin() as conn:
+            schema_version.create(conn, checkfirst=True)
         current = self.version()
         for n in range(current, len(MIGRATIONS)):
             with self._write, self.engine.begin() as conn:
