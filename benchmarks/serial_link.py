@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(json.dumps({
-        "line": "pty relay, 115200 baud nominal, default link settings",
+        "line": "pty relay (a pty does not throttle to a baud rate), default link settings",
         "noise": NOISE,
         "commands": args.commands, "events": args.events, "repeats": args.repeats,
         "clean": measure(False, args),

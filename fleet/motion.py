@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -89,6 +90,9 @@ class RobotState:
     job_id: str | None = None  # the job the robot is running, if any
     pending_actions: set[str] = field(default_factory=set)
     out_of_service: bool = False
+    #: Cells it handed back lately: a report of one of these arrived late, over a wire
+    #: that does not keep cell reports and status reports in order.
+    passed: deque[Cell] = field(default_factory=lambda: deque(maxlen=16))
 
     @property
     def faulted(self) -> bool:
@@ -181,6 +185,10 @@ class MotionControl:
         errand = robot.errand
         assert errand is not None
         reports.append(ErrandReport(robot.robot_id, errand.errand_id, outcome, now, reason))
+        if robot.phase is Phase.ACTING:
+            # Its actions are over, so is the job that carried them, whenever the wire
+            # brings JobFinished: the next drive must be a new job, not an extension.
+            robot.job_id = None
         robot.errand = None
         robot.phase = Phase.IDLE
         robot.pending_actions = set()
@@ -193,8 +201,10 @@ class MotionControl:
             self._reject(event, "unknown robot")
             return
         if isinstance(event, CellReached):
+            if event.cell in robot.passed and event.cell not in self.traffic.held_cells(robot.robot_id):
+                return  # late: a status report already moved the robot past this cell
             try:
-                self.traffic.reached(robot.robot_id, event.cell, event.heading)
+                robot.passed.extend(self.traffic.reached(robot.robot_id, event.cell, event.heading))
             except TrafficError as exc:
                 # The robot is not where it was allowed to be: stop planning it until an
                 # operator looks; its cells stay held, so nobody drives into it.
@@ -241,8 +251,10 @@ class MotionControl:
         cells it holds are accepted; anywhere else is a fault that stops planning it."""
         if status.cell is None or status.cell == self.traffic.position(robot.robot_id):
             return
+        if status.cell in robot.passed:
+            return  # older than the cell reports already handled
         if status.cell in self.traffic.held_cells(robot.robot_id):
-            self.traffic.reached(robot.robot_id, status.cell, status.heading or robot.heading)
+            robot.passed.extend(self.traffic.reached(robot.robot_id, status.cell, status.heading or robot.heading))
             robot.cell = status.cell
             if status.job_id is None:
                 robot.job_id = None

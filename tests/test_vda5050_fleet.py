@@ -17,6 +17,8 @@ from typing import Iterator
 
 import pytest
 
+from drivers.commands import Job, Step
+from drivers.events import JobFinished
 from drivers.vda5050.link import Vda5050Link
 from firmware_emulator.faults import CommunicationLoss
 from firmware_emulator.vda5050_vehicle import MqttFloor
@@ -192,5 +194,31 @@ def test_broker_restart_mid_order_loses_nothing(restartable_broker, record_broke
                 break
             time.sleep(0.05)
         assert online == set(goals)
+    finally:
+        fleet_gen.close()
+
+
+def test_an_order_sent_while_the_vehicle_is_away_is_resent_until_echoed(mqtt_url):
+    fleet_gen = _fleet(mqtt_url, 1, seed=8, prefix="resend-")
+    fleet = next(fleet_gen)
+    try:
+        robot_id = next(iter(fleet.motion.robots))
+        unit = fleet.world.robots[robot_id]
+        start = unit.cell
+        nxt = next(cell for _, cell in fleet.world.map.neighbours(start))
+        fleet.world.inject(CommunicationLoss(robot_id, duration=2.0 * SPEED))
+        time.sleep(0.3)  # the socket is dead: what the master sends now is lost
+        fleet.link.send_job(robot_id, Job("away", (Step(start), Step(nxt))))
+        sent = fleet.link.mqtt.received
+        deadline = time.monotonic() + 15
+        finished = []
+        while not finished:
+            assert time.monotonic() < deadline, "the order never reached the vehicle"
+            finished += [e for e in fleet.link.drain() if isinstance(e, JobFinished)]
+            time.sleep(0.05)
+        assert [e.job_id for e in finished] == ["away"]
+        assert unit.cell == nxt and fleet.link.mqtt.received > sent
+        vehicle = fleet.floor.vehicles[robot_id]
+        assert vehicle.order_id == "away" and vehicle.order_update_id == 0
     finally:
         fleet_gen.close()
