@@ -91,7 +91,7 @@ from drivers.vda5050.mqtt import FROM_MASTER, BrokerConfig, MqttLink, Received, 
 from drivers.vda5050.order_graph import graph_problems
 from firmware_emulator.drive_unit import EMERGENCY_STOP, OBSTACLE, DriveUnit, Status
 from firmware_emulator.world import World
-from maps.model import Cell, Heading, WarehouseMap
+from maps.model import Heading, WarehouseMap
 
 UNSTAMPED = "1970-01-01T00:00:00.000Z"  # the MQTT link stamps headerId and timestamp
 MANUFACTURER = "agv-emulator"

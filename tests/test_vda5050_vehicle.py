@@ -31,7 +31,7 @@ from drivers.vda5050.messages import (
     State,
     Visualization,
 )
-from drivers.vda5050.mqtt import FROM_VEHICLE, MqttLink, Received, Topic, VehicleId
+from drivers.vda5050.mqtt import FROM_VEHICLE, MqttLink, Received, Topic
 from firmware_emulator.faults import CommunicationLoss, LaserObstacle, MotorStall
 from firmware_emulator.vda5050_vehicle import MANUFACTURER, MqttFloor
 from firmware_emulator.world import World
