@@ -442,6 +442,8 @@ class Scheduler:
             queue = self.queues[job.station]
             if queue.first() == robot_id and self.motion.robots[robot_id].cell == queue.working:
                 self._present(job, now)
+            elif (slot := queue.slot_of(robot_id)) is not None and self.motion.robots[robot_id].cell != slot:
+                self._send_to_slots(queue, {robot_id: slot}, now)  # the queue moved on meanwhile
         elif job.stage is Stage.RETURN:
             self._lowered(job, now)
         elif job.stage is Stage.ORDER_FETCH:
@@ -531,6 +533,10 @@ class Scheduler:
     def _present(self, job: RobotJob, now: float) -> None:
         port = job.station
         shelf = self.shelves[job.task.shelf]
+        if port in self.presentations:  # never two shelves at one working cell
+            self._alarm(now, f"robot {job.robot_id} with shelf {shelf.id} at {port}, where shelf "
+                             f"{self.presentations[port].shelf.id} is being worked")
+            return
         job.stage, job.since = Stage.PRESENT, now
         if self.kind[port] is StationKind.PICK:
             p = PickPresentation(port, shelf, pick_pairs(self.inventory, shelf, self._open_boxes(port)), now)
@@ -561,13 +567,13 @@ class Scheduler:
     def _send_to_slots(self, queue: PortQueue, moves: dict[str, Cell], now: float) -> None:
         for robot_id, slot in moves.items():
             state = self.motion.robots[robot_id]
-            if robot_id in self.down:
-                continue
+            if robot_id in self.down or self.jobs[robot_id].stage is not Stage.QUEUE:
+                continue  # a robot being worked at the port stays where it is
             if state.phase is Phase.DRIVING:
                 self.motion.redirect(robot_id, slot)
             elif state.phase is Phase.IDLE:
                 job = self.jobs[robot_id]
-                if state.cell == slot == queue.working and job.stage is Stage.QUEUE:
+                if state.cell == slot == queue.working:
                     self._present(job, now)
                 else:
                     self._errand(job, slot)
