@@ -90,6 +90,7 @@ class RobotState:
     job_id: str | None = None  # the job the robot is running, if any
     pending_actions: set[str] = field(default_factory=set)
     out_of_service: bool = False
+    paused: bool = False  # an operator paused it: it keeps its cells and is granted no more
     #: Cells it handed back lately: a report of one of these arrived late, over a wire
     #: that does not keep cell reports and status reports in order.
     passed: deque[Cell] = field(default_factory=lambda: deque(maxlen=16))
@@ -102,7 +103,7 @@ class RobotState:
     def stopped(self) -> bool:
         """Out of action for who knows how long: traffic control takes it off the floor
         and keeps its cells."""
-        return not self.online or self.faulted or self.out_of_service
+        return not self.online or self.faulted or self.out_of_service or self.paused
 
 
 class MotionControl:

@@ -104,3 +104,26 @@ def test_loaded_robots_carry_shelves_to_stations_and_back_through_free_aisles():
     for i, home in enumerate(shelves):
         assert world.stored_shelf_at(home) is not None, f"shelf of r{i} is not back home"
         assert motion.robots[f"r{i}"].shelf_id is None
+
+
+def test_a_paused_robot_keeps_its_cells_and_is_granted_no_more():
+    from drivers.commands import InstantCommand, InstantKind
+
+    wmap, clock, world, motion = _fleet(robots=1, seed=4)
+    motion.assign("r0", Errand("far", wmap.cells_of(CellKind.AISLE)[-1]))
+    for _ in range(6):
+        clock.advance(0.25)
+        motion.tick(clock.now())
+    motion.link.instant("r0", InstantCommand(InstantKind.PAUSE))
+    motion.robots["r0"].paused = True
+    clock.advance(0.25)
+    motion.tick(clock.now())
+    held = motion.traffic.held_cells("r0")
+    for _ in range(40):
+        clock.advance(0.25)
+        motion.tick(clock.now())
+        assert set(motion.traffic.held_cells("r0")) <= set(held), "a paused robot was granted more cells"
+    motion.link.instant("r0", InstantCommand(InstantKind.RESUME))
+    motion.robots["r0"].paused = False
+    reports = _run(clock, motion, {"r0": []}, limit=clock.now() + 300.0)
+    assert [(r.errand_id, r.outcome) for r in reports] == [("far", Outcome.DONE)]

@@ -339,6 +339,7 @@ class Runtime:
             self._paused_all = True
         else:
             self._paused.add(robot_id)
+        self._mark_paused()
         self._publish()
 
     def resume(self, robot_id: str | None) -> None:
@@ -352,7 +353,13 @@ class Runtime:
             self._paused.clear()
         else:
             self._paused.discard(robot_id)
+        self._mark_paused()
         self._publish()
+
+    def _mark_paused(self) -> None:
+        """Traffic control must know too: a paused robot is granted no further cells."""
+        for robot_id, robot in self.motion.robots.items():
+            robot.paused = self._paused_all or robot_id in self._paused
 
     def emergency_stop(self) -> None:
         self._instant(None, InstantKind.STOP)
@@ -377,6 +384,7 @@ class Runtime:
             self._paused.discard(robot_id)
         else:
             self._paused.add(robot_id)
+        self._mark_paused()
         self._publish()
 
     def block(self, cell: Cell) -> list[str]:
