@@ -24,7 +24,6 @@ from firmware_emulator.placement import populate, start_cells
 from firmware_emulator.world import World
 from fleet.clock import SimulatedClock
 from fleet.domain.generator import GeneratorConfig, Scenario, generate
-from fleet.domain.shelf import STANDARD
 from fleet.motion import MotionControl
 from fleet.scheduler.batching import Batching
 from fleet.scheduler.terminals import PickPresentation
@@ -32,10 +31,6 @@ from fleet.scheduler.workflows import WORKING, Scheduler, SchedulerConfig, Stage
 from fleet.traffic.control import TrafficControl
 from maps.model import Heading, StationKind, WarehouseMap
 
-#: The standard shelf with its level load lowered so that a full shelf (4 x 135 kg + 45 kg
-#: frame = 585 kg) stays within the emulated robot's 600 kg payload; with the domain's
-#: 150 kg levels a full shelf weighs 645 kg and no robot could lift it.
-SIM_STANDARD = replace(STANDARD, level_load_kg=135.0)
 #: Robot states sampled for the KPIs and the plot, in plotting order.
 ROBOT_STATES = ("working", "charging", "parked", "idle", "down")
 CHARGING_STAGES = frozenset({Stage.CHARGE, Stage.CHARGING, Stage.WAIT_CHARGER, Stage.UNPLUG})
@@ -96,8 +91,6 @@ class Simulation:
         from `config`."""
         self.map = wmap
         self.config = config
-        if generator.standard_spec == STANDARD:
-            generator = replace(generator, standard_spec=SIM_STANDARD)
         self.scenario: Scenario = generate(wmap, config.seed, replace(
             generator, orders_per_hour=config.orders_per_hour, inbound_notes_per_hour=config.inbound_notes_per_hour,
             duration_s=config.hours * 3600.0, order_shelves_per_pick_station=2))

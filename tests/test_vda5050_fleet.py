@@ -40,6 +40,17 @@ class Fleet:
     motion: MotionControl
     clock: WallClock
     stop: threading.Event
+    runner: threading.Thread
+
+    def freeze(self, wall_seconds: float) -> None:
+        """Stop stepping the world (and so every state it would send) for a while; the
+        vehicles' MQTT connections stay up: only the master's staleness check can tell."""
+        self.stop.set()
+        self.runner.join(5)
+        self.stop.clear()
+        time.sleep(wall_seconds)
+        self.runner = threading.Thread(target=self.floor.run, kwargs={"stop": self.stop}, daemon=True)
+        self.runner.start()
 
     def tick_until(self, done, wall_limit: float, period: float = 0.1, on_report=None) -> None:
         """Run the fleet's control loop (every `period` wall seconds) until done() or the limit."""
@@ -52,7 +63,8 @@ class Fleet:
             time.sleep(period)
 
 
-def _fleet(url: str, robots: int, seed: int, prefix: str) -> Iterator[Fleet]:
+def _fleet(url: str, robots: int, seed: int, prefix: str, state_timeout: float = 35.0,
+           state_interval: float = 10.0) -> Iterator[Fleet]:
     wmap = shipped_map("demo")
     clock = WallClock(SPEED)
     world = World(wmap, clock, seed=seed)
@@ -60,8 +72,8 @@ def _fleet(url: str, robots: int, seed: int, prefix: str) -> Iterator[Fleet]:
     for i, cell in enumerate(wmap.cells_of(CellKind.PARKING)[:robots]):
         ids.append(f"{prefix}{i}")
         world.add_robot(ids[-1], cell, Heading.NORTH)
-    floor = MqttFloor(world, url, state_interval=10.0)
-    link = Vda5050Link(url, wmap, adopt=True, clock=clock, resend_interval=1.0)
+    floor = MqttFloor(world, url, state_interval=state_interval)
+    link = Vda5050Link(url, wmap, adopt=True, clock=clock, resend_interval=1.0, state_timeout=state_timeout)
     assert link.start(10)
     assert floor.start(10)
     stop = threading.Event()
@@ -77,11 +89,12 @@ def _fleet(url: str, robots: int, seed: int, prefix: str) -> Iterator[Fleet]:
         unit = world.robots[robot_id]
         motion.add_robot(robot_id, unit.cell, unit.heading)
     link.drain()  # adoption events, before motion control looks
+    fleet = Fleet(world, floor, link, motion, clock, stop, runner)
     try:
-        yield Fleet(world, floor, link, motion, clock, stop)
+        yield fleet
     finally:
         stop.set()
-        runner.join(5)
+        fleet.runner.join(5)
         floor.close()
         link.close()
 
@@ -220,5 +233,30 @@ def test_an_order_sent_while_the_vehicle_is_away_is_resent_until_echoed(mqtt_url
         assert unit.cell == nxt and fleet.link.mqtt.received > sent
         vehicle = fleet.floor.vehicles[robot_id]
         assert vehicle.order_id == "away" and vehicle.order_update_id == 0
+    finally:
+        fleet_gen.close()
+
+
+def test_a_silent_vehicle_is_lost_by_staleness_keeps_its_cells_and_carries_on(mqtt_url):
+    """Its connection stays ONLINE but no state comes for longer than the timeout."""
+    fleet_gen = _fleet(mqtt_url, 2, seed=9, prefix="stale-", state_timeout=15.0, state_interval=4.0)
+    fleet = next(fleet_gen)
+    try:
+        robot_id = sorted(fleet.motion.robots)[0]
+        goal = fleet.world.map.cells_of(CellKind.AISLE)[-1]
+        fleet.motion.assign(robot_id, Errand("far", goal))
+        fleet.tick_until(lambda: fleet.world.robots[robot_id].activity == "driving", wall_limit=10)
+        held = set(fleet.motion.traffic.held_cells(robot_id))
+        frozen = threading.Thread(target=fleet.freeze, args=(4.0,))
+        frozen.start()
+        fleet.tick_until(lambda: not fleet.motion.robots[robot_id].online, wall_limit=10)
+        assert fleet.floor.vehicles[robot_id].link.connected, "lost by staleness, not by its connection"
+        assert held <= set(fleet.motion.traffic.held_cells(robot_id)) | {fleet.motion.traffic.position(robot_id)}
+        frozen.join()
+        reports: list = []
+        fleet.tick_until(lambda: bool(reports), wall_limit=40, on_report=reports.append)
+        assert [(r.errand_id, r.outcome) for r in reports] == [("far", Outcome.DONE)]
+        assert fleet.motion.robots[robot_id].online
+        assert fleet.world.collisions == []
     finally:
         fleet_gen.close()

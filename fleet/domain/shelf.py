@@ -34,7 +34,9 @@ class ShelfSpec:
     depth_mm: int = 960
     height_mm: int = 1600
     clearance_mm: int = 400
-    level_load_kg: float = 150.0
+    # 4 levels x 135 kg + the 45 kg frame = 585 kg: a full shelf stays within the
+    # 600 kg payload of the robots that carry it.
+    level_load_kg: float = 135.0
     own_weight_kg: float = 45.0
 
     def __post_init__(self) -> None:
