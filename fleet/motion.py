@@ -91,6 +91,7 @@ class RobotState:
     pending_actions: set[str] = field(default_factory=set)
     out_of_service: bool = False
     paused: bool = False  # an operator paused it: it keeps its cells and is granted no more
+    job_ending: bool = False  # its job has nothing left to do; JobFinished is on its way
     #: Cells it handed back lately: a report of one of these arrived late, over a wire
     #: that does not keep cell reports and status reports in order.
     passed: deque[Cell] = field(default_factory=lambda: deque(maxlen=16))
@@ -160,6 +161,8 @@ class MotionControl:
 
     # --- commands ---------------------------------------------------------------------
     def _drive(self, robot: RobotState, cells: tuple[Cell, ...]) -> None:
+        if robot.job_ending:
+            return  # the cells stay granted; they go out as a new job on JobFinished
         steps = [Step(c) for c in cells]
         if robot.job_id is None:
             robot.job_id = f"{robot.robot_id}-j{next(self._jobs)}"
@@ -186,10 +189,10 @@ class MotionControl:
         errand = robot.errand
         assert errand is not None
         reports.append(ErrandReport(robot.robot_id, errand.errand_id, outcome, now, reason))
-        if robot.phase is Phase.ACTING:
+        if robot.phase is Phase.ACTING and robot.job_id is not None:
             # Its actions are over, so is the job that carried them, whenever the wire
-            # brings JobFinished: the next drive must be a new job, not an extension.
-            robot.job_id = None
+            # brings JobFinished: the next drive must wait for that and be a new job.
+            robot.job_ending = True
         robot.errand = None
         robot.phase = Phase.IDLE
         robot.pending_actions = set()
@@ -215,10 +218,11 @@ class MotionControl:
             robot.cell, robot.heading = event.cell, event.heading
         elif isinstance(event, JobFinished):
             if event.job_id == robot.job_id:
-                robot.job_id = None
+                self._job_over(robot)
         elif isinstance(event, JobRejected):
             if event.job_id == robot.job_id:
                 robot.job_id = None
+                robot.job_ending = False
                 self._reject(event, f"robot refused job: {event.reason}")
                 if robot.errand is not None and robot.phase is Phase.ACTING:
                     self._finish(robot, Outcome.FAILED, event.time, reports, f"robot refused: {event.reason}")
@@ -246,6 +250,14 @@ class MotionControl:
         elif isinstance(event, LoadChanged):
             robot.shelf_id = event.shelf_id
 
+    def _job_over(self, robot: RobotState) -> None:
+        """The robot's job has ended; cells granted meanwhile go out as a new job."""
+        robot.job_id = None
+        if robot.job_ending:
+            robot.job_ending = False
+            if len(held := self.traffic.held_cells(robot.robot_id)) > 1:
+                self._drive(robot, tuple(held[1:]))
+
     def _reconcile(self, robot: RobotState, status: StatusReport) -> None:
         """A robot that was out of touch drove on through what it held, and the cell
         reports of that stretch never arrived: its status says where it really is. Only
@@ -257,8 +269,8 @@ class MotionControl:
         if status.cell in self.traffic.held_cells(robot.robot_id):
             robot.passed.extend(self.traffic.reached(robot.robot_id, status.cell, status.heading or robot.heading))
             robot.cell = status.cell
-            if status.job_id is None:
-                robot.job_id = None
+            if status.job_id is None and robot.job_id is not None:
+                self._job_over(robot)
         else:
             robot.errors["traffic"] = Severity.FATAL
             self._reject(status, f"robot reports {status.cell}, which it does not hold")

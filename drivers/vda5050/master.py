@@ -181,11 +181,12 @@ class VehicleSession:
     # --- commands from the fleet ---------------------------------------------------------------
 
     def send_job(self, job: Job, now: float) -> None:
+        # Commands are fire-and-forget (drivers/link.py): a command that crossed an event
+        # on the wire is refused with an event the fleet handles, never an exception.
         if self._job is not None and not self._job.done:
-            raise ValueError(
-                f"robot {self.robot_id}: job {self._job.job_id!r} is still in progress; "
-                f"cannot start {job.job_id!r}"
-            )
+            self._emit(JobRejected, now, job_id=job.job_id,
+                       reason=f"job {self._job.job_id!r} is still in progress; cannot start {job.job_id!r}")
+            return
         kinds = {a.action_id: a.kind for step in job.steps for a in step.actions}
         self._job = _Job(job.job_id, list(job.steps), kinds)
         unsupported = sorted({ACTION_TYPE[kind] for kind in kinds.values()
@@ -200,7 +201,8 @@ class VehicleSession:
     def extend_job(self, job_id: str, steps: Sequence[Step], now: float) -> None:
         job = self._job
         if job is None or job.job_id != job_id or job.done:
-            raise ValueError(f"robot {self.robot_id}: no job {job_id!r} in progress to extend")
+            self._emit(JobRejected, now, job_id=job_id, reason=f"no job {job_id!r} in progress to extend")
+            return
         if not steps:
             return
         check_path(steps, f"extension of job {job_id!r}", start=job.steps[-1].cell)
