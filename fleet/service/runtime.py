@@ -156,6 +156,8 @@ class Runtime:
         for robot_id, row in self.store.known_robots().items():
             if row["out_of_service"] and robot_id in self.motion.robots:
                 self.motion.robots[robot_id].out_of_service = True
+        # what the API shows must include what was restored, before the first cycle runs
+        self._snapshot = self._build_snapshot()
         if self.work is not None:
             for robot_id, robot in self.motion.robots.items():
                 if not robot.out_of_service:
