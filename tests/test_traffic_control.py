@@ -100,6 +100,7 @@ def test_unreachable_goal_is_reported_with_a_reason():
     tc.set_goal("a", Cell(7, 3))
     tc.plan()
     assert "blocked by the operator" in tc.robot("a").blocked_reason
+    assert list(tc.blocked()) == ["a"]
 
 
 def test_misuse_is_refused_clearly():

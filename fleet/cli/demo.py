@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  t={clock.now():6.0f} s  trips done {trips.done:5d}  failed {len(trips.failed)}  "
                   f"collisions {len(world.collisions)}  laser stops {world.laser_stops}", file=sys.stderr)
     wall = time.perf_counter() - started
-    blocked = {r: t.blocked_reason for r, t in motion.traffic._robots.items() if t.blocked_reason}
+    blocked = motion.traffic.blocked()
     summary = {
         "map": wmap.name, "robots": len(robot_ids), "simulated_s": round(clock.now(), 1), "wall_s": round(wall, 2),
         "realtime_factor": round(clock.now() / wall, 1), "trips_done": trips.done,

@@ -157,6 +157,10 @@ class TrafficControl:
         self.robot(robot_id)
         return self.table.position(robot_id)
 
+    def blocked(self) -> dict[str, str]:
+        """Robots whose goal cannot be reached now, with the planner's reason."""
+        return {r.robot_id: r.blocked_reason for r in self._order if r.blocked_reason}
+
     def arrived(self, robot_id: str) -> bool:
         robot = self.robot(robot_id)
         return self.table.held(robot_id) == [robot.goal]
