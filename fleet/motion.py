@@ -92,6 +92,7 @@ class RobotState:
     out_of_service: bool = False
     paused: bool = False  # an operator paused it: it keeps its cells and is granted no more
     job_ending: bool = False  # its job has nothing left to do; JobFinished is on its way
+    held: bool = False  # kept where it stands between errands (see MotionControl.hold)
     #: Cells it handed back lately: a report of one of these arrived late, over a wire
     #: that does not keep cell reports and status reports in order.
     passed: deque[Cell] = field(default_factory=lambda: deque(maxlen=16))
@@ -129,6 +130,14 @@ class MotionControl:
         self.traffic.set_goal(robot_id, errand.goal)
         robot.errand = errand
         robot.phase = Phase.DRIVING
+        robot.held = False
+
+    def hold(self, robot_id: str, held: bool = True) -> None:
+        """Keep an idle robot where it stands until its next errand: a shelf being worked
+        at a port, a robot charging. Between errands traffic control may push a robot
+        aside for others (it rests on its goal, the lowest priority there is), which
+        would take the shelf from the operator or the robot off its charger."""
+        self._robot(robot_id).held = held
 
     def redirect(self, robot_id: str, goal: Cell) -> None:
         """Change where a driving robot's errand ends (a station queue moved up, a
@@ -151,9 +160,14 @@ class MotionControl:
             if robot.phase is Phase.DRIVING and robot.online and self.traffic.arrived(robot.robot_id) \
                     and robot.job_id is None:
                 self._act(robot, now, reports)
+        # A robot whose errand ended in this cycle stays put for this plan: whoever gave
+        # it the errand has not heard yet, and may want it held where it is (a shelf
+        # presented at a port) or sent on; resting on its goal, it would be pushed aside.
+        ended = {report.robot_id for report in reports}
         for robot in self.robots.values():
             self.traffic.set_stopped(robot.robot_id, robot.stopped)
-            self.traffic.set_busy(robot.robot_id, robot.phase is Phase.ACTING)
+            self.traffic.set_busy(robot.robot_id, robot.phase is Phase.ACTING or robot.held
+                                  or robot.robot_id in ended)
             self.traffic.set_loaded(robot.robot_id, robot.shelf_id is not None)
         for grant in self.traffic.plan():
             self._drive(self.robots[grant.robot_id], grant.cells)

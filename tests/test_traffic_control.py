@@ -6,12 +6,14 @@ another robot stands on or holds. Liveness: every robot reaches every goal it is
 """
 
 import random
+from typing import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fleet.traffic.control import TrafficControl, TrafficError
-from maps import Cell, Heading, parse_map
+from fleet.traffic.grid import Grid
+from maps import Cell, CellKind, Heading, parse_map
 
 RING = """name = "ring"
 layout = '''
@@ -31,8 +33,10 @@ operator_side = "south"
 
 
 def _run(tc: TrafficControl, goals: dict[str, list[Cell]], rng: random.Random, p_move: float,
-         max_rounds: int, stalled: dict[str, tuple[int, int]] | None = None) -> dict[str, int]:
-    """Drive robots through their goal lists; returns rounds each needed; asserts safety."""
+         max_rounds: int, stalled: dict[str, tuple[int, int]] | None = None,
+         watch: Callable[[str, Cell, Cell], None] | None = None) -> dict[str, int]:
+    """Drive robots through their goal lists; returns rounds each needed; asserts safety.
+    `watch(robot, from, to)` sees every move."""
     pending = {r: list(g) for r, g in goals.items()}
     for r, g in pending.items():
         tc.set_goal(r, g.pop(0))
@@ -51,6 +55,8 @@ def _run(tc: TrafficControl, goals: dict[str, list[Cell]], rng: random.Random, p
             for other in goals:
                 if other != r:
                     assert tc.position(other) != cell, f"{r} drove into {other} at {cell}"
+            if watch:
+                watch(r, held[0], cell)
             tc.reached(r, cell, Heading.between(held[0], cell))
         for r in list(pending):
             if tc.arrived(r):
@@ -135,6 +141,59 @@ def test_random_errands_with_random_delays_never_collide_and_always_finish(seed,
     goals = {f"r{i}": cells[3 * i: 3 * i + 3] for i in range(robots)}
     stalled = {"r0": (5, 25)}  # one robot stops for a while mid-run
     _run(tc, goals, rng, p_move, 3000, stalled)
+
+
+AISLES = """name = "aisles"
+layout = '''
+###########
+#.........#
+#.SSSSSSS.#
+#.........#
+#.SSSSSSS.#
+#.........#
+#.SSSSSSS.#
+#.........#
+#W........#
+###########
+'''
+[[stations]]
+id = "p"
+kind = "pick"
+working = [1, 8]
+queue = []
+operator_side = "south"
+"""
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), p_move=st.floats(0.5, 1.0))
+def test_loaded_robots_drive_the_aisles_between_shelves_one_way_only(seed, p_move):
+    """Two loaded robots head-on in a one-wide aisle cannot pass (shelves beside them,
+    queues behind them): the aisles run one way for loaded robots, alternating."""
+    wmap = parse_map(AISLES)
+    grid = Grid.from_map(wmap)
+    storage = wmap.cells_of(CellKind.STORAGE)
+    lanes = grid.without([grid.index(c) for c in storage]).lanes
+    rng = random.Random(seed)
+    tc = TrafficControl(wmap, rotation=True, window=3, max_ahead=3, seed=seed)
+    robots = [f"r{i}" for i in range(6)]
+    free = [c for c in wmap.cells() if wmap.kind(c) == CellKind.AISLE]
+    for r, c in zip(robots, rng.sample(free, len(robots))):
+        tc.add_robot(r, c, Heading(rng.randrange(4)))
+        tc.set_loaded(r, True)
+    targets = rng.sample(storage, 3 * len(robots))  # shelves are set down on storage cells
+    against: list[str] = []
+
+    def watch(robot: str, here: Cell, there: Cell) -> None:
+        way = int(Heading.between(here, there))
+        for cell in (here, there):
+            lane = lanes[grid.index(cell)]
+            if lane >= 0 and lane == (way + 2) % 4:
+                against.append(f"{robot} {here}->{there} against the aisle's {Heading(lane).name}")
+
+    _run(tc, {r: targets[3 * i: 3 * i + 3] for i, r in enumerate(robots)}, rng, p_move, 3000, watch=watch)
+    assert len({int(lanes[grid.index(Cell(x, 3))]) for x in range(2, 9)}) == 1  # one direction per aisle
+    assert against == []
 
 
 def _small_warehouse():

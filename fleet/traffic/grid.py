@@ -67,6 +67,7 @@ class Grid:
     def __init__(
         self, wmap: WarehouseMap, passable: np.ndarray, lane_penalty: int = LANE_PENALTY,
         cache_bytes: int = CACHE_BYTES, street_penalty: int = STREET_PENALTY,
+        lanes: np.ndarray | None = None, one_way_lanes: bool = False,
     ) -> None:
         for name, value in (("lane_penalty", lane_penalty), ("street_penalty", street_penalty)):
             if value < 1:
@@ -91,6 +92,15 @@ class Grid:
             for h in Heading:
                 if h != arrow:
                     ahead[self.index(cell), h] = -1
+        self.lanes = _lanes(passable, open_towards, xs, ys) if lanes is None else np.where(passable, lanes, -1)
+        self.one_way_lanes = one_way_lanes
+        against_lane = np.zeros((self.size, 4), dtype=bool)
+        for h in Heading:
+            target = np.maximum(ahead[:, h], 0)
+            wrong = (self.lanes == int(h.opposite())) | (self.lanes[target] == int(h.opposite()))
+            against_lane[:, h] = (ahead[:, h] >= 0) & wrong
+        if one_way_lanes:
+            ahead[against_lane] = -1
         self.ahead = ahead
         # behind[c, h]: the cell from which a forward move facing h arrives on c.
         behind = np.full((self.size, 4), -1, dtype=np.int64)
@@ -98,7 +108,6 @@ class Grid:
             src = np.nonzero(ahead[:, h] >= 0)[0]
             behind[ahead[src, h], h] = src
         self.behind = behind
-        self.lanes = _lanes(passable, open_towards, xs, ys)
         self.cost = np.ones((self.size, 4), dtype=np.int32)
         for h in Heading:
             moves = ahead[:, h] >= 0
@@ -107,9 +116,7 @@ class Grid:
             with_street = Heading.EAST if h in (Heading.EAST, Heading.WEST) else Heading.SOUTH
             wrong_way = (coord % 2 == 0) != (h == with_street)
             self.cost[moves & wrong_way, h] = street_penalty
-            against = int(h.opposite())
-            target = np.maximum(ahead[:, h], 0)
-            wrong = moves & ((self.lanes == against) | (self.lanes[target] == against))
+            wrong = moves & against_lane[:, h]
             self.cost[wrong, h] = np.maximum(self.cost[wrong, h], lane_penalty)
         self._ones = np.ones((self.size, 4), dtype=np.int32)
         #: Python lists of (heading, next cell) per cell: the planner's inner loop reads these.
@@ -134,6 +141,18 @@ class Grid:
         for cell in cells:
             passable[cell if isinstance(cell, (int, np.integer)) else self.index(cell)] = False
         return Grid(self.map, passable, self.lane_penalty, self._cache_bytes, self.street_penalty)
+
+    def one_way(self, closed: Iterable[int], lanes: np.ndarray) -> "Grid":
+        """This floor with `closed` cells impassable and the corridors of `lanes` driven
+        only in their direction. For loaded robots: a soft lane preference still lets two
+        of them meet head-on in a one-wide aisle, where neither can back out (behind each
+        is a queue, beside each are shelves), and they stand there for good. `lanes` comes
+        from the map's floor, not from this one, so that every loaded robot's floor (each
+        opens its own goal) and every later one (after a block) agrees on the directions."""
+        passable = self.passable.copy()
+        passable[list(closed)] = False
+        return Grid(self.map, passable, self.lane_penalty, self._cache_bytes, self.street_penalty,
+                    lanes=lanes, one_way_lanes=True)
 
     # --- cells --------------------------------------------------------------------
     def index(self, cell: Cell) -> int:

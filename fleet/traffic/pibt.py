@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import random
 import sys
-from typing import AbstractSet, Sequence
+from typing import Sequence
 
 from fleet.traffic.grid import Grid
 
@@ -59,13 +59,13 @@ class PIBT:
         priorities: Sequence[float],
         fixed: dict[int, int] | None = None,
         floors: Sequence[Grid | None] | None = None,
-        avoid: Sequence[AbstractSet[int] | None] | None = None,
     ) -> tuple[list[int], list[int]] | None:
         """Next (cells, headings) of all robots, or None if a pinned move is impossible.
 
-        `floors[i]`, if given, is the floor robot i's distances are measured on, and it
-        never moves into a cell of `avoid[i]` other than its goal: a loaded robot keeps
-        to free aisles and enters a storage cell only to set its shelf down there."""
+        `floors[i]`, if given, is robot i's own floor: its distances are measured on it
+        and it moves only as that floor allows. A loaded robot's floor has no shelf cells
+        but its goal, and one-way aisles; off that floor (on the storage cell where it
+        has just lifted its shelf) it may only step onto it."""
         n = len(cells)
         if sys.getrecursionlimit() < 4 * n + 1000:
             sys.setrecursionlimit(4 * n + 1000)  # a push chain can run through every robot
@@ -74,7 +74,7 @@ class PIBT:
         self._next_heading = list(headings)
         self._tables = [((floors[i] if floors and floors[i] else self.grid)
                          .distances(g, oriented=self.rotation, guided=True).ravel()) for i, g in enumerate(goals)]
-        self._avoid = avoid or [None] * n
+        self._floors = floors or [None] * n
         occupant, reserved = self._occupant, self._reserved
         for i, c in enumerate(cells):
             occupant[c] = i
@@ -171,9 +171,9 @@ class PIBT:
         c = self._cells[i]
         table, cost = self._tables[i], self._cost
         moves = self.grid.moves[c]
-        avoid = self._avoid[i]
-        if avoid:
-            moves = [(d, v) for d, v in moves if v not in avoid or v == self._goals[i]]
+        floor = self._floors[i]
+        if floor is not None:
+            moves = floor.moves[c] if floor.passable[c] else [(d, v) for d, v in moves if floor.passable[v]]
         if self.rotation:
             h = self._headings[i]
             stay = int(table[c * 4 + h]) + 1

@@ -10,6 +10,11 @@ Each call plans one step for every robot with PIBT. What makes it lifelong and f
 - Stopped robots (faulted, offline, lifting) keep their cell: they are pinned and their
   cells are taken out of the floor for everyone else's distances, so others route
   around them rather than queue behind them.
+- Loaded robots keep out of shelf cells, so the gaps between shelf blocks are one-wide
+  aisles for them, and two loaded robots that meet head-on there can never pass: each has
+  shelves beside it and, under traffic, a queue behind it. They drive those aisles one
+  way only, in alternating directions (a hard rule for them, a soft preference for
+  everyone else, who can duck under shelves).
 - A goal that cannot be reached (operator block, a stopped robot standing on it or
   walling it off) is reported with the reason, and the robot holds position as a
   low-priority robot that anyone may push aside, instead of pushing in vain forever.
@@ -21,6 +26,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+import networkx as nx
 import numpy as np
 
 from fleet.traffic.grid import UNREACHABLE, Grid
@@ -32,6 +38,11 @@ from maps.model import Cell
 MAKE_WAY_AFTER = 2
 #: Largest dead end (in cells) the make-way rule clears out.
 POCKET = 8
+#: Priority added to a robot that has just lifted a shelf and stands on a storage cell.
+#: Its only ways out are the aisle cells next to it; a robot standing on the one it needs
+#: could go anywhere else, but if it outranks the loaded one it waits there for it to
+#: move, and both wait for good. Outranking everyone, the loaded robot pushes it aside.
+LEAVING_SHELF_CELL = 1e9
 
 
 @dataclass
@@ -49,6 +60,9 @@ class LifelongPlanner:
         #: Cells a loaded robot may not drive through (where shelves stand).
         self.shelf_cells = frozenset(shelf_cells)
         self._loaded_floors: dict[int, Grid] = {}
+        #: Directions of the aisles between shelves, driven one way by loaded robots; None
+        #: where one-way aisles would cut some cell off (then the lanes stay a preference).
+        self._aisles = _one_way_aisles(grid, self.shelf_cells)
         self.rotation = rotation
         self.following = following
         self.seed = seed
@@ -89,11 +103,14 @@ class LifelongPlanner:
         self._pibt = PIBT(self._floor, self.rotation, self.following, self._rng.randrange(2**31))
 
     def loaded_floor(self, goal: int) -> Grid:
-        """The floor for a robot carrying a shelf to `goal`: no shelf cells but the goal.
-        One per goal, kept until the floor changes (there are few goals in play at once)."""
+        """The floor for a robot carrying a shelf to `goal`: no shelf cells but the goal,
+        and the aisles between shelves one way. One per goal, kept until the floor changes
+        (there are few goals in play at once)."""
         floor = self._loaded_floors.get(goal)
         if floor is None:
-            floor = self._loaded_floors[goal] = self._floor.without(self.shelf_cells - {goal})
+            closed = self.shelf_cells - {goal}
+            floor = self._floor.without(closed) if self._aisles is None else self._floor.one_way(closed, self._aisles)
+            self._loaded_floors[goal] = floor
         return floor
 
     # --- planning ---------------------------------------------------------------------
@@ -130,24 +147,23 @@ class LifelongPlanner:
                 self._since[i] = 0
             if i in stopped or i in pinned:
                 continue
-            reason = self._unreachable(cells[i], goals[i], stopped, cells,
-                                       self.loaded_floor(goals[i]) if i in loaded else None)
+            floor = self.loaded_floor(goals[i]) if i in loaded else None
+            reason = self._unreachable(cells[i], goals[i], stopped, cells, floor)
             if reason:
                 blocked[i] = reason
                 targets[i] = cells[i]
             elif cells[i] != goals[i]:
                 self._since[i] += 1
                 priorities[i] = self._since[i] + self._tiebreak[i]
+                if floor is not None and not floor.passable[cells[i]]:
+                    priorities[i] += LEAVING_SHELF_CELL
                 continue
             self._since[i] = 0
             priorities[i] = self._tiebreak[i]
         self._make_way(cells, goals, targets, priorities, stopped | pinned, blocked)
         fixed = {i: cells[i] for i in stopped | pinned}
-        floors = avoid = None
-        if loaded:
-            floors = [self.loaded_floor(targets[i]) if i in loaded else None for i in range(n)]
-            avoid = [self.shelf_cells if i in loaded else None for i in range(n)]
-        result = self._pibt.step(cells, headings, targets, priorities, fixed, floors, avoid)
+        floors = [self.loaded_floor(targets[i]) if i in loaded else None for i in range(n)] if loaded else None
+        result = self._pibt.step(cells, headings, targets, priorities, fixed, floors)
         if result is None:
             raise RuntimeError("stopped robots overlap: two robots report the same cell")
         return StepPlan(result[0], result[1], blocked)
@@ -269,3 +285,18 @@ class LifelongPlanner:
         if self.base.distances(goal)[cell] >= UNREACHABLE:
             return f"goal {where} cannot be reached from {self.base.cell(cell)} on this map"
         return f"goal {where} is cut off from {self.base.cell(cell)} by blocked cells or stopped robots"
+
+
+def _one_way_aisles(grid: Grid, shelf_cells: frozenset[int]) -> np.ndarray | None:
+    """The aisle directions loaded robots keep to, if every free cell can still reach every
+    other one with the aisles one way (alternating directions need an even number of
+    parallel aisles, or a wide road, to close each loop); otherwise None."""
+    aisles = grid.without(shelf_cells).lanes
+    if not shelf_cells or (aisles < 0).all():
+        return None
+    floor = grid.one_way(shelf_cells, aisles)
+    roads = nx.DiGraph()
+    free = np.nonzero(floor.passable)[0].tolist()
+    roads.add_nodes_from(free)
+    roads.add_edges_from((c, v) for c in free for _, v in floor.moves[c])
+    return aisles if nx.is_strongly_connected(roads) else None
