@@ -17,17 +17,32 @@ from drivers.link import RobotLink, UnknownRobot
 
 
 class FleetLink(RobotLink):
-    def __init__(self, routes: Mapping[str, RobotLink]) -> None:
-        """`routes` maps each robot id to the link that carries it."""
-        if not routes:
-            raise ValueError("a fleet link needs at least one robot")
-        self._routes = dict(routes)
+    def __init__(self, routes: Mapping[str, RobotLink], links: Sequence[RobotLink] = ()) -> None:
+        """`routes` maps each robot id to the link that carries it; `links` may add links
+        that carry no robot yet (an MQTT link adopts its vehicles as they come online:
+        `route` them then)."""
+        self._routes: dict[str, RobotLink] = {}
         self._links: list[RobotLink] = []
-        for robot_id, link in self._routes.items():
-            if robot_id not in link.robot_ids():
-                raise ValueError(f"robot {robot_id!r} is routed to a link that does not know it")
-            if all(link is not known for known in self._links):
-                self._links.append(link)
+        for link in links:
+            self._keep(link)
+        for robot_id, link in routes.items():
+            self.route(robot_id, link)
+        if not self._links:
+            raise ValueError("a fleet link needs at least one link")
+
+    def route(self, robot_id: str, link: RobotLink) -> None:
+        """Send the robot's commands down `link` and keep its events from there, from now on."""
+        if robot_id not in link.robot_ids():
+            raise ValueError(f"robot {robot_id!r} is routed to a link that does not know it")
+        current = self._routes.get(robot_id)
+        if current is not None and current is not link:
+            raise ValueError(f"robot {robot_id!r} is already routed to another link")
+        self._routes[robot_id] = link
+        self._keep(link)
+
+    def _keep(self, link: RobotLink) -> None:
+        if all(link is not known for known in self._links):
+            self._links.append(link)
 
     def robot_ids(self) -> list[str]:
         return list(self._routes)

@@ -26,14 +26,14 @@ from fleet.clock import SimulatedClock
 from fleet.domain.generator import GeneratorConfig, Scenario, generate
 from fleet.motion import MotionControl
 from fleet.scheduler.batching import Batching
-from fleet.scheduler.terminals import PickPresentation
-from fleet.scheduler.workflows import WORKING, Scheduler, SchedulerConfig, Stage
+from fleet.scheduler.kpis import scheduler_kpis
+from fleet.scheduler.operators import OperatorTimes, SimulatedOperators
+from fleet.scheduler.workflows import CHARGING, WORKING, Scheduler, SchedulerConfig, Stage
 from fleet.traffic.control import TrafficControl
 from maps.model import Heading, StationKind, WarehouseMap
 
 #: Robot states sampled for the KPIs and the plot, in plotting order.
 ROBOT_STATES = ("working", "charging", "parked", "idle", "down")
-CHARGING_STAGES = frozenset({Stage.CHARGE, Stage.CHARGING, Stage.WAIT_CHARGER, Stage.UNPLUG})
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,8 @@ class Simulation:
         self.stock_at_start = self.scenario.inventory.totals()
         self._orders = sorted(self.scenario.orders, key=lambda o: (o.created, o.id))
         self._notes = sorted(self.scenario.inbound, key=lambda n: (n.created, n.id))
-        self._next_action: dict[str, float] = {}
+        self.operators = SimulatedOperators(self.scheduler, OperatorTimes(
+            config.seconds_per_pick, config.seconds_per_unit, config.seconds_per_stow, config.operator_spread), self.rng)
         self.samples = Samples(station_busy={s.id: [] for s in wmap.stations},
                                occupancy=np.zeros((wmap.height, wmap.width), dtype=np.int64))
         self.wall_s = 0.0
@@ -134,7 +135,7 @@ class Simulation:
             now = self.clock.now()
             self._arrivals(now)
             self.scheduler.tick(now)
-            self._operators(now)
+            self.operators.work(now)
             if now >= next_sample:
                 self._sample(now)
                 next_sample += config.sample_every_s
@@ -148,32 +149,6 @@ class Simulation:
             self.scheduler.receive_order(self._orders.pop(0))
         while self._notes and self._notes[0].created <= now:
             self.scheduler.receive_inbound(self._notes.pop(0))
-
-    def _operators(self, now: float) -> None:
-        """Each port's operator works the presented shelf one pick or put at a time."""
-        config = self.config
-        for port, p in list(self.scheduler.presentations.items()):
-            due = self._next_action.get(port)
-            if due is None:
-                if isinstance(p, PickPresentation):
-                    lit = p.lit
-                    mean = config.seconds_per_pick + config.seconds_per_unit * (lit.quantity - 1 if lit else 0)
-                else:
-                    mean = config.seconds_per_stow if p.lit is not None else 1.0
-                self._next_action[port] = now + mean * float(self.rng.lognormal(0.0, config.operator_spread))
-                continue
-            if now < due:
-                continue
-            del self._next_action[port]
-            if isinstance(p, PickPresentation):
-                self.scheduler.confirm_pick(port, now)
-            elif p.lit is not None:
-                self.scheduler.scan_bin(port, p.lit.bin_label, now)
-            else:
-                self.scheduler.depart_stow(port, p.shelf.total_weight_kg, now)
-        for port in list(self._next_action):
-            if port not in self.scheduler.presentations:
-                del self._next_action[port]
 
     def _sample(self, now: float) -> None:
         s = self.samples
@@ -192,63 +167,35 @@ class Simulation:
         job = self.scheduler.jobs.get(robot_id)
         if job is None or job.stage is Stage.PARK:
             return "parked" if self.map.kind(self.motion.robots[robot_id].cell).value == "P" else "idle"
-        if job.stage in CHARGING_STAGES:
+        if job.stage in CHARGING:
             return "charging"
         return "working" if job.stage in WORKING else "idle"
 
     # --- KPIs -----------------------------------------------------------------------
     def kpis(self) -> dict:
         """Every figure here is defined in docs/kpis.md."""
-        sched = self.scheduler
         s = self.samples
-        hours = self.clock.now() / 3600.0
+        now = self.clock.now()
         warm = [i for i, t in enumerate(s.times) if t > self.config.warm_up_s] or list(range(len(s.times)))
-        picks = [r for r in sched.presented if r.kind is StationKind.PICK and r.lines > 0]
-        cycle = [sched.picked_at[o] - sched.orders[o].created for o in sched.picked_at]
-        stations = {}
-        for site in self.map.stations:
-            busy = s.station_busy[site.id]
-            done = [r for r in sched.presented if r.station_id == site.id]
-            stations[site.id] = {
-                "kind": site.kind.value,
-                "lines_per_hour": round(sum(r.lines for r in done) / hours, 1) if hours else 0.0,
-                "presentations": len(done),
-                "utilisation": round(sum(busy[i] for i in warm) / len(warm), 3) if warm else 0.0,
-            }
+        figures = scheduler_kpis(self.scheduler, now, self.config.stuck_after_s)
+        for site_id, station in figures["stations"].items():
+            busy = s.station_busy[site_id]
+            station["utilisation"] = round(sum(busy[i] for i in warm) / len(warm), 3) if warm else 0.0
         robot_samples = sum(sum(s.robot_states[i].values()) for i in warm) or 1
         working = sum(s.robot_states[i]["working"] for i in warm)
         charging = sum(s.robot_states[i]["charging"] for i in warm)
-        now = self.clock.now()
-        stuck = [j for j in sched.jobs.values()
-                 if j.stage not in CHARGING_STAGES and j.stage is not Stage.PARK
-                 and now - j.since > self.config.stuck_after_s]
-        pick_util = [v["utilisation"] for v in stations.values() if v["kind"] == "pick"]
-        lines = sum(r.lines for r in picks)
+        pick_util = [v["utilisation"] for v in figures["stations"].values() if v["kind"] == "pick"]
         return {
             "map": self.map.name,
             "robots": self.config.robots,
-            "batching": sched.config.batching.value,
             "seed": self.config.seed,
-            "orders_received": len(sched.orders),
-            "orders_completed": len(sched.picked_at),
-            "order_lines_picked": sched.lines_picked,
-            "units_picked": sum(sched.units_picked.values()),
-            "units_stowed": sum(sched.units_stowed.values()),
-            "stations": stations,
+            **figures,
             "pick_utilisation_min": min(pick_util) if pick_util else 0.0,
             "pick_utilisation_mean": round(sum(pick_util) / len(pick_util), 3) if pick_util else 0.0,
             "robot_utilisation": round(working / robot_samples, 3),
-            "presentations": len(picks),
-            "lines_per_presentation": round(lines / len(picks), 3) if picks else 0.0,
-            "order_cycle_time_mean_s": round(float(np.mean(cycle)), 1) if cycle else None,
-            "order_cycle_time_p95_s": round(float(np.percentile(cycle, 95)), 1) if cycle else None,
             "charging_share": round(charging / robot_samples, 3),
             "collisions": len(self.world.collisions),
             "laser_stops": int(self.world.laser_stops),
-            "stuck_tasks": len(stuck),
-            "failed_errands": len(sched.failed_errands),
-            "alarms": len(sched.alarms),
-            "no_shelf": len(sched.no_shelf),
             "wall_seconds": round(self.wall_s, 1),
             "simulated_seconds": round(now, 1),
         }

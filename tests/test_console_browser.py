@@ -1,7 +1,8 @@
 """The console in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright):
-log in, robots move on the live map, pause a robot and see it stop, a viewer cannot act.
-Screenshots land in the test's tmp dir (and the README's in docs/img/console.png when
-FLEET_SCREENSHOT is set)."""
+log in, robots move on the live map, pause a robot and see it stop, work a pick at a
+station terminal until the shelf leaves, and a viewer can do none of it. Screenshots land
+in the test's tmp dir (and the docs' in docs/img/console.png and docs/img/terminal.png
+when FLEET_SCREENSHOT is set)."""
 
 import os
 import time
@@ -18,6 +19,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 README_SHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "console.png"
+TERMINAL_SHOT = README_SHOT.with_name("terminal.png")
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +29,8 @@ def service(tmp_path_factory):
         "console": {"port": 0, "update_interval_s": 0.1},
         "robots": {"emulated": 24},
         "runtime": {"speed": 8.0},
+        # orders keep the robots busy; simulated people work every port nobody took over
+        "warehouse": {"orders_per_hour": 1500},
     })
     settings.users = [User(name="ann", role="operator", password_hash=hash_password("ann-pw")),
                       User(name="vic", role="viewer", password_hash=hash_password("vic-pw"))]
@@ -136,4 +140,61 @@ def test_a_viewer_cannot_pause(page, service):
     assert status == 403
     time.sleep(0.3)
     assert page.evaluate("window.fleetConsole.robots.get('robot-03').state") != "paused"
+    assert len(service.store.audit_log(1000)) == before
+
+
+def open_terminal(page: Page, url: str, station: str, user: str, password: str) -> None:
+    page.set_viewport_size({"width": 1024, "height": 768})  # a tablet, landscape
+    page.goto(f"{url}console/terminal.html?station={station}")
+    page.fill("#login-user", user)
+    page.fill("#login-password", password)
+    page.click("#login-submit")
+    expect(page.locator("#app")).to_be_visible()
+    page.wait_for_function(f"window.fleetTerminal.view && window.fleetTerminal.view.id === '{station}'")
+
+
+def test_operator_works_a_pick_until_the_shelf_leaves(page, service, tmp_path):
+    open_terminal(page, service.url, "pick-1", "ann", "ann-pw")
+    expect(page.locator("#who")).to_have_text("ann (operator)")
+    page.click("#start")
+    expect(page.locator("#worked-by")).to_have_text("worked here")
+    # the shelf at the port (the simulated operator may have begun it: the rest is ours), or the next
+    page.wait_for_function("window.fleetTerminal.view.lit !== null", timeout=60000)
+    view = page.evaluate("window.fleetTerminal.view")
+    shelf, done, total = view["shelf"], view["done"], view["total"]
+    expect(page.locator("#pick-bin")).to_have_text(view["lit"]["bin"])
+    expect(page.locator(f"#grid div.lit[data-bin='{view['lit']['bin']}']")).to_be_visible()
+    page.screenshot(path=str(tmp_path / "terminal-pick.png"))
+    if os.environ.get("FLEET_SCREENSHOT"):
+        page.screenshot(path=str(TERMINAL_SHOT))
+    picked = []
+    for n in range(done, total):
+        lit = page.evaluate("window.fleetTerminal.view.lit")
+        expect(page.locator("#pick-qty")).to_have_text(str(lit["quantity"]))
+        picked.append((lit["order"], lit["sku"], lit["quantity"]))
+        page.click("#confirm")
+        page.wait_for_function("([s, d]) => window.fleetTerminal.view.shelf !== s || window.fleetTerminal.view.done >= d",
+                               arg=[shelf, n + 1])
+    # the shelf left the port: the terminal shows the next one, or none
+    page.wait_for_function("s => window.fleetTerminal.view.shelf !== s", arg=shelf)
+    audit = [e for e in service.store.audit_log(200) if e.user == "ann" and e.action == "pick_confirm"]
+    assert len(audit) == total - done and all(e.target == "pick-1" for e in audit)
+    # what was confirmed is booked: the order lines count the units
+    for order_id, sku, quantity in picked:
+        lines = service.store.orders(ids=[order_id])[0]["lines"]
+        assert next(line["picked"] for line in lines if line["sku"] == sku) >= quantity
+
+
+def test_a_viewer_cannot_work_a_terminal(page, service):
+    open_terminal(page, service.url, "pick-2", "vic", "vic-pw")
+    expect(page.locator("#readonly")).to_be_visible()
+    for button in ("#start", "#confirm", "#short"):
+        expect(page.locator(button)).to_be_hidden()
+    before = len(service.store.audit_log(1000))
+    for path in ("pick-start", "confirm", "short-pick"):
+        status = page.evaluate("""p => fetch('/api/stations/pick-2/terminal/' + p, {method: 'POST',
+            headers: {Authorization: 'Bearer ' + sessionStorage.getItem('fleet-token'), 'Content-Type': 'application/json'},
+            body: JSON.stringify({quantity: 1})}).then(r => r.status)""", path)
+        assert status == 403, path
+    assert page.evaluate("window.fleetTerminal.view.manned") is False
     assert len(service.store.audit_log(1000)) == before

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from fleet.service.app import Service
 from fleet.service.auth import hash_password, token_digest
 from fleet.service.config import Settings, User
+from fleet.service.store import MIGRATIONS
 
 TOKENS = {"viewer": "viewer-token-0123456789", "operator": "operator-token-0123456789",
           "admin": "admin-token-0123456789"}
@@ -19,6 +20,7 @@ def service_settings(tmp_path, **overrides) -> Settings:
         "database": {"url": f"sqlite:///{tmp_path}/fleet.db"},
         "console": {"port": 0, "update_interval_s": 0.05},
         "runtime": {"speed": 20.0},
+        "warehouse": {"orders_per_hour": 1200},  # work for the robots: they move
         **overrides,
     })
     settings.users = [User(name=role, role=role, token_sha256=token_digest(token)) for role, token in TOKENS.items()]
@@ -84,7 +86,7 @@ def test_reading_needs_a_known_token(client, headers):
 def test_health_and_metrics_need_no_login(client, service):
     assert wait_for(lambda: client.get("/api/health").json()["cycle"] > 5)
     health = client.get("/api/health").json()
-    assert health["status"] == "ok" and health["robots"] == 12 and health["database"] and health["schema_version"] == 1
+    assert health["status"] == "ok" and health["robots"] == 12 and health["database"] and health["schema_version"] == len(MIGRATIONS)
     text = client.get("/metrics").text
     assert 'fleet_robots{state="driving"}' in text and "fleet_cycle_seconds_count" in text
     assert 'fleet_messages_total{direction="sent"}' in text
@@ -333,6 +335,6 @@ def test_service_keeps_its_facts_across_a_restart(tmp_path, database_url):
             assert [(e["action"], e["target"]) for e in c.get("/api/audit", headers=as_("viewer")).json()] == \
                 [("pause", "robot-3"), ("out_of_service", "robot-2")]
             assert {s["id"]: s["home"] for s in c.get("/api/shelves", headers=as_("viewer")).json()} == shelves
-            assert c.get("/api/health").json()["schema_version"] == 1
+            assert c.get("/api/health").json()["schema_version"] == len(MIGRATIONS)
     finally:
         second.close()

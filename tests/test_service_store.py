@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from sqlalchemy import inspect, text
 
-from fleet.service.store import MIGRATIONS, Store
+from fleet.service.store import MIGRATIONS, Bookings, Store
 
 PG = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 
@@ -94,3 +94,59 @@ def test_a_failed_transaction_leaves_nothing_behind(store):
             conn.execute(insert(audit).values(at=1.0, user="ann", role="operator", action="pause", target="", detail="{}"))
             conn.execute(insert(audit).values(at=None, user="ann", role="operator", action="x", target="", detail="{}"))
     assert store.audit_log() == []
+
+
+# --- the scheduler's facts --------------------------------------------------------------------------
+def test_version_2_indexes_the_lookups(store):
+    inspector = inspect(store.engine)
+    assert "ix_inventory_sku" in {i["name"] for i in inspector.get_indexes("inventory")}
+    assert "ix_orders_status" in {i["name"] for i in inspector.get_indexes("orders")}
+    assert "ix_tasks_status" in {i["name"] for i in inspector.get_indexes("tasks")}
+
+
+def order(order_id, *lines, status="pending", created=1.0):
+    return {"id": order_id, "created": created, "priority": 0, "cutoff": None, "status": status,
+            "lines": [{"sku": s, "quantity": q} for s, q in lines]}
+
+
+def test_orders_are_stored_with_their_lines_and_paged(store):
+    store.add_orders([order("O2", ("A", 1)), order("O1", ("A", 2), ("B", 1))])
+    assert store.taken_ids("orders", ["O1", "O3"]) == {"O1"}
+    assert store.taken_ids("notes", ["O1"]) == set()
+    rows = store.orders()
+    assert [r["id"] for r in rows] == ["O1", "O2"]
+    assert rows[0]["lines"] == [{"line_no": 1, "sku": "A", "quantity": 2, "picked": 0},
+                                {"line_no": 2, "sku": "B", "quantity": 1, "picked": 0}]
+    assert [r["id"] for r in store.orders(after="O1")] == ["O2"]
+    assert [r["id"] for r in store.orders(ids=["O2"])] == ["O2"]
+
+
+def test_a_duplicate_order_adds_nothing(store):
+    store.add_orders([order("O1", ("A", 1))])
+    with pytest.raises(Exception):
+        store.add_orders([order("O9", ("A", 1)), order("O1", ("B", 1))])
+    assert [r["id"] for r in store.orders()] == ["O1"]  # O9 went with the failed transaction
+
+
+def test_bookings_are_one_transaction(store):
+    store.add_orders([order("O1", ("A", 2))])
+    store.add_notes([{"id": "N1", "created": 0.0, "priority": 0, "status": "open",
+                      "lines": [{"sku": "C", "quantity": 3}, {"sku": "C", "quantity": 3, "priority": 5}]}])
+    task = {"kind": "fetch_shelf", "target": "pick-1", "created": 2.0, "priority": 0, "robot": None, "shelf": "SH1",
+            "status": "pending", "reason": None, "updated": 2.0}
+    store.book(Bookings(orders={"O1": ("picking", 3.0)}, notes={"N1": ("stowing", 3.0)}, tasks={"T1": task},
+                        bins={"SH1-L1-B1": ("SH1", {"A": 5, "C": 3}), "SH1-L1-B2": ("SH1", {"A": 1})},
+                        picked=[("O1", "A", 2)], stowed=[("N1", "C", 3), ("N1", "C", 1)]))
+    assert store.orders()[0]["status"] == "picking" and store.orders()[0]["lines"][0]["picked"] == 2
+    note = store.notes()[0]
+    assert note["status"] == "stowing" and [line["stowed"] for line in note["lines"]] == [3, 1]
+    assert store.stock_by_bin() == {"SH1-L1-B1": {"A": 5, "C": 3}, "SH1-L1-B2": {"A": 1}}
+    assert store.where("A") == [{"bin": "SH1-L1-B1", "shelf": "SH1", "quantity": 5},
+                                {"bin": "SH1-L1-B2", "shelf": "SH1", "quantity": 1}]
+    # a bin's contents are replaced, an emptied bin disappears, a task is updated in place
+    store.book(Bookings(tasks={"T1": task | {"status": "assigned", "robot": "r1"}}, bins={"SH1-L1-B2": ("SH1", {})}))
+    assert store.where("A") == [{"bin": "SH1-L1-B1", "shelf": "SH1", "quantity": 5}]
+    assert [(t["id"], t["status"], t["robot"]) for t in store.tasks()] == [("T1", "assigned", "r1")]
+    assert store.has_inventory()
+    assert store.fail_open_tasks("restarted", 9.0) == 1
+    assert store.tasks(status="failed")[0]["reason"] == "restarted"

@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="start the control-room service and its web console (paced to wall time x --speed)")
     parser.add_argument("--port", type=int, default=8080, help="--console: HTTP port (default 8080; 0 = any free)")
     parser.add_argument("--host", default="127.0.0.1", help="--console: address to listen on (default loopback)")
+    parser.add_argument("--no-operators", action="store_true",
+                        help="--console: no simulated operators; people work the stations from the terminal view")
     parser.set_defaults(run=_run)
 
 
@@ -137,6 +139,9 @@ def _run_console(args: argparse.Namespace) -> int:
                 "database": {"url": f"sqlite:///{tmp}/fleet.db"},
                 "console": {"host": args.host, "port": args.port},
                 "runtime": {"speed": args.speed or 1.0},
+                # the demand of `fleet sim`'s defaults, for the scheduler to serve
+                "warehouse": {"orders_per_hour": 600, "inbound_notes_per_hour": 4,
+                              "simulated_operators": not args.no_operators},
             })
             settings.users = demo_users()
             service = Service(settings)

@@ -11,26 +11,22 @@ const STATE_COLOUR = { idle: '#6b7280', driving: '#2563eb', acting: '#7c3aed', c
 const HEADING = [[1, 0], [0, -1], [-1, 0], [0, 1]]; // east, north, west, south; canvas y grows south
 const CELL_PX = 8; // resolution of the static layer
 
+import { api, mayOperate, session, showLogin, start } from './session.js';
+
 const $ = (id) => document.getElementById(id);
 // Robot ids and alarm texts come from robots and the wire: never trust them as HTML.
 const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const state = {
-  token: sessionStorage.getItem('fleet-token'), me: null, map: null, robots: new Map(), shelves: new Map(),
+  map: null, robots: new Map(), shelves: new Map(),
   held: new Map(), blocked: [], alarms: [], flags: {}, selected: null, t: 0, updates: 0, socket: null,
   view: { scale: 8, ox: 0, oy: 0 }, staticLayer: null, drawMs: [], dirty: true, panelDue: 0, interval: 250,
 };
 window.fleetConsole = state; // for the browser tests and for curious operators
 
-// --- HTTP ------------------------------------------------------------------------------------
-async function api(path, options = {}) {
-  const headers = { 'Content-Type': 'application/json', ...(state.token ? { Authorization: `Bearer ${state.token}` } : {}) };
-  const response = await fetch(path, { ...options, headers });
-  const body = await response.json().catch(() => ({}));
-  if (response.status === 401 && path !== '/api/login') { showLogin('Your session ended: log in again.'); }
-  if (!response.ok) { throw new Error(typeof body.detail === 'string' ? body.detail : JSON.stringify(body.detail ?? body)); }
-  return body;
-}
+Object.defineProperty(state, 'token', { get: () => session.token }); // the tests read it
+Object.defineProperty(state, 'me', { get: () => session.me });
 
+// --- HTTP ------------------------------------------------------------------------------------
 function say(text, isError = false) {
   const el = $('message');
   el.textContent = text;
@@ -44,33 +40,15 @@ async function action(path, label) {
 }
 
 // --- login -----------------------------------------------------------------------------------
-function showLogin(error = '') {
-  if (state.socket) { state.socket.onclose = null; state.socket.close(); state.socket = null; }
-  state.token = null; sessionStorage.removeItem('fleet-token');
-  $('app').hidden = true; $('login').hidden = false; $('login-error').textContent = error;
-}
-
-$('login').addEventListener('submit', async (event) => {
-  event.preventDefault();
-  try {
-    const session = await api('/api/login', { method: 'POST', body: JSON.stringify({ username: $('login-user').value, password: $('login-password').value }) });
-    state.token = session.token; sessionStorage.setItem('fleet-token', session.token);
-    $('login-password').value = '';
-    await enter();
-  } catch (err) { $('login-error').textContent = err.message; }
-});
-
-$('logout').addEventListener('click', async () => { try { await api('/api/logout', { method: 'POST' }); } finally { showLogin(); } });
+session.onLogout = () => { if (state.socket) { state.socket.onclose = null; state.socket.close(); state.socket = null; } };
 
 async function enter() {
-  state.me = await api('/api/me');
   state.map = await api('/api/map');
-  $('login').hidden = true; $('app').hidden = false;
-  $('who').textContent = `${state.me.name} (${state.me.role})`;
   $('map-name').textContent = `map ${state.map.name} ${state.map.width}×${state.map.height}`;
-  const mayOperate = state.me.role === 'operator' || state.me.role === 'admin';
-  document.querySelectorAll('button.operator').forEach((b) => { b.hidden = !mayOperate; b.disabled = !mayOperate; });
-  buildStaticLayer(); fit(); legend(); connect();
+  const operate = mayOperate();
+  document.querySelectorAll('button.operator').forEach((b) => { b.hidden = !operate; b.disabled = !operate; });
+  document.querySelectorAll('.operator-only').forEach((e) => { e.hidden = !operate; });
+  buildStaticLayer(); fit(); legend(); connect(); refreshPanels();
 }
 
 // --- live feed -------------------------------------------------------------------------------
@@ -82,7 +60,7 @@ function connect() {
   socket.onclose = (event) => {
     if (event.code === 4401) { showLogin('Your session ended: log in again.'); return; }
     say('live feed lost: reconnecting', true);
-    setTimeout(() => { if (state.token) connect(); }, 1000);
+    setTimeout(() => { if (session.token) connect(); }, 1000);
   };
 }
 
@@ -201,7 +179,7 @@ function frame(now) {
     state.drawMs.push(performance.now() - started); // the benchmark reads this
     if (state.drawMs.length > 600) state.drawMs.splice(0, 300);
   }
-  if (state.map && now >= state.panelDue) { state.panelDue = now + 500; renderRobots(); renderSelected(); renderStations(); }
+  if (state.map && now >= state.panelDue) { state.panelDue = now + 500; renderRobots(); renderSelected(); }
   requestAnimationFrame(frame);
 }
 requestAnimationFrame(frame);
@@ -271,21 +249,75 @@ function renderSelected() {
   $('sel-facts').innerHTML = Object.entries(facts).map(([k, v]) => `<dt>${k}</dt><dd data-fact="${k}">${esc(v)}</dd>`).join('');
 }
 
-function renderStations() {
-  const at = new Map();
-  for (const r of state.robots.values()) at.set(`${r.x},${r.y}`, r.id);
-  $('stations').innerHTML = state.map.stations.map((s) => {
-    const queue = [s.working, ...[...s.queue].reverse()].map((c) => at.get(`${c.x},${c.y}`)).filter(Boolean);
-    return `<li><strong>${esc(s.id)}</strong> ${s.kind}: ${queue.length ? esc(queue.join(', ')) : 'empty'}</li>`;
+// Stations, orders, tasks and KPIs come over REST every PANEL_MS (they change at the pace
+// of people and shelves, not of robot reports).
+const PANEL_MS = 2000;
+async function refreshPanels() {
+  if ($('app').hidden) return;
+  const status = $('order-status').value;
+  try {
+    const [stations, orders, tasks, kpis] = await Promise.all([api('/api/stations'),
+      api(`/api/orders?limit=50${status ? `&status=${status}` : ''}`), api('/api/tasks?limit=30'), api('/api/kpis')]);
+    renderStations(stations); renderOrders(orders); renderTasks(tasks); renderKpis(kpis);
+  } catch (err) { say(err.message, true); }
+  clearTimeout(refreshPanels.timer);
+  refreshPanels.timer = setTimeout(refreshPanels, PANEL_MS);
+}
+$('order-status').addEventListener('change', refreshPanels);
+
+function renderStations(stations) {
+  $('stations').innerHTML = stations.map((s) => {
+    const t = s.terminal, lit = t.lit;
+    const doing = !t.shelf ? 'no shelf' : lit ? `${esc(t.shelf)}: ${lit.quantity} × ${esc(lit.sku)} ${t.kind === 'pick' ? 'from' : 'into'} ${esc(lit.bin)} (${t.done}/${t.total})` : `${esc(t.shelf)} leaving`;
+    return `<li data-station="${esc(s.id)}"><strong>${esc(s.id)}</strong> ${s.kind} · ${t.manned ? 'person' : 'simulated'} · ` +
+      `queue ${t.queue.length ? esc(t.queue.join(', ')) : 'empty'}<br><span class="muted">${doing}</span> ` +
+      `<a href="terminal.html?station=${encodeURIComponent(s.id)}" target="_blank">terminal</a></li>`;
   }).join('');
+}
+
+function renderOrders(orders) {
+  const operate = mayOperate();
+  $('orders').tBodies[0].innerHTML = orders.map((o) => {
+    const units = o.lines.reduce((n, l) => n + l.quantity, 0), picked = o.lines.reduce((n, l) => n + l.picked, 0);
+    return `<tr data-order="${esc(o.id)}"><td>${esc(o.id)}</td><td>${o.status}</td><td>${o.lines.length}</td><td>${picked}/${units}</td>` +
+      `<td>${operate && o.status === 'pending' ? `<button data-cancel="${esc(o.id)}">Cancel</button>` : ''}</td></tr>`;
+  }).join('');
+}
+$('orders').addEventListener('click', async (event) => {
+  const id = event.target.dataset.cancel;
+  if (id) { await action(`/api/orders/${encodeURIComponent(id)}/cancel`, `order ${id} cancelled`); refreshPanels(); }
+});
+$('order-upload').addEventListener('click', async () => {
+  try {
+    const r = await fetch('/api/orders/bulk', { method: 'POST', body: $('order-csv').value,
+      headers: { 'Content-Type': 'text/csv', Authorization: `Bearer ${session.token}` } });
+    const body = await r.json();
+    if (!r.ok) throw new Error(body.detail);
+    say(`${body.ids.length} order(s) added`); $('order-csv').value = ''; refreshPanels();
+  } catch (err) { say(err.message, true); }
+});
+
+function renderTasks(tasks) {
+  $('tasks').tBodies[0].innerHTML = tasks.map((t) =>
+    `<tr><td>${esc(t.id)}</td><td>${t.kind.replace(/_/g, ' ')}</td><td>${esc(t.shelf)} → ${esc(t.target)}</td><td>${esc(t.robot ?? '')}</td><td>${t.status}</td></tr>`).join('');
+}
+
+const KPI_SHOWN = { orders_received: 'orders received', orders_completed: 'orders picked', order_lines_picked: 'lines picked',
+  units_picked: 'units picked', units_stowed: 'units stowed', presentations: 'pick presentations',
+  lines_per_presentation: 'lines / presentation', order_cycle_time_mean_s: 'order cycle mean (s)',
+  order_cycle_time_p95_s: 'order cycle p95 (s)', stuck_tasks: 'stuck tasks', failed_errands: 'failed errands', no_shelf: 'no shelf for goods' };
+function renderKpis(k) {
+  const rows = Object.entries(KPI_SHOWN).map(([key, label]) => `<dt>${label}</dt><dd data-kpi="${key}">${k[key] ?? '—'}</dd>`);
+  for (const [id, s] of Object.entries(k.stations)) rows.push(`<dt>${esc(id)} lines/h</dt><dd>${s.lines_per_hour}</dd>`);
+  $('kpis').innerHTML = rows.join('');
 }
 
 function renderAlarms() {
   $('alarm-count').textContent = state.alarms.length ? `(${state.alarms.length})` : '';
-  const mayOperate = state.me && state.me.role !== 'viewer';
+  const operate = mayOperate();
   $('alarms').innerHTML = state.alarms.map((a) =>
     `<li><span class="sev-${esc(a.severity)}">${esc(a.severity)}</span><span class="text">${esc(a.message)}${a.cleared_at !== null ? ' (cleared)' : ''}</span>` +
-    (a.acknowledged_by ? `<em>ack ${esc(a.acknowledged_by)}</em>` : mayOperate ? `<button data-ack="${a.id}">Acknowledge</button>` : '') + '</li>').join('');
+    (a.acknowledged_by ? `<em>ack ${esc(a.acknowledged_by)}</em>` : operate ? `<button data-ack="${a.id}">Acknowledge</button>` : '') + '</li>').join('');
 }
 $('alarms').addEventListener('click', (event) => { const id = event.target.dataset.ack; if (id) action(`/api/alarms/${id}/acknowledge`, `alarm ${id} acknowledged`); });
 
@@ -300,4 +332,4 @@ $('sel-out').addEventListener('click', () => action(`/api/robots/${state.selecte
 $('sel-in').addEventListener('click', () => action(`/api/robots/${state.selected}/in-service`, `${state.selected} into service`));
 
 // --- start -----------------------------------------------------------------------------------
-if (state.token) enter().catch(() => showLogin()); else showLogin();
+start(enter);

@@ -71,6 +71,8 @@ class Stage(str, Enum):
 #: Stages in which the robot does work for the stations (robot utilisation).
 WORKING = frozenset({Stage.FETCH, Stage.QUEUE, Stage.PRESENT, Stage.RETURN, Stage.ORDER_FETCH, Stage.PACKING,
                      Stage.ORDER_RETURN})
+#: Stages of a robot busy with its battery (not stuck however long they last).
+CHARGING = frozenset({Stage.CHARGE, Stage.CHARGING, Stage.WAIT_CHARGER, Stage.UNPLUG})
 
 
 @dataclass
@@ -169,6 +171,18 @@ class Scheduler:
         self.orders[order.id] = order
         self.pending.append(order)
 
+    def cancel_order(self, order_id: str, now: float) -> Order:
+        """Only an order still waiting for its batch can be cancelled: once released, its
+        box is on an order shelf and units may be in it."""
+        order = self.orders.get(order_id)
+        if order is None:
+            raise KeyError(order_id)
+        if order.status is not OrderStatus.PENDING:
+            raise ValueError(f"order {order_id} is {order.status.value}; only a pending order can be cancelled")
+        order.set_status(OrderStatus.CANCELLED, now)
+        self.pending.remove(order)
+        return order
+
     def receive_inbound(self, note: InboundNote) -> None:
         """Inbound step 1: each line becomes a stow task, most urgent first."""
         if note.id in self.notes:
@@ -181,7 +195,12 @@ class Scheduler:
 
     # --- the control cycle ----------------------------------------------------------
     def tick(self, now: float) -> None:
-        for report in self.motion.tick(now):
+        self.advance(now, self.motion.tick(now))
+
+    def advance(self, now: float, reports: list[ErrandReport]) -> None:
+        """One cycle after motion control ticked: for a caller that ticks motion control
+        itself (the service's runtime counts the reports for its metrics)."""
+        for report in reports:
             self._on_report(report, now)
         self._watch_robots(now)
         if now >= self._next_release:
@@ -311,7 +330,13 @@ class Scheduler:
             servable = [sku for sku in short if holding[sku]]
             if not servable:
                 continue
-            for shelf_id in cover_lines(servable, holding):
+            if self.config.batching is Batching.FCFS:
+                # the baseline without grouping: each line calls the first shelf holding
+                # its SKU, as batching._fcfs plans it, not a set cover over the port's lines
+                shelves = list(dict.fromkeys(holding[sku][0] for sku in servable))
+            else:
+                shelves = cover_lines(servable, holding)
+            for shelf_id in shelves:
                 self._route(shelf_id, port, now, priority=self._priority(port))
 
     def _priority(self, port: str) -> int:
@@ -460,6 +485,7 @@ class Scheduler:
             self._lowered(job, now)
         elif job.stage is Stage.CHARGE:
             job.stage, job.since = Stage.CHARGING, now
+            self.motion.hold(robot_id)
         elif job.stage is Stage.UNPLUG:
             self._leave_charger(job.robot_id, now)
         elif job.stage is Stage.PARK:
@@ -538,6 +564,7 @@ class Scheduler:
                              f"{self.presentations[port].shelf.id} is being worked")
             return
         job.stage, job.since = Stage.PRESENT, now
+        self.motion.hold(job.robot_id)
         if self.kind[port] is StationKind.PICK:
             p = PickPresentation(port, shelf, pick_pairs(self.inventory, shelf, self._open_boxes(port)), now)
             self.presentations[port] = p
@@ -649,6 +676,7 @@ class Scheduler:
 
     def _drop_job(self, robot_id: str, now: float, reason: str) -> None:
         job = self.jobs.pop(robot_id)
+        self.motion.hold(robot_id, False)
         for queue in self.queues.values():
             if robot_id in queue.robots:
                 self._move_up(queue, robot_id, now)

@@ -26,6 +26,7 @@ from fleet.service.auth import Auth, Principal
 from fleet.service.live import LiveFeed
 from fleet.service.runtime import NotFound, OperatorError, Runtime
 from fleet.service.store import Store
+from fleet.service.warehouse_api import TerminalOut, add_warehouse_routes, read_between_cycles, terminal_out
 from maps.model import Cell, CellKind
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class StationOut(BaseModel):
     queue: list[Position]
     operator_side: int
     robots: list[str] = Field(description="robots on the working cell and in the queue, front first")
+    terminal: TerminalOut | None = Field(default=None, description="the scheduler's queue and what the terminal "
+                                                                   "shows (in /api/stations, not in /api/map)")
 
 
 class MapOut(BaseModel):
@@ -137,7 +140,7 @@ class Error(BaseModel):
 
 
 ERRORS = {400: {"model": Error}, 401: {"model": Error}, 403: {"model": Error}, 404: {"model": Error},
-          409: {"model": Error}, 503: {"model": Error}}
+          409: {"model": Error}, 413: {"model": Error}, 415: {"model": Error}, 503: {"model": Error}}
 
 
 def create_app(runtime: Runtime, store: Store, auth: Auth, update_interval_s: float = 0.25) -> FastAPI:
@@ -219,6 +222,9 @@ def create_app(runtime: Runtime, store: Store, auth: Auth, update_interval_s: fl
     def me(who: Viewer) -> Me:
         return Me(name=who.name, role=who.role)
 
+    # orders, inbound notes, tasks, inventory, KPIs, station terminals
+    terminals = add_warehouse_routes(app, runtime, store, Viewer, Operator, act, ERRORS)
+
     # --- reading --------------------------------------------------------------------------
     @app.get("/api/health", response_model=Health, tags=["service"])
     def health() -> Health:
@@ -274,9 +280,10 @@ def create_app(runtime: Runtime, store: Store, auth: Auth, update_interval_s: fl
             raise HTTPException(404, f"unknown shelf {shelf_id!r}")
         return _shelf_out(shelf_id, where, store.shelves().get(shelf_id))
 
-    @app.get("/api/stations", response_model=list[StationOut], responses=ERRORS, tags=["floor"])
+    @app.get("/api/stations", response_model=list[StationOut], responses=ERRORS, tags=["stations"])
     def list_stations(who: Viewer) -> list[StationOut]:
-        return _stations_out(runtime)
+        views = {v.id: terminal_out(v) for v in read_between_cycles(runtime, terminals.views)}
+        return [s.model_copy(update={"terminal": views[s.id]}) for s in _stations_out(runtime)]
 
     @app.get("/api/reservations", response_model=dict[str, list[Position]], responses=ERRORS, tags=["floor"])
     def reservations(who: Viewer, robot: Annotated[str | None, Query(min_length=1, max_length=64)] = None

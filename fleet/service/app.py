@@ -17,7 +17,7 @@ from fleet.service.api import create_app
 from fleet.service.auth import Auth, hash_password
 from fleet.service.config import Settings, User
 from fleet.service.store import Store
-from fleet.service.wiring import emulated_runtime
+from fleet.service.wiring import build_runtime
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Service:
     def __init__(self, settings: Settings, wmap=None) -> None:
         self.settings = settings
         self.store = Store.open(settings.database.url)
-        self.runtime = emulated_runtime(settings, self.store, wmap)
+        self.runtime = build_runtime(settings, self.store, wmap)
         self.auth = Auth(settings.users, settings.console.session_s)
         self.app = create_app(self.runtime, self.store, self.auth, settings.console.update_interval_s)
         self._server: uvicorn.Server | None = None

@@ -7,8 +7,9 @@ control cycles paced to wall time x speed, and between two cycles applies the co
 the HTTP threads queued (`call`), so no lock is ever held around the core. After each cycle
 it publishes an immutable `Snapshot` that readers take without waiting.
 
-The seam for the scheduler is `Work`: today `fleet.workloads.ShelfMoves` hands idle robots
-random shelf trips; the scheduler will implement the same two methods.
+What gives the robots their errands is the runtime's `Work`: the scheduler with its
+stations and terminals (fleet.service.warehouse.Warehouse), advanced once per cycle right
+after motion control ticked.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence, TypeVar
 
 from drivers.commands import InstantCommand, InstantKind, Job, Step
-from drivers.events import RobotEvent, Severity
+from drivers.events import RobotEvent, Severity, StatusReport
 from drivers.link import RobotLink
 from fleet.clock import SimulatedClock
 from fleet.motion import ErrandReport, MotionControl, RobotState
@@ -37,11 +38,10 @@ T = TypeVar("T")
 
 
 class Work(Protocol):
-    """What gives robots their errands (ShelfMoves today, the scheduler later)."""
+    """What gives robots their errands: it acts on the cycle's errand reports and hands
+    out new errands through motion control."""
 
-    def start(self, robot_id: str) -> None: ...
-
-    def on_report(self, report: ErrandReport) -> None: ...
+    def advance(self, now: float, reports: list[ErrandReport]) -> None: ...
 
 
 class OperatorError(ValueError):
@@ -131,6 +131,9 @@ class Runtime:
     thresholds: Thresholds = field(default_factory=Thresholds)
     #: Wall seconds between two snapshots (building one for 1,000 robots costs a few ms).
     snapshot_every: float = 0.1
+    #: Robots on real links that have said where they are since the last call, each by its
+    #: status (fleet/service/wiring.py Adoption); they join at the start of a cycle.
+    arrivals: Callable[[], list[StatusReport]] | None = None
 
     def __post_init__(self) -> None:
         self._commands: queue.SimpleQueue[tuple[Callable[[], object], Future]] = queue.SimpleQueue()
@@ -158,10 +161,6 @@ class Runtime:
                 self.motion.robots[robot_id].out_of_service = True
         # what the API shows must include what was restored, before the first cycle runs
         self._snapshot = self._build_snapshot()
-        if self.work is not None:
-            for robot_id, robot in self.motion.robots.items():
-                if not robot.out_of_service:
-                    self.work.start(robot_id)
         self._thread = threading.Thread(target=self._loop, name="fleet-runtime", daemon=True)
         self._thread.start()
 
@@ -169,6 +168,7 @@ class Runtime:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.motion.link.close()  # sockets, serial ports and their threads
 
     @property
     def running(self) -> bool:
@@ -233,6 +233,12 @@ class Runtime:
 
     def _cycle_once(self) -> None:
         now = self.clock.now()
+        if self.arrivals is not None:
+            for status in self.arrivals():
+                try:
+                    self.adopt(status, now)
+                except TrafficError as exc:  # it stands where another robot is: offered again later
+                    log.warning("robot %s cannot join at %s: %s", status.robot_id, status.cell, exc)
         rejected = len(self.motion.rejected_events)
         with self.metrics.planning.time():
             reports = self.motion.tick(now)
@@ -240,8 +246,8 @@ class Runtime:
             self.metrics.errors.labels("rejected_event").inc(len(self.motion.rejected_events) - rejected)
         for report in reports:
             self.metrics.errands.labels(report.outcome.value).inc()
-            if self.work is not None:
-                self.work.on_report(report)
+        if self.work is not None:
+            self.work.advance(now, reports)
         self._cycle += 1
         self._track_shelves(now)
         self._track_alarms(now)
@@ -249,6 +255,25 @@ class Runtime:
         if wall - self._last_snapshot >= self.snapshot_every:
             self._last_snapshot = wall
             self._snapshot = self._build_snapshot()
+
+    def adopt(self, status: StatusReport, now: float) -> None:
+        """A robot that turned up after start (a vehicle come ONLINE, a serial robot
+        answering) joins the fleet where its status puts it, as those known at start did."""
+        assert status.cell is not None and status.heading is not None
+        robot_id = status.robot_id
+        self.motion.add_robot(robot_id, status.cell, status.heading)
+        robot = self.motion.robots[robot_id]
+        robot.charge, robot.shelf_id = status.charge, status.shelf_id
+        self._carried[robot_id] = None  # a shelf it carries is booked onto it at the next cycle
+        self.store.remember_robots([(robot_id, status.cell.x, status.cell.y)], now)
+        robot.out_of_service = bool(self.store.known_robots()[robot_id]["out_of_service"])
+        log.info("robot %s joined at %s facing %s", robot_id, status.cell, status.heading.name)
+        # what the operators ordered the whole fleet holds for a newcomer too
+        if self._estop:
+            self._instant(robot_id, InstantKind.STOP)
+        if self._paused_all:
+            self._instant(robot_id, InstantKind.PAUSE)
+            robot.paused = True
 
     def _track_shelves(self, now: float) -> None:
         """A robot's load changed: the shelf was lifted or set down. Written to the store

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from sqlalchemy import (
@@ -27,10 +27,12 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    delete,
     event,
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -145,8 +147,21 @@ def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not schema_version])
 
 
+def _v2(conn: Connection) -> None:
+    """Where is SKU X, and the orders and tasks panels by state, without a full scan. Plain
+    DDL: an Index object would attach to the tables and _v1's create_all would make it."""
+    conn.execute(text("CREATE INDEX ix_inventory_sku ON inventory (sku)"))
+    conn.execute(text("CREATE INDEX ix_orders_status ON orders (status)"))
+    conn.execute(text("CREATE INDEX ix_tasks_status ON tasks (status)"))
+
+
 #: MIGRATIONS[n] moves the schema from version n to n + 1. Append; never edit a shipped one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+
+#: Order and note states the scheduler still works on (restored after a restart).
+OPEN_ORDER = ("pending", "released", "picking")
+OPEN_NOTE = ("open", "stowing")
+OPEN_TASK = ("pending", "assigned", "in_progress", "blocked")
 
 
 @dataclass(frozen=True)
@@ -171,6 +186,22 @@ class Alarm:
     acknowledged_by: str | None
     acknowledged_at: float | None
     cleared_at: float | None
+
+
+@dataclass
+class Bookings:
+    """What the warehouse changed since the last write, written in one transaction: no
+    stock movement without the order line or note line it served, and no status alone."""
+
+    orders: dict[str, tuple[str, float]] = field(default_factory=dict)  # id -> (status, updated)
+    notes: dict[str, tuple[str, float]] = field(default_factory=dict)
+    tasks: dict[str, dict] = field(default_factory=dict)  # id -> the tasks row
+    bins: dict[str, tuple[str, dict[str, int]]] = field(default_factory=dict)  # label -> (shelf, contents)
+    picked: list[tuple[str, str, int]] = field(default_factory=list)  # order, sku, units added
+    stowed: list[tuple[str, str, int]] = field(default_factory=list)  # note, sku, units added
+
+    def __bool__(self) -> bool:
+        return any((self.orders, self.notes, self.tasks, self.bins, self.picked, self.stowed))
 
 
 class Store:
@@ -274,10 +305,14 @@ class Store:
                     for r in conn.execute(q)]
 
     # --- alarms ---------------------------------------------------------------------------
-    def raise_alarm(self, now: float, kind: str, severity: str, message: str, robot: str | None = None) -> int:
+    def raise_alarm(self, now: float, kind: str, severity: str, message: str, robot: str | None = None,
+                    event: bool = False) -> int:
+        """`event`: something that happened rather than a condition that lasts (a short
+        pick, a job reassigned): cleared at once, listed as active until acknowledged."""
         with self._write, self.engine.begin() as conn:
             return conn.execute(insert(alarms).values(
-                raised=now, kind=kind, severity=severity, robot=robot, message=message)).inserted_primary_key[0]
+                raised=now, kind=kind, severity=severity, robot=robot, message=message,
+                cleared_at=now if event else None)).inserted_primary_key[0]
 
     def clear_alarm(self, alarm_id: int, now: float) -> None:
         with self._write, self.engine.begin() as conn:
@@ -302,3 +337,131 @@ class Store:
             q = q.where(alarms.c.cleared_at.is_(None) | alarms.c.acknowledged_at.is_(None))
         with self.engine.connect() as conn:
             return [Alarm(**r._asdict()) for r in conn.execute(q)]
+
+    # --- orders and inbound notes ---------------------------------------------------------
+    def taken_ids(self, kind: str, ids: Iterable[str]) -> set[str]:
+        """Which of these order ("orders") or inbound note ("notes") ids exist already."""
+        table = orders if kind == "orders" else inbound_notes
+        wanted = list(set(ids))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), 500):  # bounded IN lists on both databases
+                found.update(conn.execute(select(table.c.id).where(table.c.id.in_(wanted[i:i + 500]))).scalars())
+        return found
+
+    def add_orders(self, new: list[dict]) -> None:
+        """Orders with their lines ({id, created, priority, cutoff, status, lines: [{sku,
+        quantity}]}), all or none."""
+        if not new:
+            return
+        with self._write, self.engine.begin() as conn:
+            conn.execute(insert(orders), [{k: o[k] for k in ("id", "created", "priority", "cutoff", "status")}
+                                          | {"updated": o["created"]} for o in new])
+            conn.execute(insert(order_lines), [{"order_id": o["id"], "line_no": n, "sku": line["sku"],
+                                                "quantity": line["quantity"], "picked": 0}
+                                               for o in new for n, line in enumerate(o["lines"], 1)])
+
+    def add_notes(self, new: list[dict]) -> None:
+        """Inbound notes with their lines ({id, created, priority, status, lines: [{sku,
+        quantity, priority}]}), all or none."""
+        if not new:
+            return
+        with self._write, self.engine.begin() as conn:
+            conn.execute(insert(inbound_notes), [{k: n[k] for k in ("id", "created", "priority", "status")}
+                                                 | {"updated": n["created"]} for n in new])
+            conn.execute(insert(inbound_lines), [{"note_id": n["id"], "line_no": i, "sku": line["sku"],
+                                                  "quantity": line["quantity"], "priority": line.get("priority"),
+                                                  "stowed": 0}
+                                                 for n in new for i, line in enumerate(n["lines"], 1)])
+
+    def orders(self, status: str | None = None, limit: int = 100, after: str | None = None,
+               ids: Iterable[str] | None = None) -> list[dict]:
+        """Orders with their lines, by id; `after` pages on."""
+        q = select(orders).order_by(orders.c.id).limit(limit)
+        if status is not None:
+            q = q.where(orders.c.status == status)
+        if after is not None:
+            q = q.where(orders.c.id > after)
+        if ids is not None:
+            q = q.where(orders.c.id.in_(list(ids)))
+        return self._with_lines(q, order_lines, order_lines.c.order_id)
+
+    def notes(self, status: str | None = None, limit: int = 100, after: str | None = None) -> list[dict]:
+        q = select(inbound_notes).order_by(inbound_notes.c.id).limit(limit)
+        if status is not None:
+            q = q.where(inbound_notes.c.status == status)
+        if after is not None:
+            q = q.where(inbound_notes.c.id > after)
+        return self._with_lines(q, inbound_lines, inbound_lines.c.note_id)
+
+    def _with_lines(self, q, lines: Table, parent: Column) -> list[dict]:
+        with self.engine.connect() as conn:
+            heads = [r._asdict() for r in conn.execute(q)]
+            by_id = {h["id"]: h | {"lines": []} for h in heads}
+            if by_id:
+                for row in conn.execute(select(lines).where(parent.in_(list(by_id))).order_by(parent, lines.c.line_no)):
+                    line = row._asdict()
+                    by_id[line.pop(parent.name)]["lines"].append(line)
+        return list(by_id.values())
+
+    # --- what the warehouse did -----------------------------------------------------------
+    def book(self, b: Bookings) -> None:
+        """One transaction: statuses, tasks, bin contents, units picked and stowed."""
+        if not b:
+            return
+        with self._write, self.engine.begin() as conn:
+            for order_id, (status, at) in b.orders.items():
+                conn.execute(update(orders).where(orders.c.id == order_id).values(status=status, updated=at))
+            for note_id, (status, at) in b.notes.items():
+                conn.execute(update(inbound_notes).where(inbound_notes.c.id == note_id).values(status=status, updated=at))
+            for task_id, row in b.tasks.items():
+                done = conn.execute(update(tasks).where(tasks.c.id == task_id).values(**row))
+                if done.rowcount == 0:
+                    conn.execute(insert(tasks).values(id=task_id, **row))
+            for label, (shelf, contents) in b.bins.items():
+                conn.execute(delete(inventory).where(inventory.c.bin == label))
+                if contents:
+                    conn.execute(insert(inventory), [{"bin": label, "sku": sku, "shelf": shelf, "quantity": q}
+                                                     for sku, q in contents.items()])
+            for order_id, sku, units in b.picked:
+                conn.execute(update(order_lines).where(order_lines.c.order_id == order_id, order_lines.c.sku == sku)
+                             .values(picked=order_lines.c.picked + units))
+            for note_id, sku, units in b.stowed:
+                first_open = select(func.min(inbound_lines.c.line_no)).where(
+                    inbound_lines.c.note_id == note_id, inbound_lines.c.sku == sku,
+                    inbound_lines.c.stowed < inbound_lines.c.quantity).scalar_subquery()
+                conn.execute(update(inbound_lines).where(inbound_lines.c.note_id == note_id,
+                                                         inbound_lines.c.line_no == first_open)
+                             .values(stowed=inbound_lines.c.stowed + units))
+
+    def fail_open_tasks(self, reason: str, now: float) -> int:
+        """After a restart the scheduler plans anew: the old run's unfinished tasks end."""
+        with self._write, self.engine.begin() as conn:
+            return conn.execute(update(tasks).where(tasks.c.status.in_(OPEN_TASK))
+                                .values(status="failed", reason=reason, updated=now)).rowcount
+
+    def tasks(self, status: str | None = None, limit: int = 200) -> list[dict]:
+        q = select(tasks).order_by(tasks.c.created.desc(), tasks.c.id).limit(limit)
+        if status is not None:
+            q = q.where(tasks.c.status == status)
+        with self.engine.connect() as conn:
+            return [r._asdict() for r in conn.execute(q)]
+
+    # --- inventory ------------------------------------------------------------------------
+    def has_inventory(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(inventory.c.bin).limit(1)).first() is not None
+
+    def stock_by_bin(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(select(inventory.c.bin, inventory.c.sku, inventory.c.quantity)):
+                out.setdefault(r.bin, {})[r.sku] = r.quantity
+        return out
+
+    def where(self, sku: str) -> list[dict]:
+        """Bins holding the SKU: bin, shelf, quantity, fullest first."""
+        q = select(inventory.c.bin, inventory.c.shelf, inventory.c.quantity).where(inventory.c.sku == sku) \
+            .order_by(inventory.c.quantity.desc(), inventory.c.bin)
+        with self.engine.connect() as conn:
+            return [r._asdict() for r in conn.execute(q)]

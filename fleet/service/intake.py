@@ -1,0 +1,189 @@
+"""Goods in and orders in: what a client sends (JSON or CSV), checked against the catalogue
+before anything is stored, every problem named with where it is.
+
+An order or a note is all or nothing, and so is a bulk upload: one bad line refuses the
+whole upload, with a list of every problem found (up to MAX_PROBLEMS), so a client fixes
+its file once rather than line by line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fleet.domain.sku import Catalogue
+
+MAX_PROBLEMS = 20
+#: Lines in one upload at most (a bigger file is split by the client).
+MAX_LINES = 20000
+ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+
+
+class IntakeError(ValueError):
+    """The input cannot be taken; `problems` says each reason and where."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems[:MAX_PROBLEMS]
+        more = len(problems) - len(self.problems)
+        super().__init__("; ".join(self.problems) + (f"; and {more} more" if more else ""))
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OrderLineIn(_Body):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(gt=0, le=100000)
+
+
+class OrderIn(_Body):
+    #: Absent: the service names the order.
+    id: str | None = Field(default=None, min_length=1, max_length=64, pattern=ID_PATTERN)
+    priority: int = Field(default=0, ge=-1000, le=1000, description="higher is more urgent")
+    cutoff_in_s: float | None = Field(default=None, ge=0, le=30 * 24 * 3600,
+                                      description="seconds from now by which it must be picked")
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
+
+
+class InboundLineIn(_Body):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(gt=0, le=100000)
+    priority: int | None = Field(default=None, ge=-1000, le=1000, description="overrides the note's")
+
+
+class InboundIn(_Body):
+    id: str | None = Field(default=None, min_length=1, max_length=64, pattern=ID_PATTERN)
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    lines: list[InboundLineIn] = Field(min_length=1, max_length=500)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An order or a note ready for the scheduler: its id is set and every SKU is known."""
+
+    id: str
+    priority: int
+    cutoff_in_s: float | None
+    lines: tuple[tuple[str, int, int | None], ...]  # sku, quantity, line priority
+
+
+def check_orders(orders: list[OrderIn], catalogue: Catalogue) -> list[Checked]:
+    problems: list[str] = []
+    out = []
+    for n, order in enumerate(orders, 1):
+        name = order.id or f"order #{n}"
+        skus = [line.sku for line in order.lines]
+        twice = sorted(s for s, k in Counter(skus).items() if k > 1)
+        if twice:
+            problems.append(f"{name}: SKU(s) {', '.join(twice)} on more than one line; merge the lines")
+        problems += _unknown(name, skus, catalogue)
+        out.append(Checked(order.id or _new_id("O"), order.priority, order.cutoff_in_s,
+                           tuple((line.sku, line.quantity, None) for line in order.lines)))
+    problems += _repeated_ids(out)
+    if problems:
+        raise IntakeError(problems)
+    return out
+
+
+def check_notes(notes: list[InboundIn], catalogue: Catalogue) -> list[Checked]:
+    problems: list[str] = []
+    out = []
+    for n, note in enumerate(notes, 1):
+        name = note.id or f"note #{n}"
+        problems += _unknown(name, [line.sku for line in note.lines], catalogue)
+        out.append(Checked(note.id or _new_id("N"), note.priority, None,
+                           tuple((line.sku, line.quantity, line.priority) for line in note.lines)))
+    problems += _repeated_ids(out)
+    if problems:
+        raise IntakeError(problems)
+    return out
+
+
+def orders_from_csv(text: str) -> list[OrderIn]:
+    """Columns order_id, sku, quantity (required), priority, cutoff_in_s (optional, taken
+    from an order's first row); one row per order line, an order's rows together."""
+    grouped: dict[str, dict] = {}
+    for row_no, row in _rows(text, ("order_id", "sku", "quantity"), ("priority", "cutoff_in_s")):
+        order = grouped.setdefault(row["order_id"], {"id": row["order_id"], "lines": [], "rows": []})
+        order["rows"].append(row_no)
+        order["lines"].append({"sku": row["sku"], "quantity": row["quantity"]})
+        for key in ("priority", "cutoff_in_s"):
+            if row.get(key) and key not in order:
+                order[key] = row[key]
+    return _validated(OrderIn, grouped.values())
+
+
+def notes_from_csv(text: str) -> list[InboundIn]:
+    """Columns note_id, sku, quantity (required), priority, line_priority (optional)."""
+    grouped: dict[str, dict] = {}
+    for row_no, row in _rows(text, ("note_id", "sku", "quantity"), ("priority", "line_priority")):
+        note = grouped.setdefault(row["note_id"], {"id": row["note_id"], "lines": [], "rows": []})
+        note["rows"].append(row_no)
+        line = {"sku": row["sku"], "quantity": row["quantity"]}
+        if row.get("line_priority"):
+            line["priority"] = row["line_priority"]
+        note["lines"].append(line)
+        if row.get("priority") and "priority" not in note:
+            note["priority"] = row["priority"]
+    return _validated(InboundIn, grouped.values())
+
+
+def _rows(text: str, required: tuple[str, ...], optional: tuple[str, ...]):
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in reader.fieldnames or []]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise IntakeError([f"CSV header must name {', '.join(required)} (optional: {', '.join(optional)}); "
+                           f"missing {', '.join(missing)}"])
+    unknown = [c for c in header if c not in required + optional]
+    if unknown:
+        raise IntakeError([f"CSV header: unknown column(s) {', '.join(unknown)}"])
+    reader.fieldnames = header
+    rows = 0
+    for row_no, row in enumerate(reader, 2):
+        rows += 1
+        if rows > MAX_LINES:
+            raise IntakeError([f"more than {MAX_LINES} lines in one upload; split the file"])
+        if None in row or any(row.get(c) is None for c in required):
+            raise IntakeError([f"row {row_no}: expected {len(header)} values"])
+        yield row_no, {k: v.strip() for k, v in row.items() if v is not None}
+    if rows == 0:
+        raise IntakeError(["the CSV has a header but no rows"])
+
+
+def _validated(model: type[BaseModel], grouped) -> list:
+    from pydantic import ValidationError
+
+    out, problems = [], []
+    for item in grouped:
+        rows = item.pop("rows")
+        try:
+            out.append(model.model_validate(item))
+        except ValidationError as exc:
+            for e in exc.errors():
+                where = ".".join(str(p) for p in e["loc"])
+                if e["loc"][:1] == ("lines",) and len(e["loc"]) > 1 and isinstance(e["loc"][1], int):
+                    where = f"row {rows[e['loc'][1]]} {'.'.join(str(p) for p in e['loc'][2:])}"
+                problems.append(f"{item['id'] or '(no id)'}: {where}: {e['msg']}")
+    if problems:
+        raise IntakeError(problems)
+    return out
+
+
+def _unknown(name: str, skus: list[str], catalogue: Catalogue) -> list[str]:
+    return [f"{name} line {i}: unknown SKU {sku!r}" for i, sku in enumerate(skus, 1) if sku not in catalogue]
+
+
+def _repeated_ids(items: list[Checked]) -> list[str]:
+    counts = Counter(c.id for c in items)
+    return [f"id {i} appears more than once in the upload" for i in sorted(i for i, n in counts.items() if n > 1)]
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
