@@ -48,6 +48,7 @@ class SimConfig:
     seconds_per_unit: float = 1.0  # each unit beyond the first of a pair
     seconds_per_stow: float = 10.0  # one put: goods into the lit bin, scan the bin
     operator_spread: float = 0.3  # sigma of the lognormal operator time
+    order_shelves_per_port: int = 2  # the put wall of each pick port
     warm_up_s: float = 900.0  # left out of utilisation KPIs (the first shelves are on their way)
     control_period_s: float = 0.25
     physics_dt_s: float = 0.05
@@ -59,6 +60,8 @@ class SimConfig:
         problems = []
         if not isinstance(self.robots, int) or self.robots < 1:
             problems.append(f"robots must be an integer >= 1, got {self.robots!r}")
+        if not isinstance(self.order_shelves_per_port, int) or self.order_shelves_per_port < 1:
+            problems.append(f"order_shelves_per_port must be an integer >= 1, got {self.order_shelves_per_port!r}")
         for name in ("hours", "seconds_per_pick", "seconds_per_stow", "control_period_s", "physics_dt_s",
                      "sample_every_s"):
             if not getattr(self, name) > 0:
@@ -93,7 +96,7 @@ class Simulation:
         self.config = config
         self.scenario: Scenario = generate(wmap, config.seed, replace(
             generator, orders_per_hour=config.orders_per_hour, inbound_notes_per_hour=config.inbound_notes_per_hour,
-            duration_s=config.hours * 3600.0, order_shelves_per_pick_station=2))
+            duration_s=config.hours * 3600.0, order_shelves_per_pick_station=config.order_shelves_per_port))
         self.clock = SimulatedClock()
         shelves = {s.id: s.home for s in self.scenario.inventory.shelves()}
         shelves.update((s.id, s.home) for s in self.scenario.order_shelves)

@@ -119,14 +119,13 @@ class Grid:
             wrong = moves & against_lane[:, h]
             self.cost[wrong, h] = np.maximum(self.cost[wrong, h], lane_penalty)
         self._ones = np.ones((self.size, 4), dtype=np.int32)
-        #: Python lists of (heading, next cell) per cell: the planner's inner loop reads these.
-        rows = ahead.tolist()  # plain ints: indexing numpy scalars one by one is 20x slower
-        self.moves: list[list[tuple[int, int]]] = [
-            [(h, v) for h, v in enumerate(row) if v >= 0] for row in rows
-        ]
+        #: (heading, next cell) per cell, as plain Python ints: the planner's inner loop
+        #: reads these (indexing numpy scalars one by one is 20x slower).
+        self.moves = _Moves(ahead)
         self._cache_bytes = cache_bytes
         self._cached_bytes = 0
         self._tables: OrderedDict[tuple[int, bool, bool], np.ndarray] = OrderedDict()
+        self._reach: dict[tuple[int, bool], np.ndarray] = {}
 
     @classmethod
     def from_map(cls, wmap: WarehouseMap, lane_penalty: int = LANE_PENALTY, cache_bytes: int = CACHE_BYTES,
@@ -192,6 +191,30 @@ class Grid:
         while self._cached_bytes > self._cache_bytes and len(self._tables) > 1:
             self._cached_bytes -= self._tables.popitem(last=False)[1].nbytes
         return table
+
+
+    def reaches(self, goal: int, oriented: bool) -> np.ndarray:
+        """Per cell, whether the goal can be reached from it (in some heading): asked
+        for every robot at every planning step, so kept apart from the tables."""
+        key = (goal, oriented)
+        reach = self._reach.get(key)
+        if reach is None:
+            table = self.distances(goal, oriented=oriented, guided=True)
+            reach = self._reach[key] = (table.min(axis=1) if oriented else table) < UNREACHABLE
+        return reach
+
+
+class _Moves(dict):
+    """Moves per cell, built on first use: a floor derived for one loaded robot's goal is
+    asked for the few cells that robot passes, not all of them."""
+
+    def __init__(self, ahead: np.ndarray) -> None:
+        super().__init__()
+        self._ahead = ahead
+
+    def __missing__(self, cell: int) -> list[tuple[int, int]]:
+        row = self[cell] = [(h, v) for h, v in enumerate(self._ahead[cell].tolist()) if v >= 0]
+        return row
 
 
 def warm_up() -> None:

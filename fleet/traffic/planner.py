@@ -106,11 +106,12 @@ class LifelongPlanner:
         """The floor for a robot carrying a shelf to `goal`: no shelf cells but the goal,
         and the aisles between shelves one way. One per goal, kept until the floor changes
         (there are few goals in play at once)."""
-        floor = self._loaded_floors.get(goal)
+        opened = goal if goal in self.shelf_cells else -1  # to any other goal, one floor serves all
+        floor = self._loaded_floors.get(opened)
         if floor is None:
             closed = self.shelf_cells - {goal}
             floor = self._floor.without(closed) if self._aisles is None else self._floor.one_way(closed, self._aisles)
-            self._loaded_floors[goal] = floor
+            self._loaded_floors[opened] = floor
         return floor
 
     # --- planning ---------------------------------------------------------------------
@@ -263,14 +264,13 @@ class LifelongPlanner:
         if goal == cell:
             return ""
         if loaded_floor is None:
-            if self._guide(goal)[cell].min() < UNREACHABLE:
+            if self._floor.reaches(goal, self.rotation)[cell]:
                 return ""
         else:
-            table = loaded_floor.distances(goal, oriented=self.rotation, guided=True)
+            reach = loaded_floor.reaches(goal, self.rotation)
             # A robot that just lifted its shelf stands on a shelf cell: it leaves by a
             # free neighbour.
-            exits = [cell] + [v for _, v in self.base.moves[cell] if v not in self.shelf_cells or v == goal]
-            if min(table[v].min() for v in exits) < UNREACHABLE:
+            if reach[cell] or any(reach[v] for _, v in self.base.moves[cell] if v not in self.shelf_cells or v == goal):
                 return ""
             where = self.base.cell(goal)
             return f"goal {where} cannot be reached from {self.base.cell(cell)} by a loaded robot through free aisles"
