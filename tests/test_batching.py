@@ -75,3 +75,15 @@ def test_orders_no_shelf_can_serve_are_left_out():
     batch = release(orders + [orphan], [Port("pick-1", 20)], sku_shelves, now=10.0)
     assert "GHOST" not in batch.orders["pick-1"]
     assert len(batch.orders["pick-1"]) == 10
+
+
+@pytest.mark.parametrize("strategy", [Batching.GREEDY, Batching.OPTIMAL])
+def test_orders_that_shelves_already_coming_to_a_port_can_serve_go_there(strategy):
+    """A port with released orders has shelves on their way: a new order those shelves
+    hold rides on them and costs no presentation."""
+    sku_shelves = {"A": ["S1"], "B": ["S2"], "C": ["S3"]}
+    orders = [Order(id=f"o{i}", lines=(OrderLine(sku, 1),), created=float(i)) for i, sku in enumerate("ABC")]
+    port = Port("pick-1", 2, coming=frozenset({"S3"}))
+    batch = release(orders, [port], sku_shelves, now=10.0, strategy=strategy, time_limit=2.0)
+    assert batch.orders["pick-1"] == ["o0", "o2"]  # o0 is the oldest: it anchors the port
+    assert batch.shelves["pick-1"] == ["S1"]  # S3 is coming anyway

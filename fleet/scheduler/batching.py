@@ -34,10 +34,13 @@ class Batching(str, Enum):
 
 @dataclass(frozen=True)
 class Port:
-    """A pick port as batching sees it: how many orders (box slots) a round takes."""
+    """A pick port as batching sees it: how many orders (box slots) a round takes, and
+    the shelves already on their way to it for orders released before: a new order whose
+    lines those shelves hold costs no presentation there."""
 
     station_id: str
     slots: int
+    coming: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -135,7 +138,8 @@ def _greedy(orders: Sequence[Order], ports: Sequence[Port], sku_shelves: Mapping
         if not left:
             break
         taken = [left.pop(0)]  # the most urgent order anchors the port
-        shelves = set(cover_lines(_skus(taken), sku_shelves))
+        coming = sorted(port.coming)
+        shelves = set(cover_lines(_skus(taken), sku_shelves, preferred=coming)) | port.coming
         while len(taken) < port.slots and left:
             def cost(o: Order) -> tuple[float, float]:
                 new = sum(1 for line in o.lines if not shelves.intersection(sku_shelves[line.sku]))
@@ -144,9 +148,10 @@ def _greedy(orders: Sequence[Order], ports: Sequence[Port], sku_shelves: Mapping
             best = min(left, key=cost)
             left.remove(best)
             taken.append(best)
-            shelves = set(cover_lines(_skus(taken), sku_shelves, preferred=sorted(shelves)))
+            shelves = set(cover_lines(_skus(taken), sku_shelves, preferred=sorted(shelves))) | port.coming
         batch.orders[port.station_id] = [o.id for o in taken]
-        batch.shelves[port.station_id] = cover_lines(_skus(taken), sku_shelves, preferred=sorted(shelves))
+        batch.shelves[port.station_id] = [
+            s for s in cover_lines(_skus(taken), sku_shelves, preferred=sorted(shelves)) if s not in port.coming]
     return batch
 
 
@@ -173,10 +178,12 @@ def _optimal(orders: Sequence[Order], ports: Sequence[Port], sku_shelves: Mappin
     # urgency outweighs grouping, and grouping decides the rest.
     for o in orders[: len(ports)]:
         model.add_exactly_one(x[o.id, p.station_id] for p in ports)
+    coming = {p.station_id: p.coming for p in ports}  # presented there anyway: free
     scale = 1 + len(shelves) * len(ports)
     weight = {o.id: scale * (10 + 5 * _urgency_class(o, now)) for o in orders}
     model.maximize(
-        sum(weight[o.id] * x[o.id, p.station_id] for o in orders for p in ports) - sum(y.values())
+        sum(weight[o.id] * x[o.id, p.station_id] for o in orders for p in ports)
+        - sum(var for (station, shelf), var in y.items() if shelf not in coming[station])
     )
     for (oid, station), var in x.items():
         model.add_hint(var, oid in hint.orders.get(station, []))
@@ -195,6 +202,7 @@ def _optimal(orders: Sequence[Order], ports: Sequence[Port], sku_shelves: Mappin
         taken = [by_id[o.id] for o in orders if solver.value(x[o.id, p.station_id])]
         if taken:
             batch.orders[p.station_id] = [o.id for o in taken]
-            chosen = [s for s in shelves if solver.value(y[p.station_id, s])]
-            batch.shelves[p.station_id] = cover_lines(_skus(taken), sku_shelves, preferred=chosen)
+            chosen = sorted(p.coming) + [s for s in shelves if solver.value(y[p.station_id, s]) and s not in p.coming]
+            batch.shelves[p.station_id] = [s for s in cover_lines(_skus(taken), sku_shelves, preferred=chosen)
+                                           if s not in p.coming]
     return batch
