@@ -1,10 +1,10 @@
 """Real-time factor of the firmware emulator: simulated seconds per wall second.
 
-100 and 1,000 robots on the large map run random errands (re-issued as they finish,
-through the in-process RobotLink) on a simulated clock, as fast as one core allows.
-Prints one JSON object. Usage:
+100 and 1,000 robots on the large map (or any shipped map) run random errands (re-issued
+as they finish, through the in-process RobotLink) on a simulated clock, as fast as one
+core allows. Prints one JSON object. Usage:
 
-    .venv/bin/python benchmarks/emulator.py [--robots 100 1000] [--seconds 60] [--repeats 3] [--dt 0.05]
+    .venv/bin/python benchmarks/emulator.py [--map large] [--robots 100 1000] [--seconds 60] [--repeats 3] [--dt 0.05]
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from fleet.clock import SimulatedClock
 from maps import shipped_map
 
 
-def one_run(robots: int, seconds: float, dt: float, seed: int) -> dict:
-    wmap = shipped_map("large")
+def one_run(map_name: str, robots: int, seconds: float, dt: float, seed: int) -> dict:
+    wmap = shipped_map(map_name)
     clock = SimulatedClock()
     world = World(wmap, clock, dt=dt, seed=seed)
     populate(world, robots)
@@ -61,16 +61,17 @@ def one_run(robots: int, seconds: float, dt: float, seed: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--map", default="large", help="shipped map name (large, medium, demo, ...)")
     parser.add_argument("--robots", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--seconds", type=float, default=60.0, help="simulated seconds measured per run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dt", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    result: dict = {"benchmark": "emulator", "map": "large", "dt": args.dt, "simulated_seconds": args.seconds,
+    result: dict = {"benchmark": "emulator", "map": args.map, "dt": args.dt, "simulated_seconds": args.seconds,
                     "repeats": args.repeats, "runs": {}}
     for robots in args.robots:
-        runs = [one_run(robots, args.seconds, args.dt, args.seed + k) for k in range(args.repeats)]
+        runs = [one_run(args.map, robots, args.seconds, args.dt, args.seed + k) for k in range(args.repeats)]
         result["runs"][str(robots)] = {
             "median_real_time_factor": round(statistics.median(r["real_time_factor"] for r in runs), 2),
             "real_time_factors": [round(r["real_time_factor"], 2) for r in runs],

@@ -6,8 +6,9 @@ Mosquitto: messages per second the master handles, and the latency from a vehicl
 on every CellReached, keeping three cells released ahead). The vehicles are scripted (one
 MQTT connection per process, speaking for many vehicles): they accept every update,
 echo it, and move to the next node every `--hop` seconds; the emulated vehicles replace
-them in the benchmark of the full stack. Latency is measured on the vehicle side with
-CLOCK_MONOTONIC, shared by all processes of the machine.
+them in the benchmark of the full stack (benchmarks/mqtt.py). The master's loop, the
+latency measure and the CPU seconds per process group (master, vehicles, broker) are
+benchmarks/vda5050_harness.py, shared by both.
 
 Prints one JSON object. Usage:
 
@@ -20,12 +21,8 @@ import argparse
 import heapq
 import json
 import os
-import shutil
-import socket
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -37,36 +34,17 @@ sys.path.insert(0, str(ROOT))
 import paho.mqtt.client as paho  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from drivers.commands import Job, Step  # noqa: E402
-from drivers.events import CellReached  # noqa: E402
+from benchmarks.vda5050_harness import answered, drive, private_broker, report  # noqa: E402
 from drivers.vda5050 import messages as m  # noqa: E402
 from drivers.vda5050.link import Vda5050Link  # noqa: E402
 from drivers.vda5050.mqtt import TopicLayout  # noqa: E402
+from fleet.clock import WallClock  # noqa: E402
 from maps.loader import load_map  # noqa: E402
 from maps.model import Cell  # noqa: E402
 
 MAP = ROOT / "tests" / "data" / "tiny.toml"
 MANUFACTURER = "bench"
 A, B = Cell(2, 3), Cell(3, 3)  # two adjacent floor cells: vehicles shuttle between them
-AHEAD = 3  # cells released ahead of the vehicle
-
-
-def start_broker(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = folder / "mosquitto.conf"
-    config.write_text(("user root\n" if os.geteuid() == 0 else "") + f"listener {port} 127.0.0.1\n"
-                      "allow_anonymous true\npersistence false\nmax_queued_messages 100000\n")
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    broker = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(500):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return broker, port
-        except OSError:
-            time.sleep(0.01)
-    raise RuntimeError("mosquitto did not start")
 
 
 # --- the vehicle processes ---------------------------------------------------------------------
@@ -80,7 +58,7 @@ def vehicles_main(port: int, interface: str, first: int, count: int, seconds: fl
     route: dict[str, list[tuple[str, int]]] = {}  # remaining nodes (id, seq) per vehicle
     where: dict[str, tuple[str, int]] = {}
     order_of: dict[str, tuple[str, int]] = {}
-    reached_at: dict[str, float] = {}
+    reached_at: dict[str, dict[int, float]] = {}  # node index reached -> when, until its extension comes
     finished_instants: dict[str, list[str]] = {}  # instant actionIds to report FINISHED
     header_ids: dict[tuple[str, str], int] = {}
     latencies: list[float] = []
@@ -126,8 +104,8 @@ def vehicles_main(port: int, interface: str, first: int, count: int, seconds: fl
             known = order_of.get(serial)
             if known is not None and known[0] == order.order_id and known[1] >= order.order_update_id:
                 return  # a resend of what we hold
-            if serial in reached_at and known is not None and known[0] == order.order_id:
-                latencies.append(now - reached_at.pop(serial))
+            if known is not None and known[0] == order.order_id:
+                answered(reached_at.get(serial, {}), order.nodes[-1].sequence_id // 2, now, latencies)
             fresh = known is None or known[0] != order.order_id
             # It stands on a new order's first node; an update's first node is the stitch.
             ahead = [(n.node_id, n.sequence_id) for n in order.nodes[1:]]
@@ -159,80 +137,36 @@ def vehicles_main(port: int, interface: str, first: int, count: int, seconds: fl
                 if route.get(serial):
                     where[serial] = route[serial].pop(0)
                     publish(serial, "state", state(serial))
-                    reached_at[serial] = time.monotonic()
+                    reached_at.setdefault(serial, {})[where[serial][1] // 2] = time.monotonic()
                 heapq.heappush(timers, (now + hop, first, serial))
             sleep = (timers[0][0] - now) if timers else 0.01
         time.sleep(max(0.0005, min(sleep, 0.01)))
     client.disconnect()
     client.loop_stop()
-    print(json.dumps({"latencies": latencies}), flush=True)
+    report(latencies)
 
 
 # --- the master ----------------------------------------------------------------------------------
 
 def run(vehicles: int, seconds: float, hop: float, processes: int) -> dict:
-    warehouse = load_map(MAP)
-    with tempfile.TemporaryDirectory() as folder:
-        broker, port = start_broker(Path(folder))
+    with private_broker() as broker:
         interface = f"bench{os.getpid()}"
-        link = Vda5050Link(f"mqtt://127.0.0.1:{port}", warehouse, layout=TopicLayout(interface_name=interface),
+        clock = WallClock()
+        link = Vda5050Link(broker.url, load_map(MAP), layout=TopicLayout(interface_name=interface), clock=clock,
                            resend_interval=1.0)
         try:
             assert link.start(timeout=10), "master did not connect"
             share = -(-vehicles // processes)
             workers = [
-                subprocess.Popen([sys.executable, __file__, "--vehicle-process", str(port), interface,
+                subprocess.Popen([sys.executable, __file__, "--vehicle-process", str(broker.port), interface,
                                   str(first), str(min(share, vehicles - first)), str(seconds), str(hop)],
                                  stdout=subprocess.PIPE, text=True)
                 for first in range(0, vehicles, share)
             ]
-            steps: dict[str, int] = {}
-            last: dict[str, Cell] = {}
-            received_before = link.mqtt.received
-            start = time.monotonic()
-            deadline = start + seconds + 5
-            next_look = start
-            while time.monotonic() < deadline and any(w.poll() is None for w in workers):
-                if time.monotonic() >= next_look:  # new robots: give each its job
-                    next_look = time.monotonic() + 0.1
-                    new = [robot_id for robot_id in link.robot_ids() if robot_id not in steps]
-                else:
-                    new = []
-                for robot_id in new:
-                    if robot_id not in steps:
-                        path = tuple(Step(A if i % 2 == 0 else B) for i in range(AHEAD + 1))
-                        link.send_job(robot_id, Job(f"job-{robot_id}", path))
-                        steps[robot_id], last[robot_id] = len(path), path[-1].cell
-                for event in link.drain():
-                    if isinstance(event, CellReached) and event.job_id is not None:
-                        nxt = A if last[event.robot_id] == B else B
-                        link.extend_job(event.robot_id, event.job_id, [Step(nxt)])
-                        steps[event.robot_id] += 1
-                        last[event.robot_id] = nxt
-                time.sleep(0.005)
-            elapsed = time.monotonic() - start
-            handled = link.mqtt.received - received_before
-            latencies = []
-            for worker in workers:
-                out, _ = worker.communicate(timeout=30)
-                latencies += json.loads(out.strip().splitlines()[-1])["latencies"]
-            dropped = dict(link.mqtt.dropped)
+            figures = drive(link, clock, broker, workers, lambda cell: (A, B), seconds, grace=5)
         finally:
             link.close()
-            broker.terminate()
-            broker.wait(10)
-    latencies.sort()
-    pick = lambda q: round(1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2) if latencies else None
-    return {
-        "vehicles": vehicles,
-        "adopted": len(steps),
-        "messages_handled_per_s": round(handled / elapsed, 1),
-        "updates_measured": len(latencies),
-        "latency_ms_p50": pick(0.5),
-        "latency_ms_p99": pick(0.99),
-        "latency_ms_median": round(1000 * statistics.median(latencies), 2) if latencies else None,
-        "dropped": {str(k): v for k, v in dropped.items()},
-    }
+    return {"vehicles": vehicles, **figures}
 
 
 def main() -> None:

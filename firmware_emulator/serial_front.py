@@ -32,6 +32,7 @@ from drivers.serial.port import PortSettings
 from drivers.serial.robot import RobotEndpoint
 from drivers.serial.translate import event_message, robot_command
 from firmware_emulator.drive_unit import EMERGENCY_STOP, DriveUnit
+from firmware_emulator.pacing import PacedFloor
 from firmware_emulator.world import World
 
 #: The error a robot raises when its watchdog stops it (docs/serial-protocol.md 6.2).
@@ -125,7 +126,7 @@ def _angle(theta: float) -> float:
     return math.remainder(theta, math.tau)
 
 
-class SerialFloor:
+class SerialFloor(PacedFloor):
     """Every robot of a world on its own serial port, and the lock that serialises them."""
 
     def __init__(
@@ -165,12 +166,6 @@ class SerialFloor:
         """Catch the world up with its (wall) clock: the paced loop's one step."""
         with self.lock:
             self.world.run_paced(self.world.now())
-
-    def run(self, until: float = float("inf"), stop: threading.Event | None = None) -> None:
-        """Step the world in wall time until its clock reads `until` or `stop` is set."""
-        stop = stop or threading.Event()
-        while self.world.now() < until and not stop.wait(self.world.dt / 2):
-            self.step_to_now()
 
     def close(self) -> None:
         if self._unsubscribe is not None:

@@ -41,6 +41,7 @@ from drivers.events import (
 )
 from drivers.vda5050.messages import (
     LATEST_VERSION,
+    UNSTAMPED,
     Action,
     ActionParameterSpec,
     ActionScope,
@@ -52,6 +53,7 @@ from drivers.vda5050.messages import (
     AgvKinematic,
     AgvPosition,
     BatteryState,
+    BlockingType,
     Edge,
     EdgeState,
     ErrorLevel,
@@ -90,10 +92,10 @@ from drivers.vda5050.messages import (
 from drivers.vda5050.mqtt import FROM_MASTER, BrokerConfig, MqttLink, Received, Topic, TopicLayout, VehicleId
 from drivers.vda5050.order_graph import graph_problems
 from firmware_emulator.drive_unit import EMERGENCY_STOP, OBSTACLE, DriveUnit, Status
+from firmware_emulator.pacing import PacedFloor
 from firmware_emulator.world import World
 from maps.model import Heading, WarehouseMap
 
-UNSTAMPED = "1970-01-01T00:00:00.000Z"  # the MQTT link stamps headerId and timestamp
 MANUFACTURER = "agv-emulator"
 WAIT = "wait"  # our own action type: stand still `duration` seconds (a station visit)
 STATE_INTERVAL = 30.0  # s: section 6.10, a state at the latest every 30 s
@@ -269,6 +271,12 @@ class Vehicle:
         if kind is None:
             raise Refusal("orderError", f"I cannot do action type {action.action_type!r} on a node",
                           {"actionId": action.action_id})
+        if action.blocking_type is BlockingType.NONE:
+            # Every node action of this robot stands still (the lift and the charger contacts
+            # need it): an action asked to run while driving is refused, not run standing.
+            raise Refusal("orderError", f"action {action.action_id!r} ({action.action_type}) cannot run while "
+                          "driving: blockingType NONE is not supported, use SOFT or HARD",
+                          {"actionId": action.action_id})
         parameters = {p.key: p.value for p in action.action_parameters or ()}
         shelf = parameters.get("loadId")
         if kind is ActionKind.WAIT:
@@ -425,9 +433,15 @@ class Vehicle:
                 error_description="cancelOrder received but I have no order",
                 error_references=[Reference(reference_key="actionId", reference_value=tracked.action.action_id)])
             return
+        # Section 6.6.3: actions not started fail; the running one fails if the firmware can
+        # interrupt it (a wait) and otherwise runs on (a lift) and ends as it ends, RUNNING
+        # until then. The firmware reports either, and the cancel finishes after it.
+        running = self._running_action_id()
         for other in self.actions.values():
-            if other is not tracked and other.status not in TERMINAL:
+            if other is not tracked and other.status not in TERMINAL and other.action.action_id != running:
                 other.status, other.result = ActionStatus.FAILED, "order cancelled"
+        if running is not None and running in self.actions:
+            self.actions[running].status = ActionStatus.RUNNING
         self.unit.instant(InstantCommand(InstantKind.CANCEL))
         # The robot stops on the next code it can brake for; nodes past it are deleted.
         self.base, self.base_edges = self.base[: self.at + 2], self.base_edges[: self.at + 1]
@@ -437,7 +451,10 @@ class Vehicle:
         self._settle_cancel()
 
     def _settle_cancel(self) -> None:
-        if self._cancel is not None and self.unit.activity is None:
+        """The cancel is FINISHED once the robot stands and no action of the order runs."""
+        if self._cancel is None or self.unit.activity is not None:
+            return
+        if all(t.status in TERMINAL for t in self.actions.values() if t is not self._cancel):
             self.base, self.base_edges = self.base[: self.at + 1], self.base_edges[: self.at]
             self._finish(self._cancel, ActionStatus.FINISHED)
             self._cancel = None
@@ -674,7 +691,7 @@ def factsheet(unit: DriveUnit, vehicle: VehicleId, dt: float) -> Factsheet:
     )
 
 
-class MqttFloor:
+class MqttFloor(PacedFloor):
     """Every robot of a world as a VDA 5050 vehicle on one broker, and the lock that
     serialises the world's steps with the vehicles' messages."""
 
@@ -742,12 +759,6 @@ class MqttFloor:
         with self.lock:
             self.world.run_paced(self.world.now())
             self.flush()
-
-    def run(self, until: float = float("inf"), stop: threading.Event | None = None) -> None:
-        """Step the world in wall time until its clock reads `until` or `stop` is set."""
-        stop = stop or threading.Event()
-        while self.world.now() < until and not stop.wait(self.world.dt / 2):
-            self.step_to_now()
 
     def close(self) -> None:
         """Leave gracefully: every vehicle says OFFLINE."""

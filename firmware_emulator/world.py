@@ -1,10 +1,11 @@
 """The physical world the emulated robots live in, and its independent collision witness.
 
 The World holds the truth: every robot's and every shelf's continuous pose, speed and
-battery, kept as numpy arrays (one slot per robot) so that a fixed physics step moves a
-thousand robots in a handful of vectorised operations. The firmware (DriveUnit) decides;
-the World moves, senses (laser, codes passing under the camera) and judges: it detects
-collisions on true geometry by itself and never asks the controller what it intended.
+battery, kept in a numpy record table (one record per robot, firmware_emulator/state.py)
+that the compiled physics step (firmware_emulator/physics.py) works through in one call.
+The firmware (DriveUnit) decides; the World moves, senses (laser, codes passing under the
+camera) and judges: it detects collisions on true geometry by itself and never asks the
+controller what it intended.
 
 Time comes from the clock passed in. On a SimulatedClock the World schedules its own
 ticks, so whoever advances the clock advances the world (as fast as the CPU allows); on
@@ -37,15 +38,11 @@ from firmware_emulator.faults import (
     SlowDown,
     check_fault,
 )
-from firmware_emulator.geometry import close_pairs, extents, rectangles_overlap
-from firmware_emulator.kinematics import speed_step
+from firmware_emulator import physics, witness
 from firmware_emulator.profile import DEFAULT_PROFILE, RobotProfile
+from firmware_emulator.state import DRIVING, IDLE, PAD, ROBOT_FIELDS, TURNING, robot_table
 from maps.model import KIND_CODES, Cell, CellKind, Heading, WarehouseMap
 
-#: Motion modes of a robot slot.
-IDLE, DRIVING, TURNING = 0, 1, 2
-#: Cells of padding around the grids: everything outside the map is a wall.
-_PAD = 2
 _EPS = 1e-9
 
 DEFAULT_SHELF_KG = 250.0
@@ -103,25 +100,6 @@ class Timer:
     cancelled: bool = field(default=False, compare=False)
 
 
-_ROBOT_FIELDS: dict[str, tuple[type, float]] = {
-    # true state
-    "x": (float, 0.0), "y": (float, 0.0), "theta": (float, 0.0), "v": (float, 0.0),
-    "ux": (float, 1.0), "uy": (float, 0.0), "goal": (float, 0.0), "run": (float, 0.0),
-    "turn_left": (float, 0.0), "since_code": (float, 0.0), "soc": (float, 1.0), "factor": (float, 1.0),
-    "mode": (np.int8, IDLE), "hold": (bool, False), "charging": (bool, False), "lifting": (bool, False),
-    "laser_stopped": (bool, False), "carried": (np.int64, -1), "pct": (np.int64, 100),
-    "phantom_on": (bool, False), "phantom_x": (float, 0.0), "phantom_y": (float, 0.0),
-    "next_status": (float, 0.0),
-    # from the profile
-    "vmax": (float, 0.0), "vmax_loaded": (float, 0.0), "accel": (float, 1.0), "decel": (float, 1.0),
-    "emergency": (float, 1.0), "omega": (float, 1.0), "half_len": (float, 0.0), "half_wid": (float, 0.0),
-    "laser_range": (float, 0.0), "standoff": (float, 0.0), "side_margin": (float, 0.0),
-    "max_no_code": (float, math.inf), "capacity_j": (float, 1.0), "idle_w": (float, 0.0), "drive_w": (float, 0.0),
-    "drive_loaded_w": (float, 0.0), "rotate_w": (float, 0.0), "lift_w": (float, 0.0), "charge_w": (float, 0.0),
-    "counter_rot": (bool, True), "status_interval": (float, 1.0),
-}
-
-
 class World:
     def __init__(
         self,
@@ -157,13 +135,14 @@ class World:
         self._capacity = 0
         self.n = 0
         self._moved = False  # a robot was put somewhere outside the physics step
-        for name, (dtype, default) in _ROBOT_FIELDS.items():
-            setattr(self, name, np.full(0, default, dtype=dtype))
+        self._robots = robot_table(0)
+        self._grow(0)
         self._max_reach = 0.0
+        self._reach = 1  # cells around a robot the witness looks at
 
         h, w = wmap.height, wmap.width
-        blocked = np.ones((h + 2 * _PAD, w + 2 * _PAD), dtype=bool)
-        blocked[_PAD:_PAD + h, _PAD:_PAD + w] = wmap.kinds == KIND_CODES[CellKind.BLOCKED]
+        blocked = np.ones((h + 2 * PAD, w + 2 * PAD), dtype=bool)
+        blocked[PAD:PAD + h, PAD:PAD + w] = wmap.kinds == KIND_CODES[CellKind.BLOCKED]
         self._blocked = blocked
         self._wall_cache: dict[int, np.ndarray] = {}
         self._shelf_grid = np.full(blocked.shape, -1, dtype=np.int64)
@@ -179,6 +158,7 @@ class World:
         homes = shelves if shelves is not None else {default_shelf_id(c): c for c in wmap.cells_of(CellKind.STORAGE)}
         self.add_shelves(homes, shelf_weight_kg)
 
+        self._compile_physics()
         self.ticks = 0
         self._t0 = math.floor(float(clock.now()) / dt + _EPS) * dt  # steps fall on multiples of dt
         if hasattr(clock, "call_at"):
@@ -207,8 +187,6 @@ class World:
             self._grow(max(8, 2 * self._capacity))
         i = self.n
         self.n += 1
-        for name, (_, default) in _ROBOT_FIELDS.items():
-            getattr(self, name)[i] = default
         p = profile
         self.x[i], self.y[i] = self.map.position(cell)
         self.theta[i] = heading.radians
@@ -228,6 +206,8 @@ class World:
         self.next_status[i] = self.clock.now() + float(self.rng.uniform(0.0, p.status_interval))
         self._max_reach = max(self._max_reach, math.hypot(p.body_length_m, p.body_width_m) / 2,
                               self.shelf_half * math.sqrt(2))
+        pitch = self.map.pitch
+        self._reach = max(1, int(math.ceil((pitch / 2 + self._max_reach + pitch / 2) / pitch)) - 1)
         unit = DriveUnit(self, i, robot_id, p, np.random.default_rng([self.rng.integers(2**32), i]), localised)
         self.robots[robot_id] = unit
         self.units.append(unit)
@@ -256,7 +236,7 @@ class World:
         for k, (shelf_id, cell) in enumerate(homes.items()):
             self.shelf_ids.append(shelf_id)
             self._shelf_index[shelf_id] = first + k
-            self._shelf_grid[cell.y + _PAD, cell.x + _PAD] = first + k
+            self._shelf_grid[cell.y + PAD, cell.x + PAD] = first + k
         xy = np.array([self.map.position(c) for c in homes.values()], dtype=float).reshape(-1, 2)
         count = len(homes)
         self.sx = np.concatenate([self.sx, xy[:, 0]])
@@ -285,15 +265,14 @@ class World:
         self.x[i], self.y[i] = self.map.position(cell)
         self.theta[i] = heading.radians
         self.since_code[i] = 0.0
-        self._follow_shelves()
+        physics.follow_shelves(self._robots[: self.n], self.sx, self.sy, self.stheta, self.srel)
         self._moved = True
 
     def _grow(self, capacity: int) -> None:
-        for name, (dtype, default) in _ROBOT_FIELDS.items():
-            old = getattr(self, name)
-            new = np.full(capacity, default, dtype=dtype)
-            new[: len(old)] = old
-            setattr(self, name, new)
+        """A bigger robot table; every field (`self.x`, `self.v`, ...) is a view of it."""
+        self._robots = robot_table(capacity, self._robots)
+        for name in ROBOT_FIELDS:
+            setattr(self, name, self._robots[name])
         self._capacity = capacity
 
     # ------------------------------------------------------------------ queries
@@ -322,13 +301,13 @@ class World:
     def shelf_above(self, i: int) -> ShelfState | None:
         """The stored shelf the robot stands centred under, if any."""
         cell = self.map.cell_at(float(self.x[i]), float(self.y[i]))
-        s = int(self._shelf_grid[cell.y + _PAD, cell.x + _PAD])
+        s = int(self._shelf_grid[cell.y + PAD, cell.x + PAD])
         if s < 0 or math.hypot(self.sx[s] - self.x[i], self.sy[s] - self.y[i]) > self.units[i].profile.qr_window_m:
             return None
         return self.shelf(self.shelf_ids[s])
 
     def stored_shelf_at(self, cell: Cell) -> str | None:
-        s = int(self._shelf_grid[cell.y + _PAD, cell.x + _PAD])
+        s = int(self._shelf_grid[cell.y + PAD, cell.x + PAD])
         return self.shelf_ids[s] if s >= 0 else None
 
     def now(self) -> float:
@@ -381,8 +360,8 @@ class World:
 
     def lift_shelf(self, i: int) -> ShelfState:
         cell = self.map.cell_at(float(self.x[i]), float(self.y[i]))
-        s = int(self._shelf_grid[cell.y + _PAD, cell.x + _PAD])
-        self._shelf_grid[cell.y + _PAD, cell.x + _PAD] = -1
+        s = int(self._shelf_grid[cell.y + PAD, cell.x + PAD])
+        self._shelf_grid[cell.y + PAD, cell.x + PAD] = -1
         self.scarrier[s] = i
         self.carried[i] = s
         self.srel[s] = self.stheta[s] - self.theta[i]
@@ -394,7 +373,7 @@ class World:
         self.carried[i] = -1
         self.scarrier[s] = -1
         self.sx[s], self.sy[s] = self.x[i], self.y[i]
-        self._shelf_grid[cell.y + _PAD, cell.x + _PAD] = s
+        self._shelf_grid[cell.y + PAD, cell.x + PAD] = s
 
     # ------------------------------------------------------------------ timers and faults
     def after(self, delay: float, callback: Callable[[], None]) -> Timer:
@@ -493,137 +472,74 @@ class World:
         return round(self._t0 + (self.ticks + 1) * self.dt, 9)
 
     def run_paced(self, until: float, sleep: Callable[[float], None] = time.sleep) -> None:
-        """Step in real time on a wall clock (optionally sped up by the clock's `speed`)."""
+        """Step in real time on a wall clock (optionally sped up by the clock's `speed`)
+        until it reads `until`: a step never runs ahead of the clock it ends at."""
         speed = float(getattr(self.clock, "speed", 1.0))
         while self._next_tick() <= until + _EPS:
-            wait = (self._next_tick() - self.clock.now()) / speed
-            if wait > 0:
-                sleep(wait)
+            self._sleep_until(self._next_tick(), speed, sleep)
             self.step()
+        self._sleep_until(until, speed, sleep)
+
+    def _sleep_until(self, when: float, speed: float, sleep: Callable[[float], None]) -> None:
+        wait = (when - self.clock.now()) / speed
+        if wait > 0:
+            sleep(wait)
 
     def step(self) -> None:
         """Advance the world by one physics step, ending at the current tick time."""
         self.ticks += 1
         if self.n:
-            # nothing moves, nothing new can touch: a world at rest costs next to nothing
-            moving = self._moved or bool((self.mode[: self.n] != IDLE).any())
-            pairs = self._near_pairs() if moving else None
-            free = self._laser_free(pairs) if moving else np.full(self.n, np.inf)
-            crossed, arrived, turned, overdue = self._move(free)
-            battery = self._drain_batteries()
-            if moving:
-                self._follow_shelves()
-                self._detect_collisions(pairs)
+            robots = self._robots[: self.n]
+            moving, free, events, battery, touching = self._advance(robots)
+            if moving:  # at rest nothing new can touch, and old contacts stand
                 self._moved = False
-            self._callbacks(free, crossed, arrived, turned, overdue, battery)
+                self._record_contacts(touching)
+            self._callbacks(robots, free, events, battery)
         self._run_timers()
 
-    def _near_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Robot pairs close enough, before this step's motion, to see each other with the
-        laser or to touch after it (one broad phase serves both)."""
-        n = self.n
-        moving = 2 * float(self.vmax[:n].max()) * self.dt
-        radius = float(self.laser_range[:n].max()) + 2 * self._max_reach + moving + 0.1
-        return close_pairs(self.x[:n], self.y[:n], radius)
+    def _advance(self, robots: np.ndarray) -> tuple:
+        """physics.advance with this world's grids and numbers, typed alike on every call
+        (one compiled version serves them all)."""
+        return physics.advance(robots, bool(self._moved), self.sx, self.sy, self.stheta, self.srel, self._blocked,
+                               self._shelf_grid, self._wall_nearby(self._reach), int(self._reach),
+                               float(self.map.pitch), int(self.map.height), float(self.shelf_half),
+                               float(self._max_reach), float(self.dt))
 
-    def _move(self, free: np.ndarray) -> tuple[np.ndarray, ...]:
-        n, dt, pitch = self.n, self.dt, self.map.pitch
-        mode, hold = self.mode[:n], self.hold[:n]
-        driving = np.flatnonzero(mode == DRIVING)
-        crossed = arrived = overdue = np.zeros(0, dtype=np.int64)
-        if len(driving):
-            d = driving
-            loaded = self.carried[d] >= 0
-            cap = np.where(hold[d], 0.0, np.where(loaded, self.vmax_loaded[d], self.vmax[d]) * self.factor[d])
-            stop = np.minimum(self.goal[d], free[d])
-            ds, v = speed_step(self.v[d], stop, cap, self.accel[d], self.decel[d], self.emergency[d], dt)
-            before = np.floor(self.run[d] / pitch + 1e-6)
-            self.x[d] += self.ux[d] * ds
-            self.y[d] += self.uy[d] * ds
-            self.v[d] = v
-            self.goal[d] -= ds
-            self.run[d] += ds
-            self.since_code[d] += ds
-            crossed = d[np.floor(self.run[d] / pitch + 1e-6) > before]
-            done = (self.goal[d] <= 1e-7) & (v == 0.0)
-            arrived = d[done]
-            self.goal[arrived] = 0.0
-            self.mode[arrived] = IDLE
-            overdue = d[self.since_code[d] > self.max_no_code[d]]
-        turning = np.flatnonzero(mode == TURNING)
-        turned = np.zeros(0, dtype=np.int64)
-        if len(turning):
-            t = turning
-            rate = np.where(hold[t], 0.0, self.omega[t] * self.factor[t] * dt)
-            left = self.turn_left[t]
-            delta = np.sign(left) * np.minimum(np.abs(left), rate)
-            self.theta[t] += delta
-            self.turn_left[t] = left - delta
-            done = np.abs(self.turn_left[t]) <= _EPS
-            turned = t[done]
-            quarter = math.pi / 2
-            # snap to the exact grid heading, in (-pi, pi]
-            quarters = np.mod(np.round(self.theta[turned] / quarter), 4)  # 0..3: east, north, west, south
-            self.theta[turned] = np.where(quarters == 3, -quarter, quarters * quarter)
-            self.turn_left[turned] = 0.0
-            self.mode[turned] = IDLE
-        return crossed, arrived, turned, overdue
+    def _compile_physics(self) -> None:
+        """Compile the physics now (or load it from numba's cache), on an empty robot table:
+        the first step of a world paced by a wall clock must not stall for the compiler
+        while robots on serial lines or MQTT wait for it."""
+        robots = self._robots[:0]
+        self._advance(robots)
+        physics.settle(robots, np.zeros(0), np.zeros(0, dtype=np.int64), 0.0)
+        physics.follow_shelves(robots, self.sx, self.sy, self.stheta, self.srel)
 
-    def _follow_shelves(self) -> None:
-        carried = np.flatnonzero(self.scarrier >= 0)
-        if len(carried):
-            r = self.scarrier[carried]
-            self.sx[carried] = self.x[r]
-            self.sy[carried] = self.y[r]
-            turns = ~self.counter_rot[r]
-            self.stheta[carried] = np.where(turns, self.theta[r] + self.srel[carried], self.stheta[carried])
-
-    def _drain_batteries(self) -> np.ndarray:
-        n, dt = self.n, self.dt
-        loaded = self.carried[:n] >= 0
-        moving = (self.mode[:n] == DRIVING) & (self.v[:n] > 0)
-        rotating = (self.mode[:n] == TURNING) & ~self.hold[:n]
-        power = (self.idle_w[:n]
-                 + np.where(moving, np.where(loaded, self.drive_loaded_w[:n], self.drive_w[:n]), 0.0)
-                 + np.where(rotating, self.rotate_w[:n], 0.0)
-                 + np.where(self.lifting[:n], self.lift_w[:n], 0.0)
-                 - np.where(self.charging[:n], self.charge_w[:n], 0.0))
-        self.soc[:n] = np.minimum(np.maximum(self.soc[:n] - power * dt / self.capacity_j[:n], 0.0), 1.0)
-        pct = np.floor(self.soc[:n] * 100 + _EPS).astype(np.int64)
-        changed = np.flatnonzero(pct != self.pct[:n])
-        self.pct[changed] = pct[changed]
-        return changed
-
-    def _callbacks(self, free: np.ndarray, crossed: np.ndarray, arrived: np.ndarray, turned: np.ndarray,
-                   overdue: np.ndarray, battery: np.ndarray) -> None:
-        n = self.n
+    def _callbacks(self, robots: np.ndarray, free: np.ndarray, events: np.ndarray, battery: np.ndarray) -> None:
+        """Tell the firmware what happened to it, in physics.advance's and settle's order."""
         units = self.units
-        for i in crossed:
-            units[i].on_centre()
-        for i in overdue:
-            if units[i].localised and self.mode[i] == DRIVING and self.since_code[i] > self.max_no_code[i]:
-                units[i].on_code_overdue()
-        for i in arrived:
-            units[i].on_arrived()
-        for i in turned:
-            units[i].on_turned()
-        # the laser: stopped short of the goal by an obstacle, not by a hold
-        blocked = (self.mode[:n] == DRIVING) & (self.v[:n] == 0.0) & ~self.hold[:n] & (free < self.goal[:n] - 1e-6)
-        started = np.flatnonzero(blocked & ~self.laser_stopped[:n])
-        ended = np.flatnonzero(~blocked & self.laser_stopped[:n])
-        self.laser_stopped[:n] = blocked
-        self.laser_stops += len(started)
-        for i in started:
-            units[i].on_laser(True)
-        for i in ended:
-            units[i].on_laser(False)
-        for i in battery:
-            units[i].on_battery()
-        now = self.now()
-        due = np.flatnonzero(self.next_status[:n] <= now + _EPS)
-        self.next_status[due] += self.status_interval[due]
-        for i in due:
-            units[i].report_status()
+        for event, i in events.tolist():
+            unit = units[i]
+            if event == physics.CROSSED:
+                unit.on_centre()
+            elif event == physics.OVERDUE:
+                # a code read by an earlier callback of this step resets the distance
+                if unit.localised and self.mode[i] == DRIVING and self.since_code[i] > self.max_no_code[i]:
+                    unit.on_code_overdue()
+            elif event == physics.ARRIVED:
+                unit.on_arrived()
+            else:
+                unit.on_turned()
+        for event, i in physics.settle(robots, free, battery, self.now()).tolist():
+            unit = units[i]
+            if event == physics.LASER_ON:
+                self.laser_stops += 1
+                unit.on_laser(True)
+            elif event == physics.LASER_OFF:
+                unit.on_laser(False)
+            elif event == physics.BATTERY:
+                unit.on_battery()
+            else:
+                unit.report_status()
 
     def _run_timers(self) -> None:
         now = self.now()
@@ -631,83 +547,6 @@ class World:
             timer = heapq.heappop(self._timers)
             if not timer.cancelled:
                 timer.callback()
-
-    # ------------------------------------------------------------------ the laser
-    def _footprint_extents(self) -> tuple[np.ndarray, np.ndarray]:
-        """Axis-aligned half sizes of each robot with the shelf it carries."""
-        n = self.n
-        ex, ey = extents(self.half_len[:n], self.half_wid[:n], self.theta[:n])
-        s = self.carried[:n]
-        loaded = np.flatnonzero(s >= 0)
-        if len(loaded):
-            sh = np.full(len(loaded), self.shelf_half)
-            sex, sey = extents(sh, sh, self.stheta[s[loaded]])
-            ex[loaded] = np.maximum(ex[loaded], sex)
-            ey[loaded] = np.maximum(ey[loaded], sey)
-        return ex, ey
-
-    def _laser_free(self, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """For each driving robot, how far it may still drive before its laser makes it
-        stand off an obstacle that lies on its way to its goal (inf: nothing in the way)."""
-        n, pitch = self.n, self.map.pitch
-        free = np.full(n, np.inf)
-        watch = np.flatnonzero((self.mode[:n] == DRIVING) & (self.laser_range[:n] > 0))
-        if not len(watch):
-            return free
-        ex, ey = self._footprint_extents()
-        gap = np.full(n, np.inf)
-        ux, uy = self.ux[watch], self.uy[watch]
-        px, py = self.x[watch], self.y[watch]
-        front = np.abs(ux) * ex[watch] + np.abs(uy) * ey[watch]
-
-        # walls and (for a loaded robot) stored shelves: the cells ahead on its line
-        reach = int(math.ceil((float(self.laser_range[watch].max()) + self._max_reach + pitch) / pitch)) + 1
-        k = np.arange(reach + 1)
-        col = np.rint(px / pitch).astype(np.int64)[:, None] + k * np.rint(ux).astype(np.int64)[:, None]
-        row = (self.map.height - 1 - np.rint(py / pitch)).astype(np.int64)[:, None] - k * np.rint(uy).astype(np.int64)[:, None]
-        gx, gy = self._grid_index(col, row)
-        along = (col * pitch - px[:, None]) * ux[:, None] + ((self.map.height - 1 - row) * pitch - py[:, None]) * uy[:, None]
-        ahead = along > 1e-6
-        g = np.where(self._blocked[gy, gx] & ahead, along - pitch / 2 - front[:, None], np.inf)
-        loaded = (self.carried[watch] >= 0)[:, None]
-        stored = loaded & (self._shelf_grid[gy, gx] >= 0) & ahead
-        g = np.minimum(g, np.where(stored, along - self.shelf_half - front[:, None], np.inf))
-        gap[watch] = g.min(axis=1)
-
-        # other robots (and what they carry)
-        a, b = pairs
-        obs = np.concatenate([a, b])
-        tgt = np.concatenate([b, a])
-        observing = np.zeros(n, dtype=bool)
-        observing[watch] = True
-        keep = observing[obs]
-        obs, tgt = obs[keep], tgt[keep]
-        if len(obs):
-            oux, ouy = self.ux[obs], self.uy[obs]
-            dx, dy = self.x[tgt] - self.x[obs], self.y[tgt] - self.y[obs]
-            along = dx * oux + dy * ouy
-            lateral = np.abs(-dx * ouy + dy * oux)
-            o_front = np.abs(oux) * ex[obs] + np.abs(ouy) * ey[obs]
-            o_side = np.abs(ouy) * ex[obs] + np.abs(oux) * ey[obs]
-            t_along = np.abs(oux) * ex[tgt] + np.abs(ouy) * ey[tgt]
-            t_side = np.abs(ouy) * ex[tgt] + np.abs(oux) * ey[tgt]
-            seen = (along > 0) & (lateral < o_side + t_side + self.side_margin[obs])
-            np.minimum.at(gap, obs[seen], (along - t_along - o_front)[seen])
-
-        # phantom obstacles (injected faults)
-        ph = watch[self.phantom_on[watch]]
-        if len(ph):
-            dx, dy = self.phantom_x[ph] - self.x[ph], self.phantom_y[ph] - self.y[ph]
-            along = dx * self.ux[ph] + dy * self.uy[ph]
-            lateral = np.abs(-dx * self.uy[ph] + dy * self.ux[ph])
-            f = np.abs(self.ux[ph]) * ex[ph] + np.abs(self.uy[ph]) * ey[ph]
-            side = np.abs(self.uy[ph]) * ex[ph] + np.abs(self.ux[ph]) * ey[ph]
-            g = np.where((along > 0) & (lateral < side + self.side_margin[ph]), along - f, np.inf)
-            gap[ph] = np.minimum(gap[ph], g)
-
-        in_way = (gap[watch] < self.laser_range[watch]) & (gap[watch] < self.goal[watch] - 1e-6)
-        free[watch] = np.where(in_way, gap[watch] - self.standoff[watch], np.inf)
-        return free
 
     # ------------------------------------------------------------------ the witness
     def _wall_nearby(self, reach: int) -> np.ndarray:
@@ -726,96 +565,33 @@ class World:
             self._wall_cache[reach] = cached
         return cached
 
-    def _grid_index(self, col: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Indexes into the padded grids; anything beyond the padding reads as its edge (a wall)."""
-        h, w = self._blocked.shape
-        return np.minimum(np.maximum(col + _PAD, 0), w - 1), np.minimum(np.maximum(row + _PAD, 0), h - 1)
-
-    def _detect_collisions(self, pairs: tuple[np.ndarray, np.ndarray]) -> None:
-        n, pitch = self.n, self.map.pitch
+    def _record_contacts(self, touching: np.ndarray) -> None:
+        """Record the contacts that started this step (a contact is one collision however
+        long it lasts) and stop every robot involved."""
         now = self.now()
         contacts: set[tuple] = set()
         new: list[Collision] = []
-        x, y, th = self.x[:n], self.y[:n], self.theta[:n]
-        hl, hw = self.half_len[:n], self.half_wid[:n]
-        sh = self.shelf_half
-        carried = self.carried[:n]
-
-        # robot against robot (bodies and carried shelves)
-        a, b = pairs
-        close = np.hypot(x[a] - x[b], y[a] - y[b]) < 2 * self._max_reach + 0.01
-        a, b = a[close], b[close]
-        if len(a):
-            hit = rectangles_overlap(x[a], y[a], hl[a], hw[a], th[a], x[b], y[b], hl[b], hw[b], th[b])
-            shelf_hit = np.zeros(len(a), dtype=bool)
-            la, lb = carried[a] >= 0, carried[b] >= 0
-            for sel, shelf_of, other in ((la, a, b), (lb, b, a)):
-                k = np.flatnonzero(sel)
-                if len(k):
-                    s = carried[shelf_of[k]]
-                    o = other[k]
-                    hit[k] |= rectangles_overlap(self.sx[s], self.sy[s], sh, sh, self.stheta[s],
-                                                 x[o], y[o], hl[o], hw[o], th[o])
-            k = np.flatnonzero(la & lb)
-            if len(k):
-                s1, s2 = carried[a[k]], carried[b[k]]
-                shelf_hit[k] = rectangles_overlap(self.sx[s1], self.sy[s1], sh, sh, self.stheta[s1],
-                                                  self.sx[s2], self.sy[s2], sh, sh, self.stheta[s2])
-            for k in np.flatnonzero(hit | shelf_hit):
-                i, j = int(a[k]), int(b[k])
-                key = ("robot", i, j)
-                contacts.add(key)
-                if key not in self._contacts:
-                    shelves = tuple(self.shelf_ids[s] for s in (carried[i], carried[j]) if s >= 0) if shelf_hit[k] else ()
-                    new.append(self._collision(now, "shelf" if shelf_hit[k] else "robot", (i, j), shelves,
+        x, y, carried = self.x, self.y, self.carried
+        for kind, i, j, k in touching.tolist():
+            if kind in (witness.ROBOTS, witness.SHELVES):
+                key: tuple = ("robot", i, j)
+                if key not in self._contacts and key not in contacts:
+                    shelf_hit = kind == witness.SHELVES
+                    shelves = tuple(self.shelf_ids[s] for s in (carried[i], carried[j]) if s >= 0) if shelf_hit else ()
+                    new.append(self._collision(now, "shelf" if shelf_hit else "robot", (i, j), shelves,
                                                (x[i] + x[j]) / 2, (y[i] + y[j]) / 2))
-
-        # the cells around each robot: walls for everyone, stored shelves for loaded robots
-        reach = max(1, int(math.ceil((pitch / 2 + self._max_reach + pitch / 2) / pitch)) - 1)
-        offsets = np.arange(-reach, reach + 1)
-        ox, oy = np.repeat(offsets, len(offsets)), np.tile(offsets, len(offsets))
-        col = np.rint(x / pitch).astype(np.int64)
-        row = (self.map.height - 1 - np.rint(y / pitch)).astype(np.int64)
-        # only robots with a wall in reach, or a shelf on board, need their neighbourhood
-        near = self._wall_nearby(reach)[self._grid_index(col, row)[::-1]]
-        look = np.flatnonzero(near | (carried >= 0))
-        gx, gy = self._grid_index(col[look, None] + ox, row[look, None] + oy)
-        r, o = np.nonzero(self._blocked[gy, gx])
-        r_look = r
-        r = look[r]
-        if len(r):
-            cgx, cgy = gx[r_look, o], gy[r_look, o]
-            wx, wy = (cgx - _PAD) * pitch, (self.map.height - 1 - (cgy - _PAD)) * pitch
-            half = np.full(len(r), pitch / 2)
-            hit = rectangles_overlap(x[r], y[r], hl[r], hw[r], th[r], wx, wy, half, half, 0.0)
-            lw = np.flatnonzero(carried[r] >= 0)
-            if len(lw):
-                s = carried[r[lw]]
-                hit[lw] |= rectangles_overlap(self.sx[s], self.sy[s], sh, sh, self.stheta[s],
-                                              wx[lw], wy[lw], half[lw], half[lw], 0.0)
-            for k in np.flatnonzero(hit):
-                i = int(r[k])
-                cell = Cell(int(cgx[k] - _PAD), int(cgy[k] - _PAD))
+            elif kind == witness.BLOCKED:
+                cell = Cell(j, k)
                 key = ("blocked", i, cell)
-                contacts.add(key)
-                if key not in self._contacts:
+                if key not in self._contacts and key not in contacts:
                     new.append(self._collision(now, "blocked", (i,), (), x[i], y[i], cell))
-        loaded = np.flatnonzero(carried[look] >= 0)  # rows of gx/gy
-        if len(loaded):
-            other = self._shelf_grid[gy[loaded], gx[loaded]]
-            r, o = np.nonzero(other >= 0)
-            if len(r):
-                robots, stored = look[loaded[r]], other[r, o]
-                s = carried[robots]
-                hit = rectangles_overlap(self.sx[s], self.sy[s], sh, sh, self.stheta[s],
-                                         self.sx[stored], self.sy[stored], sh, sh, self.stheta[stored])
-                for r_i, s_i, o_i in zip(robots[hit], s[hit], stored[hit]):
-                    key = ("stored", int(r_i), int(o_i))
-                    contacts.add(key)
-                    if key not in self._contacts:
-                        new.append(self._collision(
-                            now, "shelf", (int(r_i),), (self.shelf_ids[s_i], self.shelf_ids[o_i]),
-                            (self.sx[s_i] + self.sx[o_i]) / 2, (self.sy[s_i] + self.sy[o_i]) / 2))
+            else:
+                s, o = int(carried[i]), j
+                key = ("stored", i, o)
+                if key not in self._contacts and key not in contacts:
+                    new.append(self._collision(now, "shelf", (i,), (self.shelf_ids[s], self.shelf_ids[o]),
+                                               (self.sx[s] + self.sx[o]) / 2, (self.sy[s] + self.sy[o]) / 2))
+            contacts.add(key)
         self._contacts = contacts
         for collision in new:
             self.collisions.append(collision)

@@ -45,6 +45,17 @@ def test_integration_is_exact_whatever_the_step(dt: float) -> None:
     assert v[0] == pytest.approx(1.5)
 
 
+def test_a_robots_step_does_not_depend_on_the_robots_stepped_with_it() -> None:
+    """Each robot's phases are solved on their own: a robot that reaches its braking curve
+    at the end of the step moves the same, to the last bit, whether or not a robot that
+    needs more phases (accelerate to its cap, then cruise) is in the same step."""
+    one = np.ones(2)
+    v, stop, cap = np.array([1.5, 0.74]), np.array([1.2, np.inf]), np.array([1.5, 0.75])
+    together = speed_step(v, stop, cap, one, one, 2 * one, 0.05)
+    alone = speed_step(v[:1], stop[:1], cap[:1], one[:1], one[:1], 2 * one[:1], 0.05)
+    assert (together[0][0], together[1][0]) == (alone[0][0], alone[1][0])
+
+
 def test_no_stop_at_intermediate_cells_of_a_straight_run() -> None:
     bench = Bench()
     bench.world.add_robot("r", Cell(1, 2), Heading.EAST)

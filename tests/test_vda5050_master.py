@@ -422,6 +422,30 @@ def test_instant_commands_map_to_predefined_actions(kind, action_type):
     assert [a.action_type for a in outbox.instants()] == [action_type]
 
 
+@pytest.mark.parametrize(("kind", "blocking"), [
+    (InstantKind.PAUSE, "SOFT"), (InstantKind.RESUME, "NONE"), (InstantKind.CANCEL, "HARD"),
+    (InstantKind.STATUS, "NONE")])
+def test_instant_actions_block_as_section_6_12_says(kind, blocking):
+    """A pause stops driving but lets actions go on (SOFT); its end and a state request
+    block nothing; a cancel is the only thing the vehicle does at that time."""
+    vehicle, outbox = session()
+    vehicle.instant(InstantCommand(kind), now=0.0)
+    assert [a.blocking_type for a in outbox.instants()] == [m.BlockingType(blocking)]
+
+
+def test_node_actions_block_as_section_6_12_says():
+    """Lifting, lowering and waiting stand and run alone (HARD); charging stands but
+    blocks no other action (SOFT)."""
+    vehicle, outbox = session()
+    kinds = [ActionKind.LIFT, ActionKind.LOWER, ActionKind.WAIT, ActionKind.START_CHARGING, ActionKind.STOP_CHARGING]
+    actions = tuple(CellAction(f"a{i}", kind, shelf_id="shelf-7" if kind in (ActionKind.LIFT, ActionKind.LOWER) else None,
+                               duration=1.0) for i, kind in enumerate(kinds))
+    vehicle.send_job(Job("job-1", (Step(A), Step(B, actions=actions))), now=0.0)
+    [order] = outbox.orders()
+    assert [(a.action_type, a.blocking_type.value) for a in order.nodes[1].actions] == [
+        ("pick", "HARD"), ("drop", "HARD"), ("wait", "HARD"), ("startCharging", "SOFT"), ("stopCharging", "SOFT")]
+
+
 def test_orders_speak_the_vehicles_protocol_version():
     vehicle, outbox = session()
     vehicle.on_state(state(A, order_id="").model_copy(update={"version": "2.0.0"}), now=0.0)

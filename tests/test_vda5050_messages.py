@@ -242,6 +242,18 @@ def test_both_supported_header_versions_are_accepted(vda5050_schemas, version):
     assert schema_errors(vda5050_schemas["connection"], as_json(message)) == []
 
 
+@pytest.mark.parametrize(("topic", "label", "message"), SAMPLES, ids=IDS)
+def test_stamping_gives_the_message_with_that_header_id_and_timestamp(topic, label, message):
+    """The link stamps by splicing the JSON of a message built unstamped, and the long way
+    for any other; both must equal the message copied with the two fields."""
+    stamp = "2026-11-22T09:41:58.123Z"
+    unstamped = message.model_copy(update={"header_id": 0, "timestamp": m.UNSTAMPED})
+    for built in (message, unstamped):
+        expected = as_json(built.model_copy(update={"header_id": 4294967295, "timestamp": stamp}))
+        assert orjson.loads(m.encode_stamped(built, 4294967295, stamp)) == expected
+    assert m.encode_stamped(unstamped, 7, stamp).startswith(b'{"headerId":7,"timestamp":"' + stamp.encode())
+
+
 @pytest.mark.parametrize("version", ["1.1.0", "2.2.0", "3.0.0", "2.1", "v2"])
 def test_other_header_versions_are_rejected_with_the_supported_list(version):
     payload = as_json(m.Connection(**header(), connection_state=m.ConnectionState.ONLINE))

@@ -33,6 +33,7 @@ from drivers.vda5050.messages import (
 )
 from drivers.vda5050.mqtt import FROM_VEHICLE, MqttLink, Received, Topic
 from firmware_emulator.faults import CommunicationLoss, LaserObstacle, MotorStall
+from firmware_emulator.profile import DEFAULT_PROFILE
 from firmware_emulator.vda5050_vehicle import MANUFACTURER, MqttFloor
 from firmware_emulator.world import World
 from fleet.clock import WallClock
@@ -89,7 +90,8 @@ def floor(mqtt_url: str, request) -> Iterator[tuple[MqttFloor, Master, World]]:
     wmap = load_map(REPO_ROOT / "tests" / "data" / "tiny.toml")
     world = World(wmap, WallClock(SPEED), seed=1)
     start = getattr(request.function, "start", Cell(2, 1))
-    world.add_robot(f"v{request.node.name[-20:]}", start, Heading.EAST)
+    profile = getattr(request.function, "profile", DEFAULT_PROFILE)
+    world.add_robot(f"v{request.node.name[-20:]}", start, Heading.EAST, profile)
     master = Master(mqtt_url)
     floor = MqttFloor(world, mqtt_url, state_interval=10.0)
     assert floor.start(10)
@@ -107,6 +109,14 @@ def starting_at(cell: Cell):
     """Where the test's robot stands when the world starts (default: code (2, 1))."""
     def mark(test):
         test.start = cell
+        return test
+    return mark
+
+
+def lifting_for(seconds: float):
+    """The test's robot takes this long (world time) to lift a shelf."""
+    def mark(test):
+        test.profile = DEFAULT_PROFILE.model_copy(update={"lift_time": seconds})
         return test
     return mark
 
@@ -316,6 +326,48 @@ def test_cancel_stops_on_a_node_fails_waiting_actions_and_keeps_the_order_id(flo
     assert _action(done, "w1").action_status is ActionStatus.FAILED
     unit = world.robots[serial]
     assert unit.cell != cells[-1] and done.last_node_id == world.map.qr_id(unit.cell)
+
+
+@lifting_for(16.0)  # 4 s of wall time: the cancel surely arrives while it lifts
+def test_cancel_during_a_lift_lets_the_lift_finish_and_then_finishes_the_cancel(floor):
+    """Section 6.6.3: an action that cannot be interrupted reports RUNNING, then how it
+    ended, never FAILED first; the cancel stays RUNNING until it has ended."""
+    _, master, world = floor
+    serial = _serial(world)
+    shelf_cell = Cell(2, 2)
+    shelf = world.stored_shelf_at(shelf_cell)
+    params = [ActionParameter(key="stationType", value="floor"), ActionParameter(key="loadType", value="shelf"),
+              ActionParameter(key="loadId", value=shelf)]
+    pick = Action(action_type="pick", action_id="pk", blocking_type=BlockingType.HARD, action_parameters=params)
+    master.send(_order(world, "o1", 0, [Cell(2, 1), shelf_cell], actions={1: [pick]}), Topic.ORDER)
+    master.wait(State, serial, lambda s: world.robots[serial].activity == "lifting", timeout=10, earlier=True)
+    before = len(master.messages(State, serial))
+    master.send(_instant(world, "cancelOrder", "c1"), Topic.INSTANT_ACTIONS)
+    done = master.wait(State, serial, lambda s: (a := _action(s, "c1")) is not None
+                       and a.action_status is ActionStatus.FINISHED, timeout=10)
+    after = [s for s in master.messages(State, serial)[before:] if _action(s, "c1") is not None]
+    assert after[0].errors == [] and _action(after[0], "c1").action_status is ActionStatus.RUNNING
+    for state in after:
+        lift, cancel = _action(state, "pk").action_status, _action(state, "c1").action_status
+        assert lift in (ActionStatus.RUNNING, ActionStatus.FINISHED), f"the lift reported {lift} after the cancel"
+        assert cancel is ActionStatus.RUNNING or lift is ActionStatus.FINISHED, "cancel finished before the lift"
+    assert [load.load_id for load in done.loads] == [shelf]
+    assert done.order_id == "o1" and done.node_states == []
+
+
+def test_refuses_a_node_action_asked_to_run_while_driving(floor):
+    """blockingType NONE would let the robot drive during a lift; it cannot, so it says so
+    rather than quietly lifting standing still."""
+    _, master, world = floor
+    serial = _serial(world)
+    params = [ActionParameter(key="stationType", value="floor"), ActionParameter(key="loadType", value="shelf")]
+    pick = Action(action_type="pick", action_id="pk", blocking_type=BlockingType.NONE, action_parameters=params)
+    master.send(_order(world, "o1", 0, [Cell(2, 1), Cell(2, 2)], actions={1: [pick]}), Topic.ORDER)
+    state = master.wait(State, serial, lambda s: _error(s, "orderError") is not None)
+    error = _error(state, "orderError")
+    assert "blockingType NONE" in error.error_description
+    assert ("actionId", "pk") in {(r.reference_key, r.reference_value) for r in error.error_references}
+    assert state.order_id == "" and world.robots[serial].cell == Cell(2, 1)
 
 
 @starting_at(Cell(1, 3))

@@ -55,7 +55,7 @@ class Vda5050Link(RobotLink):
         # Messages the sessions want sent, published after the lock is released: publishing
         # (stamp, encode, socket write) under it would hold up the network thread's handling
         # of incoming states, which delays echoes and triggers more resends.
-        self._outbox: list[tuple[Wire, Topic]] = []
+        self._outbox: list[tuple[Wire, Topic, VehicleId]] = []
         self._send_lock = threading.Lock()  # keeps publishes in the order the sessions made them
         self._ticked = -float("inf")
         self._events: list[RobotEvent] = []  # shared by all sessions: arrival order across robots
@@ -104,7 +104,8 @@ class Vda5050Link(RobotLink):
             if now - self._ticked >= self.TICK_INTERVAL:  # resends are due in seconds, not ms
                 self._ticked = now
                 for session in self._sessions.values():
-                    session.tick(now)
+                    if now >= session.due:
+                        session.tick(now)
             drained, self._events[:] = list(self._events), []
             return drained
 
@@ -130,7 +131,7 @@ class Vda5050Link(RobotLink):
             raise ValueError(f"vehicles {self._sessions[robot_id].vehicle} and {vehicle} "
                              f"would both be robot {robot_id!r}")
         session = VehicleSession(
-            robot_id, vehicle, self.warehouse, self._publish,
+            robot_id, vehicle, self.warehouse, lambda message, topic: self._publish(message, topic, vehicle),
             state_timeout=self._state_timeout, resend_interval=self._resend_interval,
             events=self._events,
         )
@@ -138,8 +139,8 @@ class Vda5050Link(RobotLink):
         self._by_vehicle[vehicle] = session
         return session
 
-    def _publish(self, message: Wire, topic: Topic) -> bool:
-        self._outbox.append((message, topic))
+    def _publish(self, message: Wire, topic: Topic, vehicle: VehicleId) -> bool:
+        self._outbox.append((message, topic, vehicle))
         return True
 
     @contextmanager
@@ -152,11 +153,13 @@ class Vda5050Link(RobotLink):
             self._flush()
 
     def _flush(self) -> None:
+        if not self._outbox:  # most states ask for no answer; whoever queues also flushes
+            return
         with self._send_lock:
             with self._lock:
                 outgoing, self._outbox = self._outbox, []
-            for message, topic in outgoing:
-                self.mqtt.publish(message, topic)
+            for message, topic, vehicle in outgoing:
+                self.mqtt.publish(message, topic, vehicle)
 
     def _receive(self, received: Received) -> None:
         with self._serialised():

@@ -42,6 +42,7 @@ from drivers.events import (
 )
 from drivers.vda5050.messages import (
     LATEST_VERSION,
+    UNSTAMPED,
     Action,
     ActionParameter,
     ActionStatus,
@@ -64,9 +65,6 @@ from drivers.vda5050.messages import (
 from drivers.vda5050.mqtt import Topic, VehicleId
 from maps.model import Cell, Heading, WarehouseMap
 
-# Header fields the session cannot know: the MQTT link stamps headerId and timestamp.
-UNSTAMPED = "1970-01-01T00:00:00.000Z"
-
 # Errors by which a vehicle refuses an order (section 6.6.4 and common vendor practice).
 REJECTIONS = frozenset({"validationError", "orderError", "orderUpdateError", "noRouteError"})
 
@@ -76,6 +74,25 @@ ACTION_TYPE: dict[ActionKind, str] = {
     ActionKind.START_CHARGING: PredefinedAction.START_CHARGING,
     ActionKind.STOP_CHARGING: PredefinedAction.STOP_CHARGING,
     ActionKind.WAIT: "wait",  # not predefined: sent only to vehicles whose factsheet lists it
+}
+
+# Section 6.12: HARD runs alone and the vehicle stands; SOFT stands but lets other actions
+# run; NONE lets it drive. Lifting, lowering and waiting at a station need the robot to
+# stand and nothing else to move; charging on a charger stands but blocks nothing else;
+# a pause stops driving but lets actions go on (6.8.1), its end and the requests block
+# nothing; a cancel and a new pose are the only thing the vehicle may do at that time.
+BLOCKING: dict[str, BlockingType] = {
+    PredefinedAction.PICK: BlockingType.HARD,
+    PredefinedAction.DROP: BlockingType.HARD,
+    "wait": BlockingType.HARD,
+    PredefinedAction.START_CHARGING: BlockingType.SOFT,
+    PredefinedAction.STOP_CHARGING: BlockingType.SOFT,
+    PredefinedAction.START_PAUSE: BlockingType.SOFT,
+    PredefinedAction.STOP_PAUSE: BlockingType.NONE,
+    PredefinedAction.CANCEL_ORDER: BlockingType.HARD,
+    PredefinedAction.INIT_POSITION: BlockingType.HARD,
+    PredefinedAction.STATE_REQUEST: BlockingType.NONE,
+    PredefinedAction.FACTSHEET_REQUEST: BlockingType.NONE,
 }
 
 # VDA 5050 has no remote emergency stop: STOP pauses at once, RESET lifts the pause.
@@ -130,7 +147,7 @@ class _Job:
     update_id: int = -1  # orderUpdateId of the newest order built
     stitch: Node | None = None  # last base node as first sent, resent verbatim when stitching
     in_flight: Order | None = None  # sent, not yet echoed by a state
-    sent_at: float = -math.inf
+    resend_at: float = math.inf  # when the order in flight is due again
     resends: int = 0  # of the order in flight
     done: bool = False  # finished or rejected: no more events or resends
 
@@ -138,7 +155,7 @@ class _Job:
 @dataclass
 class _Instant:
     message: InstantActions
-    sent_at: float
+    resend_at: float
     resends: int = 0
 
 
@@ -160,6 +177,9 @@ class VehicleSession:
     heading: Heading | None = None
     # Input that was valid on the wire but makes no sense on our map, counted by reason.
     ignored: dict[str, int] = field(default_factory=dict)
+    # When tick() next has work (a resend, the state going stale): a link with a thousand
+    # vehicles skips the rest of them on each pass.
+    due: float = math.inf
 
     def __post_init__(self) -> None:
         self._job: _Job | None = None
@@ -233,15 +253,17 @@ class VehicleSession:
                 ActionParameter(key="mapId", value=self.warehouse.name),
                 ActionParameter(key="lastNodeId", value=self.warehouse.qr_id(command.cell)),
             ]
-        action = Action(action_type=INSTANT_TYPE[command.kind], action_id=action_id,
-                        blocking_type=BlockingType.HARD, action_parameters=parameters)
+        action_type = INSTANT_TYPE[command.kind]
+        action = Action(action_type=action_type, action_id=action_id,
+                        blocking_type=BLOCKING[action_type], action_parameters=parameters)
         self._send_instant(action, now)
         return action_id
 
     def _send_instant(self, action: Action, now: float) -> None:
         message = InstantActions(**self._header(), actions=[action])
-        self._instants[action.action_id] = _Instant(message, now)
+        self._instants[action.action_id] = _Instant(message, now + self._backoff(0))
         self.send(message, Topic.INSTANT_ACTIONS)
+        self._schedule()
 
     # --- messages from the vehicle -------------------------------------------------------------
 
@@ -286,28 +308,41 @@ class VehicleSession:
                        reason=f"no state for {self.state_timeout:g} s")
         self._pump(now)
         for pending in self._instants.values():
-            if now - pending.sent_at >= self._backoff(pending.resends):
-                pending.sent_at = now
+            if now >= pending.resend_at:
                 pending.resends += 1
+                pending.resend_at = now + self._backoff(pending.resends)
                 self.send(pending.message, Topic.INSTANT_ACTIONS)
+        self._schedule()
 
     # --- orders ------------------------------------------------------------------------------
 
     def _pump(self, now: float) -> None:
         job = self._job
         if job is None or job.done:
-            return
-        if job.in_flight is not None:
-            if now - job.sent_at >= self._backoff(job.resends):
-                job.sent_at = now
+            pass
+        elif job.in_flight is not None:
+            if now >= job.resend_at:
                 job.resends += 1
+                job.resend_at = now + self._backoff(job.resends)
                 self.send(job.in_flight, Topic.ORDER)
-            return
-        if job.sent_steps < len(job.steps):
+        elif job.sent_steps < len(job.steps):
             job.in_flight = self._next_order(job)
-            job.sent_at = now
             job.resends = 0
+            job.resend_at = now + self._backoff(0)
             self.send(job.in_flight, Topic.ORDER)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Set `due`: the earliest resend, or the moment the last state goes stale."""
+        due = math.inf
+        job = self._job
+        if job is not None and not job.done and job.in_flight is not None:
+            due = job.resend_at
+        for pending in self._instants.values():
+            due = min(due, pending.resend_at)
+        if self.online and self._last_state_at is not None:
+            due = min(due, self._last_state_at + self.state_timeout)
+        self.due = due
 
     def _backoff(self, resends: int) -> float:
         """Wait 1, 2, 4, then 8 resend intervals: a vehicle that cannot answer (lost, or
@@ -364,13 +399,14 @@ class VehicleSession:
                 parameters.append(ActionParameter(key="loadId", value=action.shelf_id))
         elif action.kind is ActionKind.WAIT:
             parameters = [ActionParameter(key="duration", value=action.duration)]
-        return Action(action_type=ACTION_TYPE[action.kind], action_id=action.action_id,
-                      blocking_type=BlockingType.HARD, action_parameters=parameters or None)
+        action_type = ACTION_TYPE[action.kind]
+        return Action(action_type=action_type, action_id=action.action_id,
+                      blocking_type=BLOCKING[action_type], action_parameters=parameters or None)
 
     def _request(self, action_type: str) -> Action:
         self._instant_seq += 1
         return Action(action_type=action_type, action_id=f"{self.robot_id}-i{self._instant_seq}",
-                      blocking_type=BlockingType.NONE)
+                      blocking_type=BLOCKING[action_type])
 
     def _header(self) -> dict[str, object]:
         return {"header_id": 0, "timestamp": UNSTAMPED, "version": self.version,

@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Callable, Iterable
 from urllib.parse import unquote, urlsplit
 
@@ -43,7 +43,7 @@ from drivers.vda5050.messages import (
     Visualization,
     Wire,
     decode,
-    encode,
+    encode_stamped,
     format_timestamp,
 )
 from fleet.clock import Clock, WallClock
@@ -99,7 +99,7 @@ class TopicLayout:
     major_version: str = "v2"
     prefix: str = ""
 
-    @property
+    @cached_property  # every topic name is built on it, one per message sent
     def base(self) -> str:
         return "/".join(part for part in (self.prefix.strip("/"), self.interface_name, self.major_version) if part)
 
@@ -229,6 +229,7 @@ class MqttLink:
         self._clock = clock or WallClock()
         self._utc_now = utc_now
         self._header_ids: Counter[tuple[VehicleId, Topic]] = Counter()
+        self._topic_names: dict[tuple[VehicleId, Topic], str] = {}
         self._header_lock = threading.Lock()
         self._last_seen: dict[tuple[VehicleId, Topic], int] = {}
         self._last_connection: dict[VehicleId, tuple[int, str, str]] = {}
@@ -259,9 +260,7 @@ class MqttLink:
             client.tls_insecure_set(self.broker.tls_insecure)
         if self.vehicle is not None:
             will = self._stamp(self._connection(ConnectionState.CONNECTIONBROKEN), self.vehicle, Topic.CONNECTION)
-            client.will_set(
-                self.layout.topic(self.vehicle, Topic.CONNECTION), encode(will), qos=1, retain=True
-            )
+            client.will_set(self.layout.topic(self.vehicle, Topic.CONNECTION), will, qos=1, retain=True)
         client.reconnect_delay_set(*reconnect_delay)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
@@ -300,8 +299,17 @@ class MqttLink:
                 except (RuntimeError, ValueError):
                     log.warning("vehicle %s: OFFLINE not confirmed before closing", self.vehicle)
         self._client.disconnect()
-        self._client.loop_stop()
+        self._stop_network_thread()
         self._connected.clear()
+
+    def _stop_network_thread(self) -> None:
+        """paho's loop_stop reads its thread twice and raises AttributeError if the thread
+        ended in between (a disconnect ends it; seen with 250 clients in one process under
+        load). Either way the thread is gone, which is all we want."""
+        try:
+            self._client.loop_stop()
+        except AttributeError:
+            pass
 
     def sever(self) -> None:
         """Lose the network without a word, as a vehicle whose radio drops: the socket dies,
@@ -309,7 +317,7 @@ class MqttLink:
         restore(). Must not be called from a message handler (it stops the network thread)."""
         if self._closed:
             return
-        self._client.loop_stop()
+        self._stop_network_thread()
         self._connected.clear()
         sock = self._client.socket()
         if sock is not None:
@@ -331,15 +339,15 @@ class MqttLink:
 
     # --- sending -----------------------------------------------------------------------------
 
-    def publish(self, message: Wire, topic: Topic) -> bool:
+    def publish(self, message: Wire, topic: Topic, vehicle: VehicleId | None = None) -> bool:
         """Stamp the header (next headerId of this vehicle and topic, current time) and send.
 
-        The vehicle is the message's manufacturer/serialNumber, or this link's vehicle.
+        The vehicle is `vehicle` if the sender knows it (the master's sessions do), else the
+        message's manufacturer/serialNumber, or this link's vehicle.
         Returns False if the message could not be handed to a connection (QoS 0 while
         disconnected is lost, as on any MQTT client: the master resends until echoed).
         """
-        vehicle = self._vehicle_of(message)
-        info = self._publish(message, vehicle, topic)
+        info = self._publish(message, vehicle or self._vehicle_of(message), topic)
         return info is not None and info.rc == paho.MQTT_ERR_SUCCESS
 
     def _vehicle_of(self, message: Wire) -> VehicleId:
@@ -354,22 +362,22 @@ class MqttLink:
     def _publish(self, message: Wire, vehicle: VehicleId, topic: Topic) -> paho.MQTTMessageInfo | None:
         if not isinstance(message, MODEL[topic]):
             raise TypeError(f"a {type(message).__name__} cannot go on the {topic} topic")
-        stamped = self._stamp(message, vehicle, topic)
+        payload = self._stamp(message, vehicle, topic)
+        name = self._topic_names.get((vehicle, topic))
+        if name is None:
+            name = self._topic_names[vehicle, topic] = self.layout.topic(vehicle, topic)
         try:
-            return self._client.publish(
-                self.layout.topic(vehicle, topic), encode(stamped), qos=QOS[topic], retain=topic in RETAINED
-            )
+            return self._client.publish(name, payload, qos=QOS[topic], retain=topic in RETAINED)
         except (OSError, ValueError, RuntimeError) as exc:
             log.warning("publish %s to %s failed: %s", topic, vehicle, exc)
             return None
 
-    def _stamp(self, message: Wire, vehicle: VehicleId, topic: Topic) -> Wire:
+    def _stamp(self, message: Wire, vehicle: VehicleId, topic: Topic) -> bytes:
+        """The message's JSON with the next headerId of this vehicle and topic and the time."""
         with self._header_lock:
             header_id = self._header_ids[vehicle, topic]
-            self._header_ids[vehicle, topic] += 1
-        return message.model_copy(
-            update={"header_id": header_id, "timestamp": format_timestamp(self._utc_now())}
-        )
+            self._header_ids[vehicle, topic] = header_id + 1
+        return encode_stamped(message, header_id, format_timestamp(self._utc_now()))
 
     def _connection(self, state: ConnectionState) -> Connection:
         assert self.vehicle is not None
