@@ -34,6 +34,5 @@ def _run(args: argparse.Namespace) -> int:
     except (MapError, FileNotFoundError, ValueError) as exc:
         print(f"fleet serve: {exc}", file=sys.stderr)
         return 2
-    print(f"fleet serve: console at {service.url}", file=sys.stderr)
-    service.run()
+    service.run(ready=lambda: print(f"fleet serve: console at {service.url}", file=sys.stderr, flush=True))
     return 0

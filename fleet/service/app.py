@@ -10,6 +10,7 @@ import logging
 import socket
 import threading
 import time
+from typing import Callable
 
 import uvicorn
 
@@ -45,11 +46,16 @@ class Service:
     def url(self) -> str:
         return f"http://{self.settings.console.host}:{self.port}/"
 
-    def run(self) -> None:
-        """In the foreground until interrupted."""
+    def run(self, ready: Callable[[], None] | None = None) -> None:
+        """In the foreground until interrupted (uvicorn handles SIGINT and SIGTERM here).
+        `ready` is called once the port accepts connections: a URL printed before that
+        sends the first client, a person or a script, into a refused connection."""
         self.runtime.start()
+        server = self._make_server()
+        if ready is not None:
+            threading.Thread(target=_when_started, args=(server, ready), name="fleet-ready", daemon=True).start()
         try:
-            self._make_server().run()
+            server.run()
         finally:
             self.close()
 
@@ -80,6 +86,14 @@ class Service:
         config = uvicorn.Config(self.app, host=self.settings.console.host, port=self.port, log_level="warning",
                                 ws="websockets-sansio", lifespan="off")
         return uvicorn.Server(config)
+
+
+def _when_started(server: uvicorn.Server, ready: Callable[[], None]) -> None:
+    while not server.started:
+        if server.should_exit:
+            return
+        time.sleep(0.02)
+    ready()
 
 
 def _free_port(host: str) -> int:

@@ -2,11 +2,13 @@
 
 Each call plans one step for every robot with PIBT. What makes it lifelong and fair:
 
-- Priority is the number of steps since the robot was given its goal, plus a fixed
+- Priority is the number of steps since the robot last stood on its goal, plus a fixed
   random fraction that breaks ties. A robot that waits gains priority every step until
   it outranks everyone in its way; a robot on its goal drops to the fraction alone, so
   it yields to anyone passing. This is PIBT's rule, and its reachability theorem
-  (Okumura et al. 2022, Thm. 2) rests on it.
+  (Okumura et al. 2022, Thm. 2) rests on it. A goal moved on the way (a port's queue
+  moving up) keeps the count: reset at each move-up, the robot at the head of a queue
+  was pushed about for good by those waiting to enter behind it.
 - Stopped robots (faulted, offline, lifting) keep their cell: they are pinned and their
   cells are taken out of the floor for everyone else's distances, so others route
   around them rather than queue behind them.
@@ -72,7 +74,6 @@ class LifelongPlanner:
         self._floor_key: frozenset[int] = frozenset()  # the operator blocks self._floor was built with
         self._floor = grid
         self._pibt = PIBT(grid, rotation, following, seed)
-        self._goals: list[int] = []
         self._since: list[int] = []
         self._tiebreak: list[float] = []
         self._stall: list[int] = []  # steps each robot has stood still short of its goal
@@ -131,8 +132,7 @@ class LifelongPlanner:
         n = len(cells)
         loaded = set(loaded)
         pinned = set(pinned)
-        while len(self._goals) < n:
-            self._goals.append(-1)
+        while len(self._since) < n:
             self._since.append(0)
             self._tiebreak.append(self._rng.random())
         stopped = set(stopped)
@@ -143,9 +143,6 @@ class LifelongPlanner:
         targets = list(goals)
         priorities = [0.0] * n
         for i in range(n):
-            if goals[i] != self._goals[i]:
-                self._goals[i] = goals[i]
-                self._since[i] = 0
             if i in stopped or i in pinned:
                 continue
             floor = self.loaded_floor(goals[i]) if i in loaded else None
