@@ -51,12 +51,14 @@ def main() -> None:
     parser.add_argument("--map", default="large")
     parser.add_argument("--seconds", type=float, default=30.0, help="wall seconds of load after warm-up")
     parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--orders-per-hour", type=float, default=6000.0,
+                        help="generated orders (the scheduler sends robots only for work)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "fleet.toml"
         config.write_text(f'[map]\nname = "{args.map}"\n[robots]\nemulated = {args.robots}\n'
                           f'[database]\nurl = "sqlite:///{tmp}/fleet.db"\n[console]\nport = 0\n'
-                          f'[runtime]\nspeed = {args.speed}\n'
+                          f'[runtime]\nspeed = {args.speed}\n[warehouse]\norders_per_hour = {args.orders_per_hour}\n'
                           f'[[users]]\nname = "bench"\nrole = "operator"\ntoken_sha256 = "{token_digest(TOKEN)}"\n')
         built = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "fleet", "serve", "--config", str(config)], cwd=ROOT,
@@ -76,6 +78,18 @@ def main() -> None:
     print(json.dumps(result))
 
 
+def watched_robot(client: httpx.Client, timeout: float = 300.0) -> str:
+    """The first robot the scheduler sets driving (orders come first, then a release
+    round), whose planned cells the live feed is asked for, as an operator's selection."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        driving = client.get("/api/robots", params={"state": "driving"}).json()
+        if driving:
+            return driving[0]["id"]
+        time.sleep(0.5)
+    raise SystemExit(f"no robot was driving {timeout:.0f} s after start: no orders, or the scheduler is stuck")
+
+
 def measure(url: str, args: argparse.Namespace, built: float) -> dict:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     client = httpx.Client(base_url=url, headers=headers, timeout=30)
@@ -87,7 +101,8 @@ def measure(url: str, args: argparse.Namespace, built: float) -> dict:
             pass
         time.sleep(0.2)
     startup = time.perf_counter() - built
-    first_robot = client.get("/api/robots", params={"state": "driving"}).json()[0]["id"]
+    first_robot = watched_robot(client)
+    working_s = time.perf_counter() - built - startup
     feed = {"messages": 0, "bytes": 0, "robots": 0, "first_bytes": 0}
     stop = threading.Event()
 
@@ -128,7 +143,8 @@ def measure(url: str, args: argparse.Namespace, built: float) -> dict:
         states[robot["state"]] = states.get(robot["state"], 0) + 1
     all_times = [t for times in routes.values() for t in times]
     return {
-        "map": args.map, "robots": args.robots, "speed": args.speed, "startup_s": round(startup, 1),
+        "map": args.map, "robots": args.robots, "speed": args.speed, "orders_per_hour": args.orders_per_hour,
+        "startup_s": round(startup, 1), "first_driving_s": round(working_s, 1),
         "wall_s": round(wall, 1), "fleet_s": round(sim1 - sim0, 1), "realtime_factor": round((sim1 - sim0) / wall, 2),
         "cycles": int(cycles1 - cycles0),
         "cycle_mean_ms": round(1000 * (cycle_sum1 - cycle_sum0) / max(1, cycles1 - cycles0), 1),

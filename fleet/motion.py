@@ -44,6 +44,10 @@ from maps.model import Cell, Heading
 
 log = logging.getLogger(__name__)
 
+#: The error code of a latched emergency stop, pressed on the robot or ordered by the fleet
+#: (firmware_emulator.drive_unit raises it; docs/emulator.md lists the codes).
+EMERGENCY_STOP = "emergency_stop"
+
 
 @dataclass(frozen=True)
 class Errand:
@@ -100,6 +104,14 @@ class RobotState:
     @property
     def faulted(self) -> bool:
         return Severity.FATAL in self.errors.values()
+
+    @property
+    def disabled(self) -> bool:
+        """Out of action until someone repairs, reconnects or re-admits it: its work must
+        go to another robot. A latched emergency stop is fatal too, but only freezes the
+        robot where it stands, with its job and its load; a reset lets it carry on."""
+        return not self.online or self.out_of_service or any(
+            severity is Severity.FATAL and code != EMERGENCY_STOP for code, severity in self.errors.items())
 
     @property
     def stopped(self) -> bool:

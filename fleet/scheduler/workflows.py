@@ -160,6 +160,8 @@ class Scheduler:
         self.written_off: Counter[str] = Counter()
         self.no_shelf: list[tuple[float, str]] = []
         self.failed_errands: list[ErrandReport] = []
+        #: robot -> shelf the store last saw on it, until the robot says (after a restart)
+        self.restored_loads: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._next_release = 0.0
         self._next_plan = 0.0
@@ -268,7 +270,8 @@ class Scheduler:
         for port in self.pick_ports:
             shelf = next((s for s in self.put_wall[port] if not s.boxes() and not s.carried and s.at_home), None)
             if shelf is not None:
-                ports.append(Port(port, min(self.config.orders_per_round, len(shelf.slots))))
+                coming = frozenset(s for s, stops in self.itinerary.items() if port in stops)
+                ports.append(Port(port, min(self.config.orders_per_round, len(shelf.slots)), coming))
                 target[port] = shelf
         # only orders the stock not yet promised to released orders can serve: a released
         # order whose stock another port took would hold its box slot for ever
@@ -388,8 +391,8 @@ class Scheduler:
     def _free_robots(self) -> list[str]:
         free = []
         for robot_id, state in self.motion.robots.items():
-            if robot_id in self.jobs or robot_id in self.down or state.errand is not None:
-                continue
+            if robot_id in self.jobs or robot_id in self.down or state.stopped or state.errand is not None:
+                continue  # a paused or emergency-stopped robot takes no new work
             free.append(robot_id)
         return free
 
@@ -399,8 +402,8 @@ class Scheduler:
         if not self.fetches:
             return
         battery = self.config.battery
-        robots = [r for r in self._free_robots()
-                  if battery.may_work(self.motion.robots[r].charge) and not self._wants_charge(r)]
+        robots = [r for r in self._free_robots() if self.motion.robots[r].shelf_id is None  # loaded: _carry_on
+                  and battery.may_work(self.motion.robots[r].charge) and not self._wants_charge(r)]
         robots += [j.robot_id for j in self.jobs.values()
                    if j.stage is Stage.CHARGING and battery.may_leave(self.motion.robots[j.robot_id].charge, True)]
         if not robots:
@@ -474,11 +477,7 @@ class Scheduler:
         elif job.stage is Stage.ORDER_FETCH:
             self.shelves[job.task.shelf].lift(robot_id)
             job.task.start(now)
-            job.stage, job.since = Stage.PACKING, now
-            self._errand(job, job.cell,
-                         CellAction(self._action_id(), ActionKind.LOWER, shelf_id=job.task.shelf),
-                         CellAction(self._action_id(), ActionKind.WAIT, duration=self.config.packing_s),
-                         CellAction(self._action_id(), ActionKind.LIFT, shelf_id=job.task.shelf))
+            self._pack(job, now)
         elif job.stage is Stage.PACKING:
             self._packed(job, now)
         elif job.stage is Stage.ORDER_RETURN:
@@ -631,11 +630,22 @@ class Scheduler:
         order.set_status(OrderStatus.PICKED, now)
         self.picked_at[order.id] = now
         shelf = next(s for shelves in self.put_wall.values() for s in shelves if box in s.boxes())
+        self._to_packing(shelf, now)
+
+    def _to_packing(self, shelf: OrderShelf, now: float) -> None:
         if shelf.complete and not self.packing:  # a floor without a packing area packs at the port
             self._empty(shelf, now)
         elif shelf.complete and shelf.id not in self.fetches:
             self.fetches[shelf.id] = Task(id=f"T{next(self._ids)}", kind=TaskKind.MOVE_ORDER_SHELF,
                                           target=self.packing[0], created=now, priority=1, shelf=shelf.id)
+
+    def _pack(self, job: RobotJob, now: float) -> None:
+        """The lifted order shelf to its packing cell (job.cell): set down, emptied, lifted."""
+        job.stage, job.since = Stage.PACKING, now
+        self._errand(job, job.cell,
+                     CellAction(self._action_id(), ActionKind.LOWER, shelf_id=job.task.shelf),
+                     CellAction(self._action_id(), ActionKind.WAIT, duration=self.config.packing_s),
+                     CellAction(self._action_id(), ActionKind.LIFT, shelf_id=job.task.shelf))
 
     def _packed(self, job: RobotJob, now: float) -> None:
         shelf = self.shelves[job.task.shelf]
@@ -652,13 +662,83 @@ class Scheduler:
                 shelf.remove(slot)
                 self.orders[box.order_id].set_status(OrderStatus.PACKED, now)
 
+    # --- after a restart ------------------------------------------------------------
+    def restore_shelf(self, shelf_id: str, where: Cell | str) -> None:
+        """Where the store last saw a shelf: on a robot (its id) or standing on a cell."""
+        shelf = self.shelves[shelf_id]
+        if isinstance(where, str):
+            shelf.lift(where)
+            self.restored_loads[where] = shelf_id
+        else:
+            shelf.cell = where
+
+    def restore_box(self, order: Order, shelf_id: str, slot: str, picked: dict[str, int]) -> None:
+        """A released order's box back in its put-wall slot, holding the units picked into
+        it before the service stopped. Call `resume_packing` once all are back."""
+        shelf = self.shelves[shelf_id]
+        assert isinstance(shelf, OrderShelf)
+        box = OrderBox.for_order(order, choose_box_type(order.volume_l(self.inventory.catalogue)), f"BOX-{order.id}")
+        for sku, quantity in picked.items():
+            if quantity:
+                box.put(self.inventory.catalogue[sku], quantity)
+        shelf.place(box, slot)
+        self.orders[order.id] = order
+        if box.complete:
+            self.picked_at[order.id] = order.updated or order.created
+
+    def resume_packing(self, now: float) -> None:
+        """Complete order shelves standing still (at home, or set down for packing) are
+        sent to the packing area; one on a robot is taken there by `_carry_on`."""
+        for shelves in self.put_wall.values():
+            for shelf in shelves:
+                if shelf.boxes() and not shelf.carried:
+                    self._to_packing(shelf, now)
+
+    def _carry_on(self, robot_id: str, now: float) -> None:
+        """A robot with a shelf on top and no job (the service restarted under it): a
+        complete order shelf goes to packing, any other shelf home; planning may call it
+        to a port again from there. The robot's report beats the store's record."""
+        state = self.motion.robots[robot_id]
+        recorded = self.restored_loads.pop(robot_id, None)
+        if state.shelf_id is None:  # it set the shelf down where it stands before the store heard
+            if self.shelves[recorded].robot == robot_id:
+                self.shelves[recorded].lower(state.cell)
+            return
+        shelf = self.shelves.get(state.shelf_id)
+        if shelf is None:
+            if state.shelf_id not in self.flagged:
+                self.flagged[state.shelf_id] = f"unknown to this warehouse, on robot {robot_id}"
+                self._alarm(now, f"robot {robot_id} carries shelf {state.shelf_id!r}, which this warehouse "
+                                 "does not know; an operator must take it off")
+            return
+        if shelf.robot != robot_id:
+            shelf.robot = None  # the store had it elsewhere: the robot's report wins
+            shelf.lift(robot_id)
+        self.fetches.pop(shelf.id, None)
+        packing = [c for c in self.packing if c not in self.claimed]
+        to_pack = isinstance(shelf, OrderShelf) and shelf.complete and bool(packing)
+        task = Task(id=f"T{next(self._ids)}", kind=TaskKind.MOVE_ORDER_SHELF if to_pack else TaskKind.RETURN_SHELF,
+                    target=packing[0] if to_pack else shelf.home, created=now, priority=1, shelf=shelf.id)
+        task.assign(robot_id, now)
+        task.start(now)
+        job = RobotJob(robot_id, Stage.RETURN, now, task=task)
+        self.jobs[robot_id] = job
+        self.idle_since.pop(robot_id, None)
+        if to_pack:
+            job.cell = packing[0]
+            self.claimed[job.cell] = robot_id
+            self._pack(job, now)
+        else:
+            self._return(job, now)
+
     # --- faults ---------------------------------------------------------------------
     def _watch_robots(self, now: float) -> None:
         """Robots that fault, drop off the network or are taken out of service lose their
         job; it goes to another robot. A shelf on such a robot stays on it in the model and
-        is flagged to the operator."""
+        is flagged to the operator. A paused or emergency-stopped robot is only frozen: it
+        keeps its job and carries on when released (RobotState.disabled)."""
         for robot_id, state in self.motion.robots.items():
-            unable = state.faulted or not state.online or state.out_of_service
+            unable = state.disabled
             if unable and robot_id not in self.down:
                 self.down.add(robot_id)
                 self._alarm(now, f"robot {robot_id} is {self._why_down(robot_id)}; its job is reassigned")
@@ -726,7 +806,10 @@ class Scheduler:
                 self._unplug(job.robot_id, now)
         for robot_id in self._free_robots():
             state = self.motion.robots[robot_id]
-            if self._wants_charge(robot_id) or not battery.may_work(state.charge):
+            if robot_id in self.restored_loads or (state.shelf_id is not None and robot_id not in self.idle_since):
+                # joined with a load (not one whose LoadChanged trails its finished lowering)
+                self._carry_on(robot_id, now)
+            elif self._wants_charge(robot_id) or not battery.may_work(state.charge):
                 cell = self.chargers.request(robot_id, lambda c: self._travel(state.cell, c))
                 job = RobotJob(robot_id, Stage.WAIT_CHARGER, now)
                 self.jobs[robot_id] = job

@@ -26,7 +26,7 @@ from fleet.service.auth import Auth, Principal
 from fleet.service.live import LiveFeed
 from fleet.service.runtime import NotFound, OperatorError, Runtime
 from fleet.service.store import Store
-from fleet.service.warehouse_api import TerminalOut, add_warehouse_routes, read_between_cycles, terminal_out
+from fleet.service.warehouse_api import TerminalOut, add_warehouse_routes, terminal_out
 from maps.model import Cell, CellKind
 
 log = logging.getLogger(__name__)
@@ -282,7 +282,7 @@ def create_app(runtime: Runtime, store: Store, auth: Auth, update_interval_s: fl
 
     @app.get("/api/stations", response_model=list[StationOut], responses=ERRORS, tags=["stations"])
     def list_stations(who: Viewer) -> list[StationOut]:
-        views = {v.id: terminal_out(v) for v in read_between_cycles(runtime, terminals.views)}
+        views = {v.id: terminal_out(v) for v in terminals.published}
         return [s.model_copy(update={"terminal": views[s.id]}) for s in _stations_out(runtime)]
 
     @app.get("/api/reservations", response_model=dict[str, list[Position]], responses=ERRORS, tags=["floor"])

@@ -240,6 +240,9 @@ class WarehouseSettings(_Section):
     inbound_notes_per_hour: float = Field(default=0.0, ge=0, le=1000)
     #: Fleet hours of generated orders and notes, from the service's start.
     generated_hours: float = Field(default=8.0, gt=0, le=168)
+    #: Seconds between two rounds of orders released to the pick ports' put walls (fewer,
+    #: larger rounds batch better; more frequent ones start work sooner).
+    release_every_s: float = Field(default=30.0, gt=0, le=3600)
 
 
 class Settings(_Section):

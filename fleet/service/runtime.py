@@ -70,7 +70,7 @@ class Snapshot:
     paused_all: bool
 
 
-def robot_state(robot: RobotState, paused: bool) -> str:
+def robot_state(robot: RobotState) -> str:
     """One word for the console's colour and the metrics: the most urgent fact first."""
     if not robot.online:
         return "offline"
@@ -78,7 +78,7 @@ def robot_state(robot: RobotState, paused: bool) -> str:
         return "error"
     if robot.out_of_service:
         return "out_of_service"
-    if paused:
+    if robot.paused:
         return "paused"
     if robot.charging:
         return "charging"
@@ -146,6 +146,11 @@ class Runtime:
         self._alarmed: dict[tuple[str, str], int] = {}  # (robot, error code) -> alarm id
         self._warned_since: dict[tuple[str, str], float] = {}
         self._carried = {r.robot_id: r.shelf_id for r in self.motion.robots.values()}
+        #: After a restart: cells robots on real links were granted, blocked until each
+        #: joins, and the shelf the store saw on each (fleet/service/store.py robot_cells).
+        self._reserved: dict[str, list[Cell]] = {}
+        self._loads: dict[str, str] = {}
+        self._granted: dict[str, list[tuple[int, int]]] = {}  # robot -> cells as last written
         self._cycle = 0
         self._snapshot = self._build_snapshot()
         self._last_snapshot = 0.0
@@ -159,10 +164,36 @@ class Runtime:
         for robot_id, row in self.store.known_robots().items():
             if row["out_of_service"] and robot_id in self.motion.robots:
                 self.motion.robots[robot_id].out_of_service = True
+        if self.arrivals is not None:
+            self._reserve_until_joined()
         # what the API shows must include what was restored, before the first cycle runs
         self._snapshot = self._build_snapshot()
         self._thread = threading.Thread(target=self._loop, name="fleet-runtime", daemon=True)
         self._thread.start()
+
+    def _reserve_until_joined(self) -> None:
+        """A robot on a real link may still be moving when the service comes back: the
+        cells it was granted before are kept for it (blocked) until it joins."""
+        self._granted = self.store.held_cells()
+        for robot_id, cells in self._granted.items():
+            if robot_id not in self.motion.robots and cells:
+                self._reserved[robot_id] = [Cell(x, y) for x, y in cells]
+                self.motion.traffic.block(self._reserved[robot_id])
+        self._loads = {row["robot"]: shelf_id for shelf_id, row in self.store.shelves().items()
+                       if row["robot"] is not None}
+        if self._reserved:
+            log.info("keeping the cells of %d robots until they report: %s", len(self._reserved), sorted(self._reserved))
+
+    def _write_grants(self) -> None:
+        """The cells each robot on a real link holds, as far as they changed this cycle."""
+        traffic = self.motion.traffic
+        changed = {}
+        for robot_id in self.motion.robots:
+            cells = [(c.x, c.y) for c in traffic.held_cells(robot_id)]
+            if cells != self._granted.get(robot_id):
+                changed[robot_id] = cells
+        self.store.hold_cells(changed)
+        self._granted.update(changed)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -248,6 +279,8 @@ class Runtime:
             self.metrics.errands.labels(report.outcome.value).inc()
         if self.work is not None:
             self.work.advance(now, reports)
+        if self.arrivals is not None:
+            self._write_grants()
         self._cycle += 1
         self._track_shelves(now)
         self._track_alarms(now)
@@ -256,15 +289,33 @@ class Runtime:
             self._last_snapshot = wall
             self._snapshot = self._build_snapshot()
 
-    def adopt(self, status: StatusReport, now: float) -> None:
+    def adopt(self, status: StatusReport, now: float) -> bool:
         """A robot that turned up after start (a vehicle come ONLINE, a serial robot
-        answering) joins the fleet where its status puts it, as those known at start did."""
+        answering) joins the fleet where its status puts it, as those known at start did.
+
+        After a restart it may still run a job of the killed service: that is cancelled,
+        and while it drives it does not join (it is offered again): the cells it was
+        granted stay blocked until it joins, so nobody is planned into its way. Returns
+        whether it joined."""
         assert status.cell is not None and status.heading is not None
         robot_id = status.robot_id
-        self.motion.add_robot(robot_id, status.cell, status.heading)
+        if status.job_id is not None:
+            self._instant(robot_id, InstantKind.CANCEL)
+        if status.driving:
+            log.info("robot %s is still driving a job of before; it joins once it stands", robot_id)
+            return False
+        reserved = [c for c in self._reserved.pop(robot_id, []) if c not in self._blocked]
+        self.motion.traffic.unblock(reserved)
+        try:
+            self.motion.add_robot(robot_id, status.cell, status.heading)
+        except TrafficError:
+            self._reserved[robot_id] = reserved
+            self.motion.traffic.block(reserved)
+            raise
         robot = self.motion.robots[robot_id]
         robot.charge, robot.shelf_id = status.charge, status.shelf_id
-        self._carried[robot_id] = None  # a shelf it carries is booked onto it at the next cycle
+        # the shelf the store saw on it: booked off it at the next cycle if it has none now
+        self._carried[robot_id] = self._loads.pop(robot_id, None)
         self.store.remember_robots([(robot_id, status.cell.x, status.cell.y)], now)
         robot.out_of_service = bool(self.store.known_robots()[robot_id]["out_of_service"])
         log.info("robot %s joined at %s facing %s", robot_id, status.cell, status.heading.name)
@@ -273,7 +324,7 @@ class Runtime:
             self._instant(robot_id, InstantKind.STOP)
         if self._paused_all:
             self._instant(robot_id, InstantKind.PAUSE)
-            robot.paused = True
+        robot.paused = self._estop or self._paused_all
 
     def _track_shelves(self, now: float) -> None:
         """A robot's load changed: the shelf was lifted or set down. Written to the store
@@ -328,7 +379,7 @@ class Runtime:
         counts: dict[str, int] = {}
         traffic = self.motion.traffic
         for robot_id, r in self.motion.robots.items():
-            state = robot_state(r, robot_id in self._paused or self._paused_all)
+            state = robot_state(r)
             counts[state] = counts.get(state, 0) + 1
             robots[robot_id] = (r.cell.x, r.cell.y, int(r.heading), state, round(r.charge * 100),
                                 r.shelf_id, r.errand.errand_id if r.errand else None)
@@ -384,19 +435,23 @@ class Runtime:
         self._publish()
 
     def _mark_paused(self) -> None:
-        """Traffic control must know too: a paused robot is granted no further cells."""
+        """Traffic control must know too: a paused robot is granted no further cells. An
+        emergency stop freezes every robot as a pause does (over VDA 5050 it is one)."""
         for robot_id, robot in self.motion.robots.items():
-            robot.paused = self._paused_all or robot_id in self._paused
+            robot.paused = self._estop or self._paused_all or robot_id in self._paused
 
     def emergency_stop(self) -> None:
+        """Every robot halts where it stands, keeping its job, its load and its cells."""
         self._instant(None, InstantKind.STOP)
         self._estop = True
+        self._mark_paused()
         self._publish()
 
     def reset(self) -> None:
-        """Clear the emergency stop (and stalls) on every robot: they carry on."""
+        """Clear the emergency stop (and stalls) on every robot: they carry on with their jobs."""
         self._instant(None, InstantKind.RESET)
         self._estop = False
+        self._mark_paused()
         self._publish()
 
     def set_in_service(self, robot_id: str, in_service: bool) -> None:

@@ -155,11 +155,37 @@ def _v2(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_tasks_status ON tasks (status)"))
 
 
-#: MIGRATIONS[n] moves the schema from version n to n + 1. Append; never edit a shipped one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
+#: Tables of version 3 and later, kept out of `metadata` so that _v1 never creates them.
+later = MetaData()
 
-#: Order and note states the scheduler still works on (restored after a restart).
-OPEN_ORDER = ("pending", "released", "picking")
+#: Where a released order's box stands on its put wall: after a crash the box is put back
+#: there, with the units the order's lines say were picked into it.
+box_places = Table(
+    "box_places", later,
+    Column("order_id", String(64), primary_key=True),
+    Column("shelf", String(64), nullable=False),
+    Column("slot", String(64), nullable=False),
+)
+
+#: The cells traffic control granted each robot (its own first), as a JSON list of [x, y]:
+#: after a crash a robot that may still be driving keeps them until it reports again.
+robot_cells = Table(
+    "robot_cells", later,
+    Column("robot", String(64), primary_key=True),
+    Column("cells", Text, nullable=False),
+)
+
+
+def _v3(conn: Connection) -> None:
+    later.create_all(conn)
+
+
+#: MIGRATIONS[n] moves the schema from version n to n + 1. Append; never edit a shipped one.
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+
+#: Order and note states the scheduler still works on (restored after a restart); a
+#: picked order's box waits on its put wall for packing.
+OPEN_ORDER = ("pending", "released", "picking", "picked")
 OPEN_NOTE = ("open", "stowing")
 OPEN_TASK = ("pending", "assigned", "in_progress", "blocked")
 
@@ -199,9 +225,10 @@ class Bookings:
     bins: dict[str, tuple[str, dict[str, int]]] = field(default_factory=dict)  # label -> (shelf, contents)
     picked: list[tuple[str, str, int]] = field(default_factory=list)  # order, sku, units added
     stowed: list[tuple[str, str, int]] = field(default_factory=list)  # note, sku, units added
+    placed: dict[str, tuple[str, str]] = field(default_factory=dict)  # order -> (order shelf, slot) of its box
 
     def __bool__(self) -> bool:
-        return any((self.orders, self.notes, self.tasks, self.bins, self.picked, self.stowed))
+        return any((self.orders, self.notes, self.tasks, self.bins, self.picked, self.stowed, self.placed))
 
 
 class Store:
@@ -264,6 +291,24 @@ class Store:
     def set_out_of_service(self, robot_id: str, out: bool) -> None:
         with self._write, self.engine.begin() as conn:
             conn.execute(update(robots).where(robots.c.id == robot_id).values(out_of_service=out))
+
+    def box_places(self) -> dict[str, tuple[str, str]]:
+        """Order -> (order shelf, slot) its box was put on."""
+        with self.engine.connect() as conn:
+            return {r.order_id: (r.shelf, r.slot) for r in conn.execute(select(box_places))}
+
+    def held_cells(self) -> dict[str, list[tuple[int, int]]]:
+        """Robot -> the cells it was last granted, its own first."""
+        with self.engine.connect() as conn:
+            return {r.robot: [tuple(c) for c in json.loads(r.cells)] for r in conn.execute(select(robot_cells))}
+
+    def hold_cells(self, changed: dict[str, list[tuple[int, int]]]) -> None:
+        """Robots whose granted cells changed, in one transaction."""
+        if not changed:
+            return
+        with self._write, self.engine.begin() as conn:
+            conn.execute(delete(robot_cells).where(robot_cells.c.robot.in_(list(changed))))
+            conn.execute(insert(robot_cells), [{"robot": r, "cells": json.dumps(cells)} for r, cells in changed.items()])
 
     def shelves(self) -> dict[str, dict]:
         with self.engine.connect() as conn:
@@ -426,6 +471,10 @@ class Store:
             for order_id, sku, units in b.picked:
                 conn.execute(update(order_lines).where(order_lines.c.order_id == order_id, order_lines.c.sku == sku)
                              .values(picked=order_lines.c.picked + units))
+            if b.placed:
+                conn.execute(delete(box_places).where(box_places.c.order_id.in_(list(b.placed))))
+                conn.execute(insert(box_places), [{"order_id": o, "shelf": shelf, "slot": slot}
+                                                  for o, (shelf, slot) in b.placed.items()])
             for note_id, sku, units in b.stowed:
                 first_open = select(func.min(inbound_lines.c.line_no)).where(
                     inbound_lines.c.note_id == note_id, inbound_lines.c.sku == sku,

@@ -43,6 +43,13 @@ class Terminals:
         self.warehouse = warehouse
         self.scanned: dict[str, StowPut] = {}  # stow port -> goods the person scanned for the lit put
         self.kinds = {s.id: s.kind for s in warehouse.scheduler.map.stations}
+        #: Every station's view as of the last control cycle, for the stations panel: read
+        #: from any thread without waiting for the loop (a cycle of 1,000 robots is long).
+        self.published: tuple[StationView, ...] = tuple(self.views())
+        warehouse.after_cycle.append(self.publish)
+
+    def publish(self) -> None:
+        self.published = tuple(self.views())
 
     # --- reading --------------------------------------------------------------------------
     def view(self, station_id: str) -> StationView:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from fleet.motion import ErrandReport, MotionControl
 from fleet.scheduler.kpis import scheduler_kpis
 from fleet.scheduler.operators import OperatorTimes, SimulatedOperators
 from fleet.scheduler.terminals import PickPresentation, ShortPick, StowPresentation, StowPut
-from fleet.scheduler.workflows import Scheduler
+from fleet.scheduler.workflows import Scheduler, SchedulerConfig
 from fleet.service.config import Settings
 from fleet.service.intake import Checked
 from fleet.service.runtime import NotFound, OperatorError
@@ -38,7 +39,9 @@ from maps.model import Cell, WarehouseMap
 
 log = logging.getLogger(__name__)
 
-FINAL_ORDER = frozenset({OrderStatus.PICKED, OrderStatus.PACKED, OrderStatus.CANCELLED})
+FINAL_ORDER = frozenset({OrderStatus.PACKED, OrderStatus.CANCELLED})
+#: Statuses of an order whose box stands on a put wall.
+ON_PUT_WALL = frozenset({OrderStatus.RELEASED, OrderStatus.PICKING, OrderStatus.PICKED})
 FINAL_NOTE = frozenset({InboundStatus.STOWED, InboundStatus.CANCELLED})
 
 
@@ -98,24 +101,33 @@ class Warehouse:
         self._note_status: dict[str, InboundStatus] = {}
         self._tasks: dict[str, tuple[Task, tuple]] = {}  # unfinished tasks -> (task, what was written)
         self._alarms_raised = 0  # scheduler alarms already in the store
+        #: Called on the loop thread at the end of every cycle (what readers are shown).
+        self.after_cycle: list[Callable[[], None]] = []
 
     # --- start ----------------------------------------------------------------------------
     def restore(self, now: float) -> dict[str, int]:
-        """Load the store's stock and open orders and notes, or write the stock the first
-        time. Orders whose picking had begun are not picked again (their units were booked
-        out); they raise an alarm for an operator instead. Returns what was restored."""
+        """Load the store's stock, shelf positions and open orders and notes, or write the
+        stock the first time. A released order's box goes back to its put-wall slot with
+        the units its lines say were picked, and picking goes on; complete order shelves
+        go to packing. Returns what was restored."""
         if not self.store.has_inventory():
             self.store.book(Bookings(bins={b.label: (b.shelf_id, dict(b.contents)) for b in self.inventory.bins()}))
             return {"orders": 0, "notes": 0}
         self._load_stock(self.store.stock_by_bin())
+        for shelf_id, row in self.store.shelves().items():
+            if shelf_id in self.scheduler.shelves:
+                self.scheduler.restore_shelf(shelf_id, row["robot"] if row["robot"] is not None
+                                             else Cell(row["cell_x"], row["cell_y"]))
         self.store.fail_open_tasks("the service restarted; the scheduler planned anew", now)
         restored = {"orders": 0, "notes": 0}
+        places = self.store.box_places()
         for status in OPEN_ORDER:
             after = None
             while rows := self.store.orders(status=status, limit=1000, after=after):
                 after = rows[-1]["id"]
                 for row in rows:
-                    restored["orders"] += self._restore_order(row, now)
+                    restored["orders"] += self._restore_order(row, places.get(row["id"]), now)
+        self.scheduler.resume_packing(now)
         for status in OPEN_NOTE:
             after = None
             while rows := self.store.notes(status=status, limit=1000, after=after):
@@ -139,17 +151,24 @@ class Warehouse:
                 if b.quantity(sku) < quantity:
                     self.inventory.put(b.label, sku, quantity - b.quantity(sku))
 
-    def _restore_order(self, row: dict, now: float) -> int:
-        if any(line["picked"] for line in row["lines"]):
+    def _restore_order(self, row: dict, place: tuple[str, str] | None, now: float) -> int:
+        status = OrderStatus(row["status"])
+        lines = tuple(OrderLine(line["sku"], line["quantity"]) for line in row["lines"])
+        if status in ON_PUT_WALL and place is not None:
+            order = Order(id=row["id"], lines=lines, created=row["created"], priority=row["priority"],
+                          cutoff=row["cutoff"], status=status, updated=row["updated"])
+            self.scheduler.restore_box(order, *place, {line["sku"]: line["picked"] for line in row["lines"]})
+            self._order_status[order.id] = status
+            return 1
+        if any(line["picked"] for line in row["lines"]):  # a box the store does not place
             message = (f"order {row['id']} was being picked when the service stopped; its box holds "
                        f"{sum(line['picked'] for line in row['lines'])} units: finish it by hand")
             log.warning("%s", message)
             self.scheduler.alarms.append((now, message))
             return 0
-        order = Order(id=row["id"], lines=tuple(OrderLine(line["sku"], line["quantity"]) for line in row["lines"]),
-                      created=row["created"], priority=row["priority"], cutoff=row["cutoff"])
+        order = Order(id=row["id"], lines=lines, created=row["created"], priority=row["priority"], cutoff=row["cutoff"])
         self.scheduler.receive_order(order)
-        self._order_status[order.id] = OrderStatus(row["status"])  # the next flush writes "pending"
+        self._order_status[order.id] = status  # the next flush writes "pending"
         return 1
 
     def _restore_note(self, row: dict) -> int:
@@ -171,14 +190,19 @@ class Warehouse:
         if self.operators is not None:
             self.operators.work(now, skip=self.manned)
         self.flush()
+        for publish in self.after_cycle:
+            publish()
 
     def flush(self) -> None:
         """Write what changed since the last flush, in one transaction."""
         b = self._bookings
+        placed = []
         for order_id, written in list(self._order_status.items()):
             order = self.scheduler.orders[order_id]
             if order.status is not written:
                 b.orders[order_id] = (order.status.value, order.updated)
+                if order.status in ON_PUT_WALL and written not in ON_PUT_WALL:
+                    placed.append(order_id)
                 if order.status in FINAL_ORDER:
                     del self._order_status[order_id]
                 else:
@@ -191,6 +215,8 @@ class Warehouse:
                     del self._note_status[note_id]
                 else:
                     self._note_status[note_id] = note.status
+        if placed:
+            b.placed.update(self._box_places(placed))
         for task in self.live_tasks():
             self._tasks.setdefault(task.id, (task, ()))
         for task_id, (task, written) in list(self._tasks.items()):
@@ -206,6 +232,12 @@ class Warehouse:
         for at, message in self.scheduler.alarms[self._alarms_raised:]:
             self.store.raise_alarm(at, "scheduler", "warning", message, event=True)
         self._alarms_raised = len(self.scheduler.alarms)
+
+    def _box_places(self, order_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """Order shelf and slot of each order's box, for a restart to put it back."""
+        wanted = set(order_ids)
+        return {box.order_id: (shelf.id, slot) for shelves in self.scheduler.put_wall.values() for shelf in shelves
+                for slot, box in shelf.slots.items() if box is not None and box.order_id in wanted}
 
     def live_tasks(self) -> list[Task]:
         """Tasks waiting for a robot and tasks robots are doing."""
@@ -330,8 +362,9 @@ def shelf_homes(scenario: Scenario) -> dict[str, Cell]:
 def build_warehouse(settings: Settings, wmap: WarehouseMap, scenario: Scenario, motion: MotionControl,
                     store: Store, now: float) -> Warehouse:
     """The scheduler on the scenario's floor, restored from the store."""
-    scheduler = Scheduler(wmap, motion, scenario.inventory, scenario.order_shelves)
     w = settings.warehouse
+    scheduler = Scheduler(wmap, motion, scenario.inventory, scenario.order_shelves,
+                          SchedulerConfig(release_every_s=w.release_every_s))
     warehouse = Warehouse(scheduler, store, operators=OperatorTimes() if w.simulated_operators else None,
                           seed=settings.robots.seed, arrivals=Arrivals(list(scenario.orders), list(scenario.inbound)))
     restored = warehouse.restore(now)
