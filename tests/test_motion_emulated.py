@@ -3,13 +3,15 @@ link, and the emulator, an independent witness, counts collisions and laser stop
 
 import random
 
+import pytest
+
 from drivers.commands import ActionKind, CellAction
 from drivers.inprocess import InProcessLink
 from firmware_emulator.world import World
 from fleet.clock import SimulatedClock
 from fleet.motion import Errand, MotionControl, Outcome
 from fleet.traffic.control import TrafficControl
-from maps import CellKind, Heading, shipped_map
+from maps import Cell, CellKind, Heading, shipped_map
 
 
 def _fleet(robots: int, seed: int):
@@ -127,3 +129,41 @@ def test_a_paused_robot_keeps_its_cells_and_is_granted_no_more():
     motion.robots["r0"].paused = False
     reports = _run(clock, motion, {"r0": []}, limit=clock.now() + 300.0)
     assert [(r.errand_id, r.outcome) for r in reports] == [("far", Outcome.DONE)]
+
+
+def _straight(wmap):
+    """An aisle cell with two aisle cells on either side of it along its row."""
+    aisles = set(wmap.cells_of(CellKind.AISLE))
+    return next(c for c in wmap.cells_of(CellKind.AISLE)
+                if all(Cell(c.x + dx, c.y) in aisles for dx in (-2, -1, 1, 2)))
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_a_held_robot_is_not_pushed_aside_by_one_passing(held):
+    """Between errands a robot rests on its goal with the lowest priority, and one passing
+    pushes it aside. Held (a shelf being worked at a port, a robot on a charger) it stays
+    put, pinned like a robot busy lifting: the other waits, and passes once the hold is
+    released. Unheld, the same run pushes it at once: the test can tell the two apart."""
+    wmap, clock, world, motion = _fleet(robots=0, seed=4)
+    middle = _straight(wmap)
+    for robot_id, cell in (("resting", middle), ("passing", Cell(middle.x - 2, middle.y))):
+        world.add_robot(robot_id, cell, Heading.EAST)
+        motion.add_robot(robot_id, cell, Heading.EAST)
+    motion.hold("resting", held)
+    goal = Cell(middle.x + 2, middle.y)
+    motion.assign("passing", Errand("pass", goal))
+
+    def run(until: float) -> set:
+        cells = set()
+        while motion.robots["passing"].errand is not None and clock.now() < until:
+            clock.advance(0.25)
+            motion.tick(clock.now())
+            cells.add(world.robot("resting").cell)
+        return cells
+
+    first = run(30.0)
+    assert (first == {middle}) is held, first
+    motion.hold("resting", False)
+    run(150.0)
+    assert motion.robots["passing"].cell == goal
+    assert world.collisions == []
