@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--kiva-agents", type=int, nargs="*", default=[100, 190])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kiva-street-penalty", type=int, default=4, help="streets on Kiva (measured to help there)")
+    parser.add_argument("--plot", metavar="PNG", help="also draw Kiva throughput against robot count into PNG")
     parser.add_argument("--with-following", action="store_true",
                         help="also run Kiva with following allowed (RHCR's and the League's rule)")
     args = parser.parse_args()
@@ -77,7 +78,36 @@ def main() -> None:
         for agents in args.scale_agents:
             runs.append(run_lifelong(big, agents, args.scale_steps, not args.scale_without_rotation, ends, None,
                                      args.seed))
+    if args.plot:
+        plot(runs, Path(args.plot))
     print(json.dumps({"benchmark": "routing", "runs": runs}))
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    """Tasks per step against robots on Kiva, with and without rotation, beside the
+    ceiling (every robot on a shortest path, nobody in the way)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for rotation, colour in ((False, "tab:blue"), (True, "tab:orange")):
+        rows = sorted((r for r in runs if r["map"] == "kiva" and r["rotation"] == rotation and not r["following"]),
+                      key=lambda r: r["agents"])
+        if not rows:
+            continue
+        label = "with rotation" if rotation else "without rotation"
+        agents = [r["agents"] for r in rows]
+        ax.plot(agents, [r["throughput"] for r in rows], "o-", color=colour, label=f"measured, {label}")
+        ax.plot(agents, [r["throughput_ceiling"] for r in rows], "--", color=colour, label=f"ceiling, {label}")
+    ax.set_xlabel("robots")
+    ax.set_ylabel("tasks finished per step")
+    ax.set_title(f"Kiva floor, lifelong PIBT, no following, {rows[0]['steps'] if rows else 0} steps")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
