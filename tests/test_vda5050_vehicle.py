@@ -315,8 +315,10 @@ def test_cancel_stops_on_a_node_fails_waiting_actions_and_keeps_the_order_id(flo
     serial = _serial(world)
     wait = Action(action_type="wait", action_id="w1", blocking_type=BlockingType.HARD,
                   action_parameters=[ActionParameter(key="duration", value=1.0)])
-    cells = _row(3, range(1, 8))
-    master.send(_order(world, "o1", 0, cells, actions={6: [wait]}), Topic.ORDER)
+    # Along row 3 and back along row 1 (15 cells, two turns): a cancel delayed on a loaded
+    # machine must still reach the robot before it is at the end of its order.
+    cells = _row(3, range(1, 8)) + [Cell(7, 2)] + _row(1, range(7, 0, -1))
+    master.send(_order(world, "o1", 0, cells, actions={len(cells) - 1: [wait]}), Topic.ORDER)
     master.wait(State, serial, lambda s: s.order_id == "o1" and s.driving)
     master.send(_instant(world, "cancelOrder", "c1"), Topic.INSTANT_ACTIONS)
     done = master.wait(State, serial, lambda s: (a := _action(s, "c1")) is not None
