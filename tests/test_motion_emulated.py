@@ -167,3 +167,34 @@ def test_a_held_robot_is_not_pushed_aside_by_one_passing(held):
     run(150.0)
     assert motion.robots["passing"].cell == goal
     assert world.collisions == []
+
+
+def test_a_robot_is_not_pushed_aside_in_the_cycle_its_errand_ends():
+    """A robot presents a shelf on (10, 1) (a wait action) while another, on its way east,
+    comes up behind it and waits: the one presenting is busy, so it stays put. When its
+    errand ends, whoever gave it has not heard yet; hearing, it holds the robot there (the
+    operator is still picking). In between lies one plan, in which the robot rests on its
+    goal with the lowest priority there is: it must stay pinned for that plan too, or the
+    one waiting behind pushes it off the cell before the hold comes."""
+    wmap, clock, world, motion = _fleet(robots=0, seed=4)
+    spot, behind = Cell(10, 1), Cell(9, 1)
+    for robot_id, cell in (("presenting", spot), ("passing", Cell(4, 1))):
+        world.add_robot(robot_id, cell, Heading.EAST)
+        motion.add_robot(robot_id, cell, Heading.EAST)
+    motion.assign("presenting", Errand("present", spot, (CellAction("pick", ActionKind.WAIT, duration=10.0),)))
+    motion.assign("passing", Errand("pass", Cell(13, 1)))
+    ended = None
+    while ended is None and clock.now() < 30.0:
+        clock.advance(0.25)
+        for report in motion.tick(clock.now()):
+            if report.robot_id == "presenting":
+                ended = report
+                motion.hold("presenting")
+    assert ended is not None and ended.outcome is Outcome.DONE, ended
+    assert world.robot("passing").cell == behind, "the test needs the other robot waiting right behind"
+    assert motion.traffic.held_cells("presenting") == [spot], "granted a way off the cell it presents on"
+    for _ in range(40):
+        clock.advance(0.25)
+        motion.tick(clock.now())
+        assert world.robot("presenting").cell == spot
+    assert world.collisions == []

@@ -1,0 +1,91 @@
+"""Who goes first: the lifelong planner's priority rules, each on a floor small enough to
+follow by hand, where the wrong rule leaves a robot stuck or beaten by a newer one."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleet.traffic.grid import Grid
+from fleet.traffic.planner import LifelongPlanner
+from maps import Cell, CellKind, parse_map
+from tests.traffic_kit import floor
+
+BLOCK = """name = "block"
+layout = '''
+#########
+#.......#
+#.SSSSS.#
+#.SSSSS.#
+#.......#
+#W......#
+#########
+'''
+[[stations]]
+id = "p"
+kind = "pick"
+working = [1, 5]
+queue = []
+operator_side = "south"
+"""
+
+
+@pytest.mark.parametrize("rotation", [False, True])
+def test_a_loaded_robot_on_a_shelf_cell_gets_out_past_an_older_robot_on_its_exit(rotation):
+    """A robot lifts the shelf at (4, 2); loaded, its only way out is the aisle cell (4, 1)
+    above it. An unloaded robot waits on (4, 1) all through the lift, to duck under the
+    block straight to (4, 4), so by elapsed time it outranks the loaded one. It could step
+    aside, but the stronger waits for the weaker to move, which cannot: both would wait
+    for good. Standing on a shelf cell, the loaded robot outranks everyone instead."""
+    wmap = parse_map(BLOCK)
+    grid = Grid.from_map(wmap)
+    planner = LifelongPlanner(grid, rotation=rotation, seed=0,
+                              shelf_cells=[grid.index(c) for c in wmap.cells_of(CellKind.STORAGE)])
+    shelf, exit_, under, away = (grid.index(c) for c in (Cell(4, 2), Cell(4, 1), Cell(4, 4), Cell(7, 5)))
+    cells, headings = [shelf, exit_], [1, 3]
+    for _ in range(5):  # lifting: pinned on its shelf cell, while the other waits
+        step = planner.plan(cells, headings, [shelf, under], loaded=[0], pinned=[0])
+        cells, headings = step.cells, step.headings
+    assert cells == [shelf, exit_]
+    out = arrived = None
+    for t in range(1, 21):
+        step = planner.plan(cells, headings, [away, under], loaded=[0])
+        cells, headings = step.cells, step.headings
+        assert cells[0] != cells[1]
+        if out is None and cells[0] != shelf:
+            out = t
+        if cells == [away, under]:
+            arrived = t
+            break
+    assert out is not None and out <= 3, f"the loaded robot is still on its shelf cell: {grid.cell(cells[0])}"
+    assert arrived is not None, f"not both on their goals after 20 steps: {[grid.cell(c) for c in cells]}"
+
+
+#: A road along the top; a spur off it at x = 4 where one robot rests.
+MERGE = floor(
+    "........",
+    "####.###",
+    "####.###",
+)
+
+
+@pytest.mark.parametrize("rotation", [False, True])
+def test_a_robot_whose_goal_moves_on_keeps_its_priority_over_a_newer_one(rotation):
+    """A robot drives east along the road towards (6, 0); as it reaches (3, 0) its goal
+    moves on to (7, 0) (a port's queue moving up), and at once the robot resting on the
+    spur at (4, 1) is sent to (6, 0). Both want (4, 0) next. The first has been on its way
+    for longer, and a goal moved on the way does not restart its clock, so it goes first
+    whatever the tie-break; restarted, the two would be equal and the tie-break would let
+    the newcomer cut in (at every second seed or so)."""
+    grid = Grid.from_map(MERGE)
+    road, spur, merge = grid.index(Cell(3, 0)), grid.index(Cell(4, 1)), grid.index(Cell(4, 0))
+    first_goal, moved_goal, newcomer_goal = (grid.index(Cell(x, 0)) for x in (6, 7, 6))
+    for seed in range(8):
+        planner = LifelongPlanner(grid, rotation=rotation, seed=seed)
+        cells, headings = [grid.index(Cell(1, 0)), spur], [0, 1]
+        goals = [first_goal, spur]
+        while cells[0] != road:
+            step = planner.plan(cells, headings, goals)
+            cells, headings = step.cells, step.headings
+            assert cells[1] == spur
+        step = planner.plan(cells, headings, [moved_goal, newcomer_goal])
+        assert step.cells == [merge, spur], f"seed {seed}: the newcomer cut in: {[grid.cell(c) for c in step.cells]}"
