@@ -155,9 +155,11 @@ def drive(
     start = time.monotonic()
     deadline = start + seconds + grace
     next_look = start
-    while time.monotonic() < deadline and any(w.poll() is None for w in workers):
-        if time.monotonic() >= next_look:  # new robots: give each its job
+    running = True
+    while running and time.monotonic() < deadline:
+        if time.monotonic() >= next_look:  # every 0.2 s: vehicles still running? new robots: give each its job
             next_look = time.monotonic() + 0.2
+            running = any(w.poll() is None for w in workers)  # a waitpid each: not at every 5 ms pass
             waiting.update(robot_id for robot_id in link.robot_ids() if robot_id not in pair)
             for robot_id in list(waiting):
                 cell = link.session(robot_id).cell
