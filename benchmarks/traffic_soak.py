@@ -25,8 +25,8 @@ def main() -> None:
     args = parser.parse_args()
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = fleet(["demo", "--map", args.map, "--robots", str(args.robots), "--duration", str(args.seconds),
-                      "--faults", "--drain", "--seed", str(args.seed), "--json"])
+        code = fleet(["demo", "--headless", "--map", args.map, "--robots", str(args.robots),
+                      "--duration", str(args.seconds), "--faults", "--drain", "--seed", str(args.seed), "--json"])
     summary = json.loads(out.getvalue().strip().splitlines()[-1])
     summary["exit_code"] = code
     print(json.dumps(summary))

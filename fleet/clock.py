@@ -21,15 +21,25 @@ class Clock(Protocol):
 
 
 class WallClock:
-    """Real time, measured from construction, optionally sped up for demos."""
+    """Real time, measured from construction, optionally sped up for demos.
 
-    def __init__(self, speed: float = 1.0) -> None:
+    Made with `running=False` it reads 0 until `start()`: `fleet demo` builds its robots
+    and the service on the clock they share, and its fleet time begins only once all is
+    up, so that at 50x a second of setting up is not 50 s of robots standing idle."""
+
+    def __init__(self, speed: float = 1.0, *, running: bool = True) -> None:
         if speed <= 0:
             raise ValueError(f"clock speed must be positive, got {speed}")
         self.speed = speed
-        self._start = time.monotonic()
+        self._start: float | None = time.monotonic() if running else None
+
+    def start(self) -> None:
+        if self._start is None:
+            self._start = time.monotonic()
 
     def now(self) -> float:
+        if self._start is None:
+            return 0.0
         return (time.monotonic() - self._start) * self.speed
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -26,14 +25,11 @@ from fleet.clock import SimulatedClock
 from fleet.domain.generator import GeneratorConfig, Scenario, generate
 from fleet.motion import MotionControl
 from fleet.scheduler.batching import Batching
-from fleet.scheduler.kpis import scheduler_kpis
+from fleet.scheduler.kpis import SAMPLED_STATES, KpiSampler, run_kpis
 from fleet.scheduler.operators import OperatorTimes, SimulatedOperators
-from fleet.scheduler.workflows import CHARGING, WORKING, Scheduler, SchedulerConfig, Stage
+from fleet.scheduler.workflows import Scheduler, SchedulerConfig
 from fleet.traffic.control import TrafficControl
 from maps.model import Heading, StationKind, WarehouseMap
-
-#: Robot states sampled for the KPIs and the plot, in plotting order.
-ROBOT_STATES = ("working", "charging", "parked", "idle", "down")
 
 
 @dataclass(frozen=True)
@@ -77,16 +73,6 @@ class SimConfig:
             raise ValueError("simulation: " + "; ".join(problems))
 
 
-@dataclass
-class Samples:
-    """What the simulation saw once per sample period."""
-
-    times: list[float] = field(default_factory=list)
-    robot_states: list[Counter[str]] = field(default_factory=list)
-    station_busy: dict[str, list[bool]] = field(default_factory=dict)
-    occupancy: np.ndarray | None = None  # robot-samples per cell
-
-
 class Simulation:
     def __init__(self, wmap: WarehouseMap, config: SimConfig = SimConfig(),
                  scheduler_config: SchedulerConfig | None = None, generator: GeneratorConfig = GeneratorConfig()) -> None:
@@ -123,15 +109,13 @@ class Simulation:
         self._notes = sorted(self.scenario.inbound, key=lambda n: (n.created, n.id))
         self.operators = SimulatedOperators(self.scheduler, OperatorTimes(
             config.seconds_per_pick, config.seconds_per_unit, config.seconds_per_stow, config.operator_spread), self.rng)
-        self.samples = Samples(station_busy={s.id: [] for s in wmap.stations},
-                               occupancy=np.zeros((wmap.height, wmap.width), dtype=np.int64))
+        self.sampler = KpiSampler(self.scheduler, config.sample_every_s, config.warm_up_s)
         self.wall_s = 0.0
 
     # --- running --------------------------------------------------------------------
     def run(self, progress: Callable[[float], None] | None = None) -> dict:
         config = self.config
         end = config.hours * 3600.0
-        next_sample = 0.0
         started = time.perf_counter()
         while self.clock.now() < end - 1e-9:
             self.clock.advance(config.control_period_s)
@@ -139,11 +123,8 @@ class Simulation:
             self._arrivals(now)
             self.scheduler.tick(now)
             self.operators.work(now)
-            if now >= next_sample:
-                self._sample(now)
-                next_sample += config.sample_every_s
-                if progress is not None:
-                    progress(now / end)
+            if self.sampler.observe(now) and progress is not None:
+                progress(now / end)
         self.wall_s = time.perf_counter() - started
         return self.kpis()
 
@@ -153,55 +134,12 @@ class Simulation:
         while self._notes and self._notes[0].created <= now:
             self.scheduler.receive_inbound(self._notes.pop(0))
 
-    def _sample(self, now: float) -> None:
-        s = self.samples
-        s.times.append(now)
-        states: Counter[str] = Counter()
-        for robot_id, state in self.motion.robots.items():
-            states[self._robot_state(robot_id)] += 1
-            s.occupancy[state.cell.y, state.cell.x] += 1
-        s.robot_states.append(states)
-        for port in s.station_busy:
-            s.station_busy[port].append(port in self.scheduler.presentations)
-
-    def _robot_state(self, robot_id: str) -> str:
-        if robot_id in self.scheduler.down:
-            return "down"
-        job = self.scheduler.jobs.get(robot_id)
-        if job is None or job.stage is Stage.PARK:
-            return "parked" if self.map.kind(self.motion.robots[robot_id].cell).value == "P" else "idle"
-        if job.stage in CHARGING:
-            return "charging"
-        return "working" if job.stage in WORKING else "idle"
-
     # --- KPIs -----------------------------------------------------------------------
     def kpis(self) -> dict:
         """Every figure here is defined in docs/kpis.md."""
-        s = self.samples
-        now = self.clock.now()
-        warm = [i for i, t in enumerate(s.times) if t > self.config.warm_up_s] or list(range(len(s.times)))
-        figures = scheduler_kpis(self.scheduler, now, self.config.stuck_after_s)
-        for site_id, station in figures["stations"].items():
-            busy = s.station_busy[site_id]
-            station["utilisation"] = round(sum(busy[i] for i in warm) / len(warm), 3) if warm else 0.0
-        robot_samples = sum(sum(s.robot_states[i].values()) for i in warm) or 1
-        working = sum(s.robot_states[i]["working"] for i in warm)
-        charging = sum(s.robot_states[i]["charging"] for i in warm)
-        pick_util = [v["utilisation"] for v in figures["stations"].values() if v["kind"] == "pick"]
-        return {
-            "map": self.map.name,
-            "robots": self.config.robots,
-            "seed": self.config.seed,
-            **figures,
-            "pick_utilisation_min": min(pick_util) if pick_util else 0.0,
-            "pick_utilisation_mean": round(sum(pick_util) / len(pick_util), 3) if pick_util else 0.0,
-            "robot_utilisation": round(working / robot_samples, 3),
-            "charging_share": round(charging / robot_samples, 3),
-            "collisions": len(self.world.collisions),
-            "laser_stops": int(self.world.laser_stops),
-            "wall_seconds": round(self.wall_s, 1),
-            "simulated_seconds": round(now, 1),
-        }
+        return run_kpis(self.sampler, robots=self.config.robots, seed=self.config.seed, now=self.clock.now(),
+                        stuck_after_s=self.config.stuck_after_s, collisions=len(self.world.collisions),
+                        laser_stops=int(self.world.laser_stops), wall_s=self.wall_s)
 
     def stock_change(self) -> dict[str, int]:
         """Per SKU: units in stock now minus at the start."""
@@ -217,7 +155,7 @@ class Simulation:
         import matplotlib.pyplot as plt
 
         directory.mkdir(parents=True, exist_ok=True)
-        sched, s = self.scheduler, self.samples
+        sched, s = self.scheduler, self.sampler.samples
         out = []
         bin_s = 900.0
         edges = np.arange(0.0, self.clock.now() + bin_s, bin_s)
@@ -233,7 +171,7 @@ class Simulation:
         out.append(self._save(fig, directory / "throughput.png"))
         fig, ax = plt.subplots(figsize=(9, 4.5))
         hours = np.array(s.times) / 3600.0
-        ax.stackplot(hours, *[[c[state] for c in s.robot_states] for state in ROBOT_STATES], labels=ROBOT_STATES)
+        ax.stackplot(hours, *[[c[state] for c in s.robot_states] for state in SAMPLED_STATES], labels=SAMPLED_STATES)
         ax.set_xlabel("simulated hours")
         ax.set_ylabel("robots")
         ax.set_title("Robot states over time")

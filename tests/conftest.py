@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,15 +24,15 @@ import pytest
 from jsonschema import Draft202012Validator
 from paho.mqtt.enums import CallbackAPIVersion
 
+# MOSQUITTO_CANDIDATES is read from this module, so a test can empty it (test_vda5050_mqtt.py)
+from fleet.service.broker import MOSQUITTO_CANDIDATES, MosquittoBroker, TlsFiles, find_mosquitto
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 SCHEMA_TOPICS = ("order", "instantActions", "state", "visualization", "connection", "factsheet")
 
 
 def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or next(
-        (path for path in MOSQUITTO_CANDIDATES if os.access(path, os.X_OK)), None
-    )
+    found = find_mosquitto(MOSQUITTO_CANDIDATES)
     if found is None:
         pytest.fail(
             "mosquitto is not installed: the MQTT tests need a real broker. "
@@ -42,19 +40,6 @@ def mosquitto_binary() -> str:
             pytrace=False,
         )
     return found
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    ca: Path  # the test CA that signed the broker's certificate
-    cert: Path
-    key: Path
 
 
 def make_tls_files(folder: Path) -> TlsFiles:
@@ -78,122 +63,33 @@ def make_tls_files(folder: Path) -> TlsFiles:
     return files
 
 
-class Broker:
-    """One private Mosquitto process on 127.0.0.1 that a test may stop and restart.
-
-    The port stays the same across restarts, so clients can reconnect to the same URL.
-    Persistence is off: a restart loses retained messages and sessions, as a real broker
-    restart without a persistence file would. With `tls` it speaks only TLS; with
-    `credentials` it refuses anonymous clients.
-    """
-
-    def __init__(
-        self,
-        workdir: Path,
-        port: int | None = None,
-        *,
-        tls: TlsFiles | None = None,
-        credentials: tuple[str, str] | None = None,
-    ) -> None:
-        self.workdir = workdir
-        self.port = port or free_port()
-        self.tls = tls
-        self.config = workdir / "mosquitto.conf"
-        self.log = workdir / "mosquitto.log"
-        lines = [
-            # Started as root, mosquitto would switch to the 'mosquitto' user, which cannot
-            # read the test's private temporary folder.
-            "user root" if os.geteuid() == 0 else "",
-            f"listener {self.port} 127.0.0.1",
-            f"allow_anonymous {'false' if credentials else 'true'}",
-            "persistence false",
-            "log_dest stderr",  # into self.log through our own file handle (see start)
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-        ]
-        if tls is not None:
-            lines += [f"cafile {tls.ca}", f"certfile {tls.cert}", f"keyfile {tls.key}"]
-        if credentials is not None:
-            password_file = workdir / "passwords"
-            subprocess.run(
-                [shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b", "-c",
-                 str(password_file), *credentials],
-                check=True, capture_output=True,
-            )
-            lines.append(f"password_file {password_file}")
-        self.config.write_text("\n".join(line for line in lines if line) + "\n")
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def start(self, timeout: float = 10.0) -> None:
-        if self.running:
-            return
-        with self.log.open("ab") as log:
-            self._process = subprocess.Popen(
-                [mosquitto_binary(), "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=log
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"mosquitto exited with code {self._process.returncode} on port {self.port}: "
-                    f"{self.log.read_text(errors='replace').strip()[-2000:]}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"mosquitto did not listen on 127.0.0.1:{self.port} within {timeout} s")
-
-    def stop(self) -> None:
-        """Terminate the broker (SIGTERM: it closes client sockets, no wills are sent)."""
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+def private_broker(workdir: Path, **options: Any) -> MosquittoBroker:
+    """A private Mosquitto (fleet/service/broker.py, shared with `fleet demo`); a missing
+    mosquitto fails the test with how to install it."""
+    return MosquittoBroker(workdir, binary=mosquitto_binary(), **options)
 
 
 @pytest.fixture(scope="session")
-def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
     """The session's shared broker. Do not stop it; use `restartable_broker` for that."""
-    broker = Broker(tmp_path_factory.mktemp("mosquitto"))
+    broker = private_broker(tmp_path_factory.mktemp("mosquitto"))
     broker.start()
     yield broker
     broker.stop()
 
 
 @pytest.fixture(scope="session")
-def mqtt_url(mqtt_broker: Broker) -> str:
+def mqtt_url(mqtt_broker: MosquittoBroker) -> str:
     """mqtt://127.0.0.1:PORT of the session's private broker."""
     return mqtt_broker.url
 
 
 @pytest.fixture
-def restartable_broker(tmp_path: Path) -> Iterator[Broker]:
+def restartable_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """A broker of this test's own, to stop, restart or kill mid-test."""
     workdir = tmp_path / "mosquitto"
     workdir.mkdir()
-    broker = Broker(workdir)
+    broker = private_broker(workdir)
     broker.start()
     yield broker
     broker.stop()
@@ -205,11 +101,11 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 
 @pytest.fixture
-def secure_broker(tmp_path: Path, tls_files: TlsFiles) -> Iterator[Broker]:
+def secure_broker(tmp_path: Path, tls_files: TlsFiles) -> Iterator[MosquittoBroker]:
     """A broker of this test's own that speaks only TLS and wants user 'fleet', password 's3cret'."""
     workdir = tmp_path / "mosquitto"
     workdir.mkdir()
-    broker = Broker(workdir, tls=tls_files, credentials=("fleet", "s3cret"))
+    broker = private_broker(workdir, tls=tls_files, credentials=("fleet", "s3cret"))
     broker.start()
     yield broker
     broker.stop()

@@ -11,8 +11,8 @@ from maps import SHIPPED
 
 
 def test_fifty_robots_move_shelves_with_faults_without_collision_and_every_trip_finishes(capsys):
-    code = main(["demo", "--map", str(SHIPPED / "medium.toml"), "--robots", "50", "--duration", "240",
-                 "--faults", "--drain", "--seed", "7", "--json"])
+    code = main(["demo", "--headless", "--map", str(SHIPPED / "medium.toml"), "--robots", "50",
+                 "--duration", "240", "--faults", "--drain", "--seed", "7", "--json"])
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0
     assert summary["collisions"] == 0

@@ -1,5 +1,6 @@
 // The operator console: login, a live canvas map fed incrementally over a WebSocket,
-// panels for robots, stations and alarms, and the operator actions the role allows.
+// panels for robots, stations, orders, tasks, alarms and KPIs (with small SVG charts of the
+// service's KPI history), and the operator actions the role allows.
 // Plain modern JS, no build step. The map's static layer (cells by kind) is drawn once
 // into an offscreen canvas; each frame blits it and draws shelves and robots on top, so
 // 1,000 robots cost a few thousand fillRect calls, not a DOM node each.
@@ -17,7 +18,7 @@ const $ = (id) => document.getElementById(id);
 // Robot ids and alarm texts come from robots and the wire: never trust them as HTML.
 const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const state = {
-  map: null, robots: new Map(), shelves: new Map(),
+  map: null, robots: new Map(), shelves: new Map(), errors: new Map(),
   held: new Map(), blocked: [], alarms: [], flags: {}, selected: null, t: 0, updates: 0, socket: null,
   view: { scale: 8, ox: 0, oy: 0 }, staticLayer: null, drawMs: [], dirty: true, panelDue: 0, interval: 250,
 };
@@ -82,6 +83,7 @@ function apply(msg) {
   if (msg.held_reset) state.held.clear();
   if (msg.held) for (const [id, cells] of Object.entries(msg.held)) state.held.set(id, cells);
   if (msg.blocked) state.blocked = msg.blocked;
+  if (msg.errors) state.errors = new Map(Object.entries(msg.errors));
   if (msg.alarms) { state.alarms = msg.alarms; renderAlarms(); }
   if (msg.flags) {
     state.flags = msg.flags;
@@ -223,20 +225,30 @@ const MAX_ROWS = 200; // a 1,000-robot fleet is filtered, not scrolled through
 function renderRobots() {
   const text = $('robot-filter').value.trim().toLowerCase(), wanted = $('state-filter').value;
   const maxCharge = $('charge-filter').value === '' ? 101 : Number($('charge-filter').value);
+  const onlyErrors = $('error-filter').checked;
   const rows = [];
   for (const r of state.robots.values()) {
-    if ((text && !r.id.toLowerCase().includes(text)) || (wanted && r.state !== wanted) || r.charge > maxCharge) continue;
+    if ((text && !r.id.toLowerCase().includes(text)) || (wanted && r.state !== wanted) || r.charge > maxCharge ||
+        (onlyErrors && !state.errors.has(r.id))) continue;
     rows.push(r);
   }
   rows.sort((a, b) => a.id.localeCompare(b.id));
   $('robot-count').textContent = `${rows.length} of ${state.robots.size}`;
   $('robots').tBodies[0].innerHTML = rows.slice(0, MAX_ROWS).map((r) =>
     `<tr data-id="${esc(r.id)}" class="${r.id === state.selected ? 'sel' : ''}"><td>${esc(r.id)}</td>` +
-    `<td><span class="state" style="background:${STATE_COLOUR[r.state]}"></span>${r.state.replace(/_/g, ' ')}</td>` +
+    `<td><span class="state" style="background:${STATE_COLOUR[r.state]}"></span>${r.state.replace(/_/g, ' ')}${errorMark(r.id)}</td>` +
     `<td>${r.charge}%</td><td>${esc(r.shelf)}</td></tr>`).join('');
 }
+// A robot's error codes, worst first, as a mark after its state (all of them on hover).
+function errorMark(id) {
+  const errors = state.errors.get(id);
+  if (!errors) return '';
+  const codes = Object.entries(errors).sort(([, a], [, b]) => (b === 'fatal') - (a === 'fatal'));
+  const text = codes.map(([code, severity]) => `${code} (${severity})`).join(', ');
+  return ` <span class="err sev-${esc(codes[0][1])}" title="${esc(text)}">⚠ ${esc(codes[0][0])}${codes.length > 1 ? ` +${codes.length - 1}` : ''}</span>`;
+}
 $('robots').tBodies[0].addEventListener('click', (event) => { const tr = event.target.closest('tr'); if (tr) select(tr.dataset.id); });
-for (const id of ['robot-filter', 'state-filter', 'charge-filter']) $(id).addEventListener('input', () => { state.panelDue = 0; });
+for (const id of ['robot-filter', 'state-filter', 'charge-filter', 'error-filter']) $(id).addEventListener('input', () => { state.panelDue = 0; });
 
 function renderSelected() {
   const r = state.robots.get(state.selected);
@@ -245,7 +257,9 @@ function renderSelected() {
   $('sel-id').textContent = r.id;
   const held = state.held.get(r.id) ?? [];
   const facts = { state: r.state, cell: `(${r.x}, ${r.y})`, heading: ['east', 'north', 'west', 'south'][r.h], battery: `${r.charge}%`,
-    shelf: r.shelf ?? '—', errand: r.errand ?? '—', reserved: held.map(([x, y]) => `(${x},${y})`).join(' ') || '—' };
+    shelf: r.shelf ?? '—', errand: r.errand ?? '—',
+    errors: Object.entries(state.errors.get(r.id) ?? {}).map(([code, severity]) => `${code} (${severity})`).join(', ') || '—',
+    reserved: held.map(([x, y]) => `(${x},${y})`).join(' ') || '—' };
   $('sel-facts').innerHTML = Object.entries(facts).map(([k, v]) => `<dt>${k}</dt><dd data-fact="${k}">${esc(v)}</dd>`).join('');
 }
 
@@ -256,9 +270,12 @@ async function refreshPanels() {
   if ($('app').hidden) return;
   const status = $('order-status').value;
   try {
-    const [stations, orders, tasks, kpis] = await Promise.all([api('/api/stations'),
-      api(`/api/orders?limit=50${status ? `&status=${status}` : ''}`), api('/api/tasks?limit=30'), api('/api/kpis')]);
+    const last = kpiHistory.t.length ? kpiHistory.t[kpiHistory.t.length - 1] : null;
+    const [stations, orders, tasks, kpis, samples] = await Promise.all([api('/api/stations'),
+      api(`/api/orders?limit=50${status ? `&status=${status}` : ''}`), api('/api/tasks?limit=30'), api('/api/kpis'),
+      api(`/api/kpis/history?window_s=${LINES_WINDOW_S}${last === null ? '' : `&since=${last}`}`)]);
     renderStations(stations); renderOrders(orders); renderTasks(tasks); renderKpis(kpis);
+    if (mergeHistory(samples)) renderCharts();
   } catch (err) { say(err.message, true); }
   clearTimeout(refreshPanels.timer);
   refreshPanels.timer = setTimeout(refreshPanels, PANEL_MS);
@@ -310,6 +327,116 @@ function renderKpis(k) {
   const rows = Object.entries(KPI_SHOWN).map(([key, label]) => `<dt>${label}</dt><dd data-kpi="${key}">${k[key] ?? '—'}</dd>`);
   for (const [id, s] of Object.entries(k.stations)) rows.push(`<dt>${esc(id)} lines/h</dt><dd>${s.lines_per_hour}</dd>`);
   $('kpis').innerHTML = rows.join('');
+}
+
+// --- KPI charts ------------------------------------------------------------------------------
+// The service keeps one sample per minute of fleet time for a few hours (/api/kpis/history);
+// the console fetches only the samples newer than the last it has, keeps as many as the
+// service does, and draws inline SVG: no library, nothing to fetch from elsewhere.
+const LINES_WINDOW_S = 900; // lines per hour over the quarter of an hour before each sample
+const KIND_LINE = { pick: '#2563eb', stow: '#0d9488' };
+const kpiHistory = { started: undefined, interval: 60, keep: 0, t: [], robots: {}, stations: {} };
+state.kpiHistory = kpiHistory; // the browser tests read it
+
+// Appends new samples (a history begun anew, after a restart of the service, replaces the
+// old); returns whether there is something new to draw.
+function mergeHistory(h) {
+  const anew = h.started !== kpiHistory.started;
+  if (anew) Object.assign(kpiHistory, { started: h.started, t: [], robots: {}, stations: {} });
+  Object.assign(kpiHistory, { interval: h.interval_s, keep: h.keep });
+  if (!h.t.length) return anew;
+  const append = (into, values) => { into.push(...values); into.splice(0, Math.max(0, into.length - h.keep)); };
+  append(kpiHistory.t, h.t);
+  for (const [s, values] of Object.entries(h.robots)) append(kpiHistory.robots[s] ??= [], values);
+  for (const [id, series] of Object.entries(h.stations)) {
+    const mine = kpiHistory.stations[id] ??= { kind: series.kind, lines: [], lines_per_hour: [] };
+    append(mine.lines, series.lines); append(mine.lines_per_hour, series.lines_per_hour);
+  }
+  return true;
+}
+
+// Fleet time (seconds since the service started, simulated or wall) as h:mm, with days in
+// front once the service has run for one: it runs for weeks.
+function clockLabel(t) {
+  const minutes = Math.floor(t / 60), hours = Math.floor(minutes / 60), hm = `${hours % 24}:${String(minutes % 60).padStart(2, '0')}`;
+  return hours >= 24 ? `${Math.floor(hours / 24)}d ${hm}` : hm;
+}
+
+// Round numbers on the y axis: the smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 x 10^n at or
+// above v, and at least `least`.
+function niceMax(v, least) {
+  if (!(v > least)) return least;
+  const p = 10 ** Math.floor(Math.log10(v));
+  return [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10].map((m) => m * p).find((m) => m >= v - 1e-9);
+}
+
+const num = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+
+// Axes of a small chart: y gridlines and labels at 0, the top and half (if a whole number),
+// the first and last sample's time under the x axis. Returns the SVG text and the scales.
+function axes(w, h, m, t, yMax, interval) {
+  const t0 = t.length > 1 ? t[0] : t[0] - interval, t1 = t[t.length - 1];
+  const x = (v) => m.l + (v - t0) / (t1 - t0) * (w - m.l - m.r), y = (v) => h - m.b - v / yMax * (h - m.t - m.b);
+  let svg = '';
+  for (const v of [0, yMax, ...(Number.isInteger(yMax / 2) ? [yMax / 2] : [])]) {
+    svg += `<line class="grid" x1="${m.l}" x2="${w - m.r}" y1="${y(v)}" y2="${y(v)}"/>` +
+      `<text class="tick" x="${m.l - 3}" y="${y(v) + 3}" text-anchor="end">${num(v)}</text>`;
+  }
+  svg += `<text class="tick" x="${m.l}" y="${h - 3}">${clockLabel(t0)}</text>` +
+    `<text class="tick" x="${w - m.r}" y="${h - 3}" text-anchor="end">${clockLabel(t1)}</text>`;
+  return { svg, x, y };
+}
+
+// The y axis's title, turned along it in the left margin.
+const yTitle = (text, h, m) => `<text class="unit" text-anchor="middle" transform="translate(7 ${(m.t + h - m.b) / 2}) rotate(-90)">${text}</text>`;
+
+function renderCharts() {
+  const t = kpiHistory.t, interval = kpiHistory.interval;
+  $('lines-window').textContent = `(over ${LINES_WINDOW_S / 60} min)`;
+  $('chart-note').textContent = t.length
+    ? `x: fleet time (h:mm); ${t.length} sample${t.length > 1 ? 's' : ''}, one per ${interval === 60 ? 'minute' : `${num(interval / 60)} min`} of fleet time; the last ${num(kpiHistory.keep * interval / 3600)} h are kept`
+    : `the first sample comes after ${num(interval / 60)} min of fleet time`;
+  $('chart-states').innerHTML = t.length ? statesChart(t, interval) : '';
+  $('chart-lines').innerHTML = t.length ? Object.entries(kpiHistory.stations).map(([id, s]) => linesChart(id, s, t, interval)).join('') : '';
+}
+
+// Robots by state, stacked in the legend's order, each band in the map's colour for it.
+function statesChart(t, interval) {
+  const w = 336, h = 120, m = { l: 32, r: 6, t: 6, b: 15 };
+  const shown = Object.keys(STATE_COLOUR).filter((s) => (kpiHistory.robots[s] ?? []).some((n) => n > 0));
+  const totals = t.map((_, i) => shown.reduce((n, s) => n + kpiHistory.robots[s][i], 0));
+  const { svg, x, y } = axes(w, h, m, t, niceMax(Math.max(...totals), 2), interval);
+  const xs = t.length > 1 ? t : [t[0] - interval, t[0]]; // one sample: a band of one interval
+  const at = (s, i) => kpiHistory.robots[s][t.length > 1 ? i : 0];
+  const below = xs.map(() => 0);
+  let bands = '';
+  for (const s of shown) {
+    const above = below.map((v, i) => v + at(s, i));
+    const points = [...xs.map((v, i) => `${x(v).toFixed(1)},${y(above[i]).toFixed(1)}`),
+      ...xs.map((v, i) => `${x(v).toFixed(1)},${y(below[i]).toFixed(1)}`).reverse()];
+    bands += `<polygon class="band" data-state="${s}" fill="${STATE_COLOUR[s]}" points="${points.join(' ')}"><title>${s.replace(/_/g, ' ')}</title></polygon>`;
+    above.forEach((v, i) => { below[i] = v; });
+  }
+  $('chart-states-legend').innerHTML = shown.map((s) =>
+    `<span data-state="${s}"><i style="background:${STATE_COLOUR[s]}"></i>${s.replace(/_/g, ' ')} ${kpiHistory.robots[s][t.length - 1]}</span>`).join('');
+  return `<svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}">${svg}${bands}` +
+    `${yTitle('robots', h, m)}</svg>`;
+}
+
+// One station's lines per hour: a line over a light fill, its latest value in the title.
+function linesChart(id, s, t, interval) {
+  const w = 164, h = 84, m = { l: 32, r: 4, t: 21, b: 15 };
+  const values = s.lines_per_hour;
+  const { svg, x, y } = axes(w, h, m, t, niceMax(Math.max(...values), 10), interval);
+  const xs = t.length > 1 ? t : [t[0] - interval, t[0]], vs = t.length > 1 ? values : [values[0], values[0]];
+  const points = xs.map((v, i) => `${x(v).toFixed(1)},${y(vs[i]).toFixed(1)}`);
+  const colour = KIND_LINE[s.kind] ?? '#2563eb';
+  const base = y(0).toFixed(1);
+  return `<figure class="small" data-station="${esc(id)}"><svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}">` +
+    `<text class="title" x="2" y="11">${esc(id)} <tspan class="muted">${esc(s.kind)}</tspan></text>` +
+    `<text class="now" x="${w - m.r}" y="11" text-anchor="end">${num(values[values.length - 1])}/h</text>` + svg + yTitle('lines/h', h, m) +
+    `<polygon fill="${colour}" fill-opacity=".12" points="${x(xs[0]).toFixed(1)},${base} ${points.join(' ')} ${x(xs[xs.length - 1]).toFixed(1)},${base}"/>` +
+    `<polyline class="series" stroke="${colour}" points="${points.join(' ')}"/></svg></figure>`;
 }
 
 function renderAlarms() {

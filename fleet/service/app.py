@@ -1,6 +1,6 @@
 """One service: store, runtime, auth and the HTTP app, started and stopped together.
 
-`fleet serve` and `fleet demo --console` run it in the foreground; tests run it in a
+`fleet serve` runs it in the foreground, `fleet demo` in a background thread; tests run it in a
 background thread on a free port (`start`/`stop`) and talk to it like a browser does.
 """
 
@@ -14,6 +14,7 @@ from typing import Callable
 
 import uvicorn
 
+from fleet.clock import WallClock
 from fleet.service.api import create_app
 from fleet.service.auth import Auth, hash_password
 from fleet.service.config import Settings, User
@@ -22,7 +23,7 @@ from fleet.service.wiring import build_runtime
 
 log = logging.getLogger(__name__)
 
-#: `fleet demo --console` logins: user name = password (a demo on loopback, nothing more).
+#: `fleet demo` logins: user name = password (a demo on loopback, nothing more).
 DEMO_USERS = ("admin", "operator", "viewer")
 
 
@@ -31,10 +32,11 @@ def demo_users() -> list[User]:
 
 
 class Service:
-    def __init__(self, settings: Settings, wmap=None) -> None:
+    def __init__(self, settings: Settings, wmap=None, wall_clock: WallClock | None = None) -> None:
+        """`wall_clock`: see build_runtime (`fleet demo` runs its VDA 5050 vehicles sped up)."""
         self.settings = settings
         self.store = Store.open(settings.database.url)
-        self.runtime = build_runtime(settings, self.store, wmap)
+        self.runtime = build_runtime(settings, self.store, wmap, wall_clock)
         self.auth = Auth(settings.users, settings.console.session_s)
         self.app = create_app(self.runtime, self.store, self.auth, settings.console.update_interval_s)
         self._server: uvicorn.Server | None = None

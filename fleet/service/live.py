@@ -7,8 +7,9 @@ when they change, and the reserved cells only of the robot it selected ("watch")
 
 Messages (JSON): {"t": clock s, "robots": {id: [x, y, heading, state, charge, shelf,
 errand]}, "shelves": {id: [x, y] | robot id}, "held": {id: [[x, y], ...]}, "blocked":
-[[x, y], ...], "alarms": [...], "flags": {"emergency_stop": b, "paused_all": b}}; every key
-but "t" only when it changed. The client asks for reserved cells with {"watch": robot id |
+[[x, y], ...], "errors": {robot id: {error code: severity}} (every robot with errors: they
+are few), "alarms": [...], "flags": {"emergency_stop": b, "paused_all": b}}; every key but
+"t" only when it changed. The client asks for reserved cells with {"watch": robot id |
 "all" | null}.
 """
 
@@ -55,7 +56,7 @@ class LiveFeed:
         sent_robots: dict = {}
         sent_shelves: dict = {}
         sent_held: dict = {}
-        sent_blocked = sent_alarms = sent_flags = None
+        sent_blocked = sent_errors = sent_alarms = sent_flags = None
         watched = None
         try:
             while not listener.done():
@@ -78,6 +79,8 @@ class LiveFeed:
                 if snap.blocked != sent_blocked:
                     msg["blocked"] = sorted(snap.blocked)
                     sent_blocked = snap.blocked
+                if snap.errors != sent_errors:
+                    msg["errors"] = sent_errors = snap.errors
                 alarms = await asyncio.to_thread(self._active_alarms)
                 if alarms != sent_alarms:
                     msg["alarms"] = alarms

@@ -20,7 +20,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence, TypeVar
+from typing import Callable, Iterable, Protocol, Sequence, TypeVar
 
 from drivers.commands import InstantCommand, InstantKind, Job, Step
 from drivers.events import RobotEvent, Severity, StatusReport
@@ -70,6 +70,10 @@ class Snapshot:
     paused_all: bool
 
 
+#: Every word robot_state gives, in the order the console's legend and charts list them.
+ROBOT_STATES = ("idle", "driving", "acting", "charging", "paused", "out_of_service", "error", "offline")
+
+
 def robot_state(robot: RobotState) -> str:
     """One word for the console's colour and the metrics: the most urgent fact first."""
     if not robot.online:
@@ -83,6 +87,15 @@ def robot_state(robot: RobotState) -> str:
     if robot.charging:
         return "charging"
     return robot.phase.value
+
+
+def count_states(robots: Iterable[RobotState]) -> dict[str, int]:
+    """Robots by state, every state present (0 if none): the metrics gauge and the KPI
+    history count the same way."""
+    counts = dict.fromkeys(ROBOT_STATES, 0)
+    for robot in robots:
+        counts[robot_state(robot)] += 1
+    return counts
 
 
 class CountingLink(RobotLink):
@@ -226,8 +239,8 @@ class Runtime:
                 if simulated:
                     self.clock.advance(self.cycle_s)
                     due = wall0 + (self.clock.now() - sim0) / self.speed
-                else:
-                    due = time.perf_counter() + self.cycle_s
+                else:  # a sped-up WallClock (fleet demo --speed) runs its cycles as much faster
+                    due = time.perf_counter() + self.cycle_s / self.speed
                 self._cycle_once()
                 lag = time.perf_counter() - due
                 self.metrics.lag.set(max(0.0, lag))
@@ -376,18 +389,16 @@ class Runtime:
         robots: dict[str, RobotRow] = {}
         held: dict[str, tuple[tuple[int, int], ...]] = {}
         errors: dict[str, dict[str, str]] = {}
-        counts: dict[str, int] = {}
         traffic = self.motion.traffic
         for robot_id, r in self.motion.robots.items():
             state = robot_state(r)
-            counts[state] = counts.get(state, 0) + 1
             robots[robot_id] = (r.cell.x, r.cell.y, int(r.heading), state, round(r.charge * 100),
                                 r.shelf_id, r.errand.errand_id if r.errand else None)
             held[robot_id] = tuple((c.x, c.y) for c in traffic.held_cells(robot_id))
             if r.errors:
                 errors[robot_id] = {code: sev.value for code, sev in r.errors.items()}
-        for state in ("idle", "driving", "acting", "charging", "paused", "out_of_service", "error", "offline"):
-            self.metrics.robots.labels(state).set(counts.get(state, 0))
+        for state, count in count_states(self.motion.robots.values()).items():
+            self.metrics.robots.labels(state).set(count)
         return Snapshot(self.clock.now(), self._cycle, robots, held, errors, dict(self.shelves),
                         frozenset((c.x, c.y) for c in self._blocked), self._estop, self._paused_all)
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from fleet.service import intake
 from fleet.service.intake import InboundIn, IntakeError, OrderIn
+from fleet.service.kpi_history import KpiHistory
 from fleet.service.runtime import OperatorError, Runtime
 from fleet.service.store import Store
 from fleet.service.terminal import StationView, Terminals
@@ -111,6 +112,25 @@ class TerminalOut(BaseModel):
     units: int
 
 
+class StationLines(BaseModel):
+    kind: str
+    lines: list[int] = Field(description="lines worked at the station since the history began, at each t (pick "
+                                         "lines; puts at a stow station), counted as /api/kpis counts them: "
+                                         "when the shelf leaves the port")
+    lines_per_hour: list[float] = Field(description="lines per hour over the window_s before each t (over less "
+                                                    "near the start of the history)")
+
+
+class KpiHistoryOut(BaseModel):
+    interval_s: float = Field(description="fleet seconds between two samples")
+    keep: int = Field(description="samples kept; older ones drop out")
+    window_s: float = Field(description="the window lines_per_hour is taken over")
+    started: float | None = Field(description="fleet clock when the history began (null before the first cycle)")
+    t: list[float] = Field(description="fleet clock of each sample, oldest first")
+    robots: dict[str, list[int]] = Field(description="state -> robots in that state at each t")
+    stations: dict[str, StationLines]
+
+
 class Accepted(BaseModel):
     ok: bool = True
     audit_id: int
@@ -152,6 +172,9 @@ def add_warehouse_routes(app: FastAPI, runtime: Runtime, store: Store, viewer, o
     terminals = Terminals(warehouse)
     catalogue = warehouse.inventory.catalogue
     kinds = {s.id: s.kind for s in runtime.wmap.stations}
+    history = KpiHistory(list(kinds))
+    warehouse.after_cycle.append(lambda: history.observe(runtime.clock.now(), warehouse.scheduler.presented,
+                                                         runtime.motion.robots.values()))
 
     def read(fn):
         return read_between_cycles(runtime, fn)
@@ -263,6 +286,28 @@ def add_warehouse_routes(app: FastAPI, runtime: Runtime, store: Store, viewer, o
     def kpis(who: viewer) -> dict:
         """The figures of `fleet sim --json` that need no sampling (docs/kpis.md)."""
         return read(lambda: warehouse.kpis(runtime.clock.now()))
+
+    @app.get("/api/kpis/history", response_model=KpiHistoryOut, responses=errors, tags=["kpis"])
+    def kpi_history(who: viewer,
+                    since: Annotated[float | None, Query(ge=0, allow_inf_nan=False, description=(
+                        "only samples after this fleet time (the last t a client has): incremental"))] = None,
+                    window_s: Annotated[float, Query(gt=0, le=7 * 86400, allow_inf_nan=False, description=(
+                        "lines per hour over this many fleet seconds before each sample"))] = 900.0,
+                    station: Annotated[list[str] | None, Query(description="these stations only (repeat)")] = None,
+                    ) -> dict:
+        """Lines per hour per station and robots by state over the last hours, one sample per
+        interval_s of fleet time, for the console's charts (docs/service.md)."""
+        if window_s < history.interval_s:
+            raise HTTPException(422, f"window_s {window_s:g} is shorter than the sampling interval "
+                                     f"({history.interval_s:g} s): nothing to count over")
+        unknown = sorted(set(station or ()) - kinds.keys())
+        if unknown:
+            raise HTTPException(422, f"unknown station(s) {', '.join(repr(u[:64]) for u in unknown[:5])}; "
+                                     f"stations are {', '.join(kinds)}")
+        out = history.series(since, window_s, list(dict.fromkeys(station)) if station else None)
+        for station_id, series in out["stations"].items():
+            series["kind"] = kinds[station_id].value
+        return out
 
     # --- stations and their terminals -----------------------------------------------------
     @app.get("/api/stations/{station_id}/terminal", response_model=TerminalOut, responses=errors, tags=["stations"])

@@ -30,7 +30,7 @@ from drivers.events import BatteryReport, ConnectionChanged, ErrorCleared, Error
 from drivers.fleet_link import FleetLink
 from drivers.inprocess import InProcessLink
 from drivers.link import RobotLink
-from fleet.clock import Clock
+from fleet.clock import Clock, SimulatedClock, WallClock
 from fleet.service.config import BrokerSettings, ConfigError, SerialSettings, Settings
 from fleet.service.metrics import Metrics
 from fleet.service.runtime import CountingLink, Runtime
@@ -161,10 +161,15 @@ class PacedWorldLink(InProcessLink):
         return super().drain()
 
 
-def build_runtime(settings: Settings, store: Store, wmap: WarehouseMap | None = None) -> Runtime:
+def build_runtime(settings: Settings, store: Store, wmap: WarehouseMap | None = None,
+                  wall_clock: WallClock | None = None) -> Runtime:
     """The fleet the settings describe, not started. Raises ConfigError for settings that
-    only the assembled fleet can find wrong (a serial robot named like an emulated one)."""
-    from fleet.clock import SimulatedClock, WallClock
+    only the assembled fleet can find wrong (a serial robot named like an emulated one).
+
+    `wall_clock`, with real links only: a sped-up clock for a fleet whose robots on the
+    wire are emulated and sped up as much (`fleet demo --speed`), so that the fleet's own
+    timers (state timeouts, operators, order arrivals) keep pace with them. Real robots
+    live in real time: without it the fleet runs on WallClock()."""
     from fleet.motion import MotionControl
     from fleet.traffic.control import TrafficControl
     from fleet.service.warehouse import build_warehouse, shelf_homes, stock_and_demand
@@ -173,9 +178,11 @@ def build_runtime(settings: Settings, store: Store, wmap: WarehouseMap | None = 
     wmap = wmap or load_warehouse_map(settings.map.name)
     seed = settings.robots.seed
     real = settings.real_links
-    clock = WallClock() if real else SimulatedClock()
+    if wall_clock is not None and not real:
+        raise ValueError("a wall clock is for a fleet on real links; emulated robots alone run on simulated time")
+    clock = (wall_clock or WallClock()) if real else SimulatedClock()
     scenario = stock_and_demand(settings, wmap)
-    world = _emulated_world(settings.robots.emulated or 0, wmap, clock, seed, scenario)
+    world = emulated_world(settings.robots.emulated or 0, wmap, clock, seed, scenario)
     adoption = _adoption(settings, wmap, clock, world) if real else None
     link: RobotLink = adoption if adoption is not None else InProcessLink(world)
     metrics = Metrics()
@@ -188,13 +195,16 @@ def build_runtime(settings: Settings, store: Store, wmap: WarehouseMap | None = 
     work = build_warehouse(settings, wmap, scenario, motion, store, clock.now())
     return Runtime(wmap, clock, motion, store, metrics, work=work,
                    shelves={shelf: (cell.x, cell.y) for cell, shelf in shelf_at.items()},
-                   cycle_s=settings.runtime.cycle_s, speed=settings.runtime.speed, thresholds=settings.thresholds,
+                   cycle_s=settings.runtime.cycle_s, speed=clock.speed if real else settings.runtime.speed,
+                   thresholds=settings.thresholds,
                    arrivals=adoption.arrivals if adoption is not None else None)
 
 
-def _emulated_world(count: int, wmap: WarehouseMap, clock: Clock, seed: int, scenario: Scenario) -> World:
+def emulated_world(count: int, wmap: WarehouseMap, clock: Clock, seed: int, scenario: Scenario) -> World:
     """The emulated robots' world, with `count` robots on their start cells (maybe none),
-    and the scenario's shelves, each as heavy as its stock (as in `fleet sim`)."""
+    and the scenario's shelves, each as heavy as its stock (as in `fleet sim`). `fleet
+    demo` builds its VDA 5050 vehicles' world with this too, from the service's scenario,
+    so that its shelves stand where the service believes they do."""
     from firmware_emulator.placement import populate
     from firmware_emulator.world import World
     from fleet.service.warehouse import shelf_homes
