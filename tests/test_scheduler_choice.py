@@ -96,3 +96,13 @@ def test_battery_counts_and_critical_robots_take_nothing():
 def test_more_tasks_than_robots_serves_the_most_urgent():
     tasks = [OpenTask("t1", Cell(0, 1)), OpenTask("urgent", Cell(9, 9), priority=2)]
     assert assign_robots(tasks, [FreeRobot("r", Cell(0, 0), 1.0)], manhattan) == {"urgent": "r"}
+
+
+def test_cover_lines_prefers_the_shelf_with_fewer_ports_booked_before():
+    """Two shelves hold the SKU; the one already touring three ports would keep this
+    port waiting while the other stands idle in storage."""
+    where = {"A": ["S1", "S2"]}
+    assert cover_lines(["A"], where, booked={"S2": 3}) == ["S1"]
+    assert cover_lines(["A"], where, booked={"S1": 3}) == ["S2"]
+    # serving more lines still comes first
+    assert cover_lines(["A", "B"], {"A": ["S1", "S2"], "B": ["S1"]}, booked={"S1": 3}) == ["S1"]

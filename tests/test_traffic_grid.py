@@ -123,3 +123,26 @@ def test_streets_make_the_wrong_way_along_a_row_or_column_dearer():
     assert grid.distances(west)[east] == 3  # true distance ignores streets
     with pytest.raises(ValueError, match="street_penalty"):
         Grid.from_map(open_floor, street_penalty=0)
+
+
+def test_a_port_queue_is_entered_at_its_entry_and_driven_one_way_to_the_working_cell():
+    """A robot leaving the working cell used to take the queue back out, pushing every
+    waiting robot back with it, and passers-by cut into the middle of the line."""
+    from maps import shipped_map
+
+    wmap = shipped_map("medium")
+    station = next(s for s in wmap.stations if s.id == "pick-1")
+    assert station.working == Cell(12, 59) and station.queue[0] == Cell(7, 59)
+    grid = Grid.from_map(wmap)
+
+    def targets(cell: Cell) -> set[Cell]:
+        return {grid.cell(t) for t in grid.ahead[grid.index(cell)] if t >= 0}
+
+    assert targets(Cell(12, 59)) == {Cell(12, 58)}  # the working cell is left away from the queue
+    assert targets(Cell(10, 59)) == {Cell(11, 59), Cell(10, 58)}  # up the line, or out sideways
+    assert Cell(10, 59) not in targets(Cell(10, 58))  # no cutting in
+    assert Cell(12, 59) not in targets(Cell(12, 58))  # the working cell only from the line
+    assert Cell(7, 59) in targets(Cell(7, 58))  # the entry
+    # so the way from the aisle above the working cell onto it runs through the whole line
+    d = grid.distances(grid.index(Cell(12, 59)), guided=False)
+    assert d[grid.index(Cell(12, 58))] >= 1 + 5 + 1  # at least: down to the entry, along the line

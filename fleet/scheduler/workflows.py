@@ -338,7 +338,7 @@ class Scheduler:
                 # its SKU, as batching._fcfs plans it, not a set cover over the port's lines
                 shelves = list(dict.fromkeys(holding[sku][0] for sku in servable))
             else:
-                shelves = cover_lines(servable, holding)
+                shelves = cover_lines(servable, holding, booked={s: len(stops) for s, stops in self.itinerary.items()})
             for shelf_id in shelves:
                 self._route(shelf_id, port, now, priority=self._priority(port))
 

@@ -56,6 +56,32 @@ _DX = np.array([h.step[0] for h in Heading])
 _DY = np.array([h.step[1] for h in Heading])
 
 
+def _queues_one_way(wmap: WarehouseMap, ahead: np.ndarray) -> None:
+    """A port's queue is a conveyor: robots enter at its entry, move up one slot at a
+    time, and leave the working cell away from the queue. Without this, a robot leaving
+    the working cell took the queue back out whenever that was as short as the aisle,
+    pushing every waiting robot back with it, and passers-by cut into the middle (half
+    of a busy port's idle time on the medium map). A robot may still leave a queue cell
+    sideways, so a faulted robot at the working cell does not lock the queue in."""
+    for station in wmap.stations:
+        if not station.queue:
+            continue
+        line = [c.y * wmap.width + c.x for c in (*station.queue, station.working)]
+        inside = set(line)
+        before = dict(zip(line[1:], line[:-1]))
+        for cell in line:
+            x, y = cell % wmap.width, cell // wmap.width
+            for h in Heading:
+                nx, ny = x + int(_DX[h]), y + int(_DY[h])
+                if not (0 <= nx < wmap.width and 0 <= ny < wmap.height):
+                    continue
+                neighbour = ny * wmap.width + nx
+                if neighbour in inside and before.get(neighbour) != cell:
+                    ahead[cell, h] = -1  # backwards along the line, or from the working cell into it
+                if cell in before and before[cell] != neighbour:
+                    ahead[neighbour, h.opposite()] = -1  # into the line past its entry: only from the slot behind
+
+
 class Grid:
     """Passability and moves of one floor, for planning.
 
@@ -92,6 +118,7 @@ class Grid:
             for h in Heading:
                 if h != arrow:
                     ahead[self.index(cell), h] = -1
+        _queues_one_way(wmap, ahead)
         self.lanes = _lanes(passable, open_towards, xs, ys) if lanes is None else np.where(passable, lanes, -1)
         self.one_way_lanes = one_way_lanes
         against_lane = np.zeros((self.size, 4), dtype=bool)
