@@ -113,7 +113,10 @@ class Simulation:
         self.wall_s = 0.0
 
     # --- running --------------------------------------------------------------------
-    def run(self, progress: Callable[[float], None] | None = None) -> dict:
+    def run(self, progress: Callable[[float], None] | None = None,
+            watch: Callable[[float], None] | None = None) -> dict:
+        """`watch(now)` sees the warehouse after every control cycle (benchmarks/port_swap.py
+        traces the ports with it)."""
         config = self.config
         end = config.hours * 3600.0
         started = time.perf_counter()
@@ -123,6 +126,8 @@ class Simulation:
             self._arrivals(now)
             self.scheduler.tick(now)
             self.operators.work(now)
+            if watch is not None:
+                watch(now)
             if self.sampler.observe(now) and progress is not None:
                 progress(now / end)
         self.wall_s = time.perf_counter() - started
