@@ -184,21 +184,26 @@ class TrafficControl:
         pinned = [r.index for r in robots if r.busy and not r.stopped]
         paths: dict[str, list[Cell]] = {r.robot_id: [ends[r.index]] for r in robots if not (r.stopped or r.busy)}
         end_headings: list[list[int]] = [[h] for h in headings]
-        # A robot whose way reaches its goal (granted already, or inside this window) stops
-        # there: resting on a goal makes it the one to push aside, and pushed on before it
-        # got there it drove over its goal without stopping, back and forth, for good.
-        arrived = [r.index for r in robots
-                   if r.robot_id in paths and ends[r.index] == r.goal and len(self.table.held(r.robot_id)) > 1]
         for _ in range(self.window):
-            step = self.planner.plan(cells, headings, goals, stopped, loaded, pinned + arrived)
+            step = self.planner.plan(cells, headings, goals, stopped, loaded, pinned)
             for r in robots:
                 r.blocked_reason = step.blocked.get(r.index, "")
                 if r.robot_id in paths:
                     paths[r.robot_id].append(self.grid.cell(step.cells[r.index]))
                     end_headings[r.index].append(step.headings[r.index])
-                    if step.cells[r.index] == goals[r.index] != cells[r.index]:
-                        arrived.append(r.index)
             cells, headings = step.cells, step.headings
+        for r in robots:
+            # A way that reaches the robot's goal ends there (also when the cells granted
+            # before end on it and it has not got there yet). Resting on its goal makes a
+            # robot the one to push aside, and the plan may push it on before it arrives;
+            # granted that, it drove over its goal without stopping (its lift never ran),
+            # back and forth, for good. Whoever the plan let through waits a cycle.
+            path = paths.get(r.robot_id)
+            if path is None:
+                continue
+            first = 0 if len(self.table.held(r.robot_id)) > 1 else 1
+            if r.goal in path[first:]:
+                del path[path.index(r.goal, first) + 1:]
         self.table.commit(paths)
         grants = []
         for r in robots:
