@@ -86,14 +86,15 @@ class Fleet:
 
     def __init__(self, robots: dict[str, Cell], stock: dict[str, dict[str, int]] | None = None,
                  order_shelves: int = 0, config: SchedulerConfig = SchedulerConfig(), charge: float = 1.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, shelves: int | None = None) -> None:
+        """`shelves`: inventory shelves at most (the storage cells beyond stay free)."""
         self.map = alcove_map()
         self.clock = SimulatedClock()
         homes = self.map.cells_of(CellKind.STORAGE)
         # order shelves take the bottom-left alcoves, nearest the pick ports
         bottom = sorted((c for c in homes if c.y == 8), key=lambda c: c.x)
         order_homes = bottom[:order_shelves]
-        shelf_homes = [c for c in homes if c not in order_homes]
+        shelf_homes = [c for c in homes if c not in order_homes][:shelves]
         self.inventory = Inventory(CATALOGUE, [InventoryShelf.build(f"S{i + 1}", c) for i, c in enumerate(shelf_homes)])
         for shelf_id, contents in (stock or {}).items():
             for i, (sku, qty) in enumerate(contents.items()):

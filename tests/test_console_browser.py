@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from fleet.service.app import Service
 from fleet.service.auth import hash_password
 from fleet.service.config import Settings, User
+from maps.model import CellKind
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -30,7 +31,7 @@ def service(tmp_path_factory):
         "robots": {"emulated": 24},
         "runtime": {"speed": 8.0},
         # orders keep the robots busy; simulated people work every port nobody took over
-        "warehouse": {"orders_per_hour": 1500},
+        "warehouse": {"orders_per_hour": 1500, "spare_storage_cells": 2},
     })
     settings.users = [User(name="ann", role="operator", password_hash=hash_password("ann-pw")),
                       User(name="vic", role="viewer", password_hash=hash_password("vic-pw"))]
@@ -133,6 +134,7 @@ def test_a_viewer_cannot_pause(page, service):
     page.locator("#robots tbody tr[data-id='robot-03']").click()
     expect(page.locator("#sel-id")).to_have_text("robot-03")
     expect(page.locator("#sel-pause")).to_be_hidden()
+    expect(page.locator("#sel-charge")).to_be_hidden()
     before = len(service.store.audit_log(1000))
     # even if the page is tampered with, the server says no
     status = page.evaluate("""fetch('/api/robots/robot-03/pause', {method: 'POST',
@@ -198,3 +200,45 @@ def test_a_viewer_cannot_work_a_terminal(page, service):
         assert status == 403, path
     assert page.evaluate("window.fleetTerminal.view.manned") is False
     assert len(service.store.audit_log(1000)) == before
+
+
+def click_cell(page: Page, x: int, y: int) -> None:
+    """A click on the map at the centre of cell (x, y)."""
+    box = page.locator("#map").bounding_box()
+    view = page.evaluate("window.fleetConsole.view")
+    page.mouse.click(box["x"] + view["ox"] + (x + 0.5) * view["scale"], box["y"] + view["oy"] + (y + 0.5) * view["scale"])
+
+
+def test_operator_sends_a_robot_to_charge_and_moves_a_shelf(page, service, tmp_path):
+    log_in(page, service.url, "ann", "ann-pw")
+    page.locator("#robots tbody tr[data-id='robot-11']").click()
+    page.click("#sel-charge")
+    expect(page.locator("#message")).to_have_text("robot-11 sent to charge")
+    assert [(e.user, e.target) for e in service.store.audit_log(20) if e.action == "charge"] == [("ann", "robot-11")]
+
+    # an empty shelf (no pick calls it) with no robot near, and a storage cell no shelf calls home
+    sched = service.runtime.work.scheduler
+    robots = [(r[0], r[1]) for r in service.runtime.snapshot().robots.values()]
+    shelf_id, cell = service.runtime.call(lambda: next(
+        (s.id, s.cell) for s in sched.inventory.shelves() if s.empty and s.at_home and s.id not in sched.itinerary
+        and all(abs(s.cell.x - x) + abs(s.cell.y - y) > 2 for x, y in robots)))
+    homes = service.runtime.call(lambda: {s.home for s in sched.shelves.values()})
+    target = next(c for c in sched.map.cells_of(CellKind.STORAGE) if c not in homes)
+    click_cell(page, *cell)
+    expect(page.locator("#shelf-id")).to_have_text(shelf_id)
+    expect(page.locator("dd[data-fact='home']")).to_have_text(f"({cell.x}, {cell.y})")
+    page.click("#shelf-pick")
+    click_cell(page, *target)
+    expect(page.locator("#shelf-target")).to_have_value(f"{target.x},{target.y}")
+    page.click("#shelf-move")
+    expect(page.locator("#message")).to_have_text(f"shelf {shelf_id} moves to ({target.x}, {target.y})")
+    expect(page.locator("dd[data-fact='home']")).to_have_text(f"({target.x}, {target.y})")
+    page.wait_for_function("([id, x, y]) => { const w = window.fleetConsole.shelves.get(id); "
+                           "return Array.isArray(w) && w[0] === x && w[1] === y; }",
+                           arg=[shelf_id, target.x, target.y], timeout=60000)
+    expect(page.locator("dd[data-fact='at']")).to_have_text(f"({target.x}, {target.y})")
+    page.screenshot(path=str(tmp_path / "console-shelf-moved.png"))
+    # a bad target is refused with the reason, and nothing moves
+    page.fill("#shelf-target", "0,0")
+    page.click("#shelf-move")
+    expect(page.locator("#message")).to_contain_text("not a storage cell")

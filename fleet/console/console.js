@@ -20,6 +20,7 @@ const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(
 const state = {
   map: null, robots: new Map(), shelves: new Map(), errors: new Map(),
   held: new Map(), blocked: [], alarms: [], flags: {}, selected: null, t: 0, updates: 0, socket: null,
+  shelf: null, shelfHome: null, picking: false, // the selected shelf, its home, picking a move's target
   view: { scale: 8, ox: 0, oy: 0 }, staticLayer: null, drawMs: [], dirty: true, panelDue: 0, interval: 250,
 };
 window.fleetConsole = state; // for the browser tests and for curious operators
@@ -36,8 +37,10 @@ function say(text, isError = false) {
   say.timer = setTimeout(() => { el.textContent = ''; }, 4000);
 }
 
-async function action(path, label) {
-  try { await api(path, { method: 'POST' }); say(label); } catch (err) { say(err.message, true); }
+async function action(path, label, body) {
+  try {
+    await api(path, { method: 'POST', ...(body ? { body: JSON.stringify(body) } : {}) }); say(label); return true;
+  } catch (err) { say(err.message, true); return false; }
 }
 
 // --- login -----------------------------------------------------------------------------------
@@ -151,6 +154,8 @@ function draw(now) {
   for (const cells of state.held.values()) for (const [x, y] of cells) ctx.fillRect(x + 0.05, y + 0.05, 0.9, 0.9);
   ctx.fillStyle = '#a16207';
   for (const where of state.shelves.values()) if (Array.isArray(where)) ctx.fillRect(where[0] + 0.2, where[1] + 0.2, 0.6, 0.6);
+  const shelfAt = state.shelves.get(state.shelf);
+  if (Array.isArray(shelfAt)) { ctx.strokeStyle = '#f43f5e'; ctx.lineWidth = 0.1; ctx.strokeRect(shelfAt[0] + 0.1, shelfAt[1] + 0.1, 0.8, 0.8); }
   let moving = false;
   const detail = scale >= 10;
   for (const r of state.robots.values()) {
@@ -181,7 +186,7 @@ function frame(now) {
     state.drawMs.push(performance.now() - started); // the benchmark reads this
     if (state.drawMs.length > 600) state.drawMs.splice(0, 300);
   }
-  if (state.map && now >= state.panelDue) { state.panelDue = now + 500; renderRobots(); renderSelected(); }
+  if (state.map && now >= state.panelDue) { state.panelDue = now + 500; renderRobots(); renderSelected(); renderShelf(); }
   requestAnimationFrame(frame);
 }
 requestAnimationFrame(frame);
@@ -209,16 +214,65 @@ canvas.addEventListener('pointerup', (event) => {
   if (drag && !drag.moved) {
     const rect = canvas.getBoundingClientRect();
     const x = (event.clientX - rect.left - state.view.ox) / state.view.scale, y = (event.clientY - rect.top - state.view.oy) / state.view.scale;
+    if (state.picking) { pickTarget(Math.floor(x), Math.floor(y)); drag = null; return; }
     let best = null, bestD = 1.0;
     for (const r of state.robots.values()) { const d = Math.hypot(r.x + 0.5 - x, r.y + 0.5 - y); if (d < bestD) { best = r.id; bestD = d; } }
-    select(best);
+    if (best === null) selectShelf(shelfOn(Math.floor(x), Math.floor(y)));
+    else select(best);
   }
   drag = null;
 });
 window.addEventListener('resize', () => { state.dirty = true; });
 canvas.addEventListener('dblclick', fit);
 
-function select(id) { state.selected = id; state.held.clear(); watch(); state.dirty = true; state.panelDue = 0; }
+function select(id) {
+  state.selected = id; state.held.clear(); watch(); state.dirty = true; state.panelDue = 0;
+  if (id !== null) selectShelf(null);
+}
+
+// A click on a cell where a shelf stands (and no robot) selects the shelf.
+function shelfOn(x, y) {
+  for (const [id, where] of state.shelves) if (Array.isArray(where) && where[0] === x && where[1] === y) return id;
+  return null;
+}
+
+async function selectShelf(id) {
+  state.shelf = id; state.shelfHome = null; state.dirty = true; setPicking(false); renderShelf();
+  if (id === null) return;
+  if (state.selected !== null) select(null);
+  try { state.shelfHome = (await api(`/api/shelves/${encodeURIComponent(id)}`)).home; } catch (err) { say(err.message, true); }
+  renderShelf();
+}
+
+function renderShelf() {
+  const where = state.shelves.get(state.shelf);
+  $('shelf-selected').hidden = where === undefined;
+  if (where === undefined) return;
+  $('shelf-id').textContent = state.shelf;
+  const home = state.shelfHome;
+  const facts = { at: Array.isArray(where) ? `(${where[0]}, ${where[1]})` : `on robot ${where}`,
+    home: home ? `(${home.x}, ${home.y})` : '—' };
+  $('shelf-facts').innerHTML = Object.entries(facts).map(([k, v]) => `<dt>${k}</dt><dd data-fact="${k}">${esc(v)}</dd>`).join('');
+}
+
+function setPicking(on) {
+  state.picking = on;
+  canvas.style.cursor = on ? 'crosshair' : '';
+}
+
+function pickTarget(x, y) {
+  $('shelf-target').value = `${x},${y}`;
+  setPicking(false);
+}
+
+async function moveShelf() {
+  const m = /^\s*(-?\d+)\s*[, ]\s*(-?\d+)\s*$/.exec($('shelf-target').value);
+  if (!m) { say('type the target cell as x,y or pick it on the map', true); return; }
+  const id = state.shelf, x = Number(m[1]), y = Number(m[2]);
+  if (await action(`/api/shelves/${encodeURIComponent(id)}/move`, `shelf ${id} moves to (${x}, ${y})`, { x, y }) && state.shelf === id) {
+    state.shelfHome = { x, y }; renderShelf();
+  }
+}
 
 // --- panels ----------------------------------------------------------------------------------
 const MAX_ROWS = 200; // a 1,000-robot fleet is filtered, not scrolled through
@@ -457,6 +511,9 @@ $('sel-pause').addEventListener('click', () => action(`/api/robots/${state.selec
 $('sel-resume').addEventListener('click', () => action(`/api/robots/${state.selected}/resume`, `${state.selected} resumed`));
 $('sel-out').addEventListener('click', () => action(`/api/robots/${state.selected}/out-of-service`, `${state.selected} out of service`));
 $('sel-in').addEventListener('click', () => action(`/api/robots/${state.selected}/in-service`, `${state.selected} into service`));
+$('sel-charge').addEventListener('click', () => action(`/api/robots/${state.selected}/charge`, `${state.selected} sent to charge`));
+$('shelf-pick').addEventListener('click', () => setPicking(!state.picking));
+$('shelf-move').addEventListener('click', moveShelf);
 
 // --- start -----------------------------------------------------------------------------------
 start(enter);

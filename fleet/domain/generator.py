@@ -55,6 +55,9 @@ class GeneratorConfig:
     standard_spec: ShelfSpec = STANDARD
     small_parts_spec: ShelfSpec = SMALL_PARTS
     order_shelves_per_pick_station: int = 1
+    #: storage cells left without a shelf (the last in row order): room for an operator
+    #: to move shelves into
+    spare_storage_cells: int = 0
     order_shelf_spec: ShelfSpec = ORDER
     orders_per_hour: float = 600.0
     #: P(an order has exactly one more line) = 1 - line_stop: geometric, mean 1 / line_stop
@@ -94,6 +97,8 @@ class GeneratorConfig:
             problems.append(f"fill_ratio {self.fill_ratio} cannot exceed bin_fill_cap {self.bin_fill_cap}")
         if self.order_shelves_per_pick_station < 0:
             problems.append("order_shelves_per_pick_station must be >= 0")
+        if self.spare_storage_cells < 0:
+            problems.append("spare_storage_cells must be >= 0")
         for name in ("cutoff_after_s", "inbound_line_litres"):
             low, high = getattr(self, name)
             if not 0 < low <= high:
@@ -159,7 +164,7 @@ def generate_catalogue(rng: np.random.Generator, config: GeneratorConfig) -> tup
 
 def stock_shelves(warehouse_map: WarehouseMap, catalogue: Catalogue, popularity: np.ndarray,
                   rng: np.random.Generator, config: GeneratorConfig) -> tuple[Inventory, list[OrderShelf]]:
-    """Put a shelf on every storage cell and fill the inventory shelves.
+    """Put a shelf on every storage cell (but the spare ones) and fill the inventory shelves.
 
     Order shelves take the storage cells nearest each pick station. The stock volume is
     `fill_ratio` of the stocked shelves' volume; it goes into the bins in random order,
@@ -171,6 +176,10 @@ def stock_shelves(warehouse_map: WarehouseMap, catalogue: Catalogue, popularity:
     order_shelves = [OrderShelf.build(f"OS{i + 1:02d}", cell, config.order_shelf_spec) for i, cell in enumerate(order_homes)]
     taken = set(order_homes)
     shelf_homes = [c for c in homes if c not in taken]
+    if config.spare_storage_cells >= len(shelf_homes):
+        raise ValueError(f"spare_storage_cells {config.spare_storage_cells} leaves none of the {len(shelf_homes)} "
+                         "storage cells without an order shelf for an inventory shelf")
+    shelf_homes = shelf_homes[:len(shelf_homes) - config.spare_storage_cells]
     small_count = round(config.small_parts_share * len(shelf_homes))
     if config.small_parts_share > 0 and len(shelf_homes) >= 2:
         small_count = max(small_count, 1)  # small-parts SKUs need at least one shelf of their class

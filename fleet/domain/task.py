@@ -20,6 +20,7 @@ class TaskKind(str, Enum):
     FETCH_SHELF = "fetch_shelf"  # bring an inventory shelf to a station (target: station id)
     RETURN_SHELF = "return_shelf"  # take a shelf back to a storage cell (target: cell)
     MOVE_ORDER_SHELF = "move_order_shelf"  # order shelf to a pick port (station id) or packing (cell)
+    MOVE_SHELF = "move_shelf"  # operator: a shelf to a new home in storage (target: cell)
     CHARGE = "charge"  # drive to a charger (target: cell)
     PARK = "park"  # drive to a parking cell (target: cell)
 
@@ -41,11 +42,12 @@ _TASK_MOVES = {
 }
 
 #: Kinds that move a shelf, and the target each accepts: a station id (str) or a cell.
-_CARRIES_SHELF = {TaskKind.FETCH_SHELF, TaskKind.RETURN_SHELF, TaskKind.MOVE_ORDER_SHELF}
+_CARRIES_SHELF = {TaskKind.FETCH_SHELF, TaskKind.RETURN_SHELF, TaskKind.MOVE_ORDER_SHELF, TaskKind.MOVE_SHELF}
 _TARGETS: dict[TaskKind, tuple[type, ...]] = {
     TaskKind.FETCH_SHELF: (str,),
     TaskKind.RETURN_SHELF: (Cell,),
     TaskKind.MOVE_ORDER_SHELF: (str, Cell),
+    TaskKind.MOVE_SHELF: (Cell,),
     TaskKind.CHARGE: (Cell,),
     TaskKind.PARK: (Cell,),
 }

@@ -104,6 +104,14 @@ class SchedulerConfig:
     batching_time_limit_s: float = 1.0
 
 
+def check_storage_cell(wmap: WarehouseMap, cell: Cell) -> None:
+    """A shelf may stand only on a storage cell of the map (ValueError saying why not)."""
+    if not (0 <= cell.x < wmap.width and 0 <= cell.y < wmap.height):
+        raise ValueError(f"cell ({cell.x}, {cell.y}) is outside the map ({wmap.width} x {wmap.height})")
+    if wmap.kind(cell) is not CellKind.STORAGE:
+        raise ValueError(f"cell ({cell.x}, {cell.y}) is {wmap.kind(cell).name.lower()}, not a storage cell")
+
+
 @dataclass(frozen=True)
 class PresentationRecord:
     station_id: str
@@ -151,6 +159,8 @@ class Scheduler:
         self.flagged: dict[str, str] = {}  # shelf id -> why it needs an operator
         self.alarms: list[tuple[float, str]] = []
         self.down: set[str] = set()  # robots faulted, offline or out of service
+        #: robots an operator sent to charge: no new work until they have charged full
+        self.sent_to_charge: set[str] = set()
         self.idle_since: dict[str, float] = {}
         self.presented: list[PresentationRecord] = []
         self.picked_at: dict[str, float] = {}  # order id -> time its box was complete
@@ -254,6 +264,62 @@ class Scheduler:
     def take_out_of_service(self, robot_id: str, now: float) -> None:
         self.motion.robots[robot_id].out_of_service = True
         self._watch_robots(now)
+
+    # --- operator actions -----------------------------------------------------------
+    def send_to_charge(self, robot_id: str, now: float) -> str:
+        """Operator: charge this robot until full. A free robot goes now (or queues for a
+        charger, as a low one does); a busy or paused one finishes first. Returns its stage
+        ("charge", "wait_charger") or "when_free". KeyError for an unknown robot,
+        ValueError when it cannot go."""
+        state = self.motion.robots[robot_id]
+        if state.disabled:
+            raise ValueError(f"robot {robot_id} is {self._why_down(robot_id)}")
+        if not self.chargers.cells:
+            raise ValueError("this floor has no charger")
+        job = self.jobs.get(robot_id)
+        if job is not None and job.stage in CHARGING:
+            doing = {Stage.CHARGE: "on its way to a charger", Stage.CHARGING: "charging",
+                     Stage.WAIT_CHARGER: "waiting for a charger", Stage.UNPLUG: "leaving its charger"}
+            raise ValueError(f"robot {robot_id} is {doing[job.stage]} already")
+        if robot_id in self.sent_to_charge:
+            raise ValueError(f"robot {robot_id} was sent to charge already; it goes when its job is done")
+        self.sent_to_charge.add(robot_id)
+        if robot_id in self._free_robots() and state.shelf_id is None and robot_id not in self.restored_loads:
+            return self._to_charger(robot_id, now).value
+        return "when_free"
+
+    def check_move(self, shelf_id: str, cell: Cell) -> Shelf:
+        """Why the shelf cannot move to `cell` now, as a ValueError (KeyError: unknown
+        shelf): the target must be a storage cell no other shelf stands on or calls home,
+        and the shelf must stand still with nothing planned for it."""
+        shelf = self.shelves[shelf_id]
+        check_storage_cell(self.map, cell)
+        if shelf_id in self.flagged:
+            raise ValueError(f"shelf {shelf_id} is flagged ({self.flagged[shelf_id]}); recover it first")
+        if shelf.carried:
+            raise ValueError(f"shelf {shelf_id} is on robot {shelf.robot}")
+        if shelf_id in self.itinerary or shelf_id in self.fetches or self._on_its_way(shelf_id):
+            raise ValueError(f"shelf {shelf_id} is booked (for a port, packing or a move); move it once it is back")
+        if isinstance(shelf, OrderShelf) and shelf.boxes():
+            raise ValueError(f"order shelf {shelf_id} holds order boxes; move it once they are packed")
+        if shelf.cell == cell:
+            raise ValueError(f"shelf {shelf_id} stands on ({cell.x}, {cell.y}) already")
+        for other in self.shelves.values():
+            if other is not shelf and (other.home == cell or other.cell == cell and not other.carried):
+                what = "stands on" if other.cell == cell and not other.carried else "has its home on"
+                raise ValueError(f"shelf {other.id} {what} ({cell.x}, {cell.y})")
+        return shelf
+
+    def move_shelf(self, shelf_id: str, cell: Cell, now: float) -> Task:
+        """Operator: `cell` becomes the shelf's home at once, and the nearest free robot
+        takes it there as it takes any shelf home (so a port that calls the shelf meanwhile
+        is served on the way). Refused as `check_move` says."""
+        shelf = self.check_move(shelf_id, cell)
+        shelf.home = cell
+        task = Task(id=f"T{next(self._ids)}", kind=TaskKind.MOVE_SHELF, target=cell, created=now, priority=1,
+                    shelf=shelf_id)
+        self.fetches[shelf_id] = task
+        return task
 
     def _presentation(self, station_id: str, kind: type) -> PickPresentation | StowPresentation:
         p = self.presentations.get(station_id)
@@ -403,9 +469,11 @@ class Scheduler:
             return
         battery = self.config.battery
         robots = [r for r in self._free_robots() if self.motion.robots[r].shelf_id is None  # loaded: _carry_on
-                  and battery.may_work(self.motion.robots[r].charge) and not self._wants_charge(r)]
+                  and battery.may_work(self.motion.robots[r].charge) and not self._wants_charge(r)
+                  and r not in self.sent_to_charge]
         robots += [j.robot_id for j in self.jobs.values()
-                   if j.stage is Stage.CHARGING and battery.may_leave(self.motion.robots[j.robot_id].charge, True)]
+                   if j.stage is Stage.CHARGING and j.robot_id not in self.sent_to_charge
+                   and battery.may_leave(self.motion.robots[j.robot_id].charge, True)]
         if not robots:
             return
         coming = Counter(stops[0] for s, stops in self.itinerary.items() if stops and s not in self.fetches)
@@ -416,7 +484,7 @@ class Scheduler:
                 if not packing:
                     continue
                 task.target = packing.pop(0)
-            else:
+            elif shelf_id in self.itinerary:  # a move goes to no port, unless one called the shelf meanwhile
                 port = self.itinerary[shelf_id][0]
                 if coming[port] >= self.config.shelves_per_slot * len(self.queues[port].slots):
                     continue
@@ -663,9 +731,11 @@ class Scheduler:
                 self.orders[box.order_id].set_status(OrderStatus.PACKED, now)
 
     # --- after a restart ------------------------------------------------------------
-    def restore_shelf(self, shelf_id: str, where: Cell | str) -> None:
-        """Where the store last saw a shelf: on a robot (its id) or standing on a cell."""
+    def restore_shelf(self, shelf_id: str, where: Cell | str, home: Cell) -> None:
+        """Where the store last saw a shelf: on a robot (its id) or standing on a cell; and
+        its home (an operator may have moved it)."""
         shelf = self.shelves[shelf_id]
+        shelf.home = home
         if isinstance(where, str):
             shelf.lift(where)
             self.restored_loads[where] = shelf_id
@@ -693,6 +763,14 @@ class Scheduler:
             for shelf in shelves:
                 if shelf.boxes() and not shelf.carried:
                     self._to_packing(shelf, now)
+
+    def resume_moves(self, now: float) -> None:
+        """A shelf standing away from its home (a move the restart cut short, or one an
+        operator recovered elsewhere) is taken home; call after `resume_packing`."""
+        for shelf in self.shelves.values():
+            if not shelf.at_home and not shelf.carried and shelf.id not in self.fetches.keys() | self.flagged.keys():
+                self.fetches[shelf.id] = Task(id=f"T{next(self._ids)}", kind=TaskKind.MOVE_SHELF, target=shelf.home,
+                                              created=now, priority=1, shelf=shelf.id)
 
     def _carry_on(self, robot_id: str, now: float) -> None:
         """A robot with a shelf on top and no job (the service restarted under it): a
@@ -741,6 +819,7 @@ class Scheduler:
             unable = state.disabled
             if unable and robot_id not in self.down:
                 self.down.add(robot_id)
+                self.sent_to_charge.discard(robot_id)
                 self._alarm(now, f"robot {robot_id} is {self._why_down(robot_id)}; its job is reassigned")
                 if robot_id in self.jobs:
                     self._drop_job(robot_id, now, f"robot {robot_id} is {self._why_down(robot_id)}")
@@ -762,7 +841,8 @@ class Scheduler:
                 self._move_up(queue, robot_id, now)
         if job.cell is not None:
             self.claimed.pop(job.cell, None)
-        if job.stage in (Stage.CHARGE, Stage.CHARGING, Stage.WAIT_CHARGER, Stage.UNPLUG):
+        if job.stage in CHARGING:
+            self.sent_to_charge.discard(robot_id)
             self._give_charger(robot_id, now)
         task = job.task
         if task is None:
@@ -809,12 +889,8 @@ class Scheduler:
             if robot_id in self.restored_loads or (state.shelf_id is not None and robot_id not in self.idle_since):
                 # joined with a load (not one whose LoadChanged trails its finished lowering)
                 self._carry_on(robot_id, now)
-            elif self._wants_charge(robot_id) or not battery.may_work(state.charge):
-                cell = self.chargers.request(robot_id, lambda c: self._travel(state.cell, c))
-                job = RobotJob(robot_id, Stage.WAIT_CHARGER, now)
-                self.jobs[robot_id] = job
-                if cell is not None:
-                    self._go_charge(job, cell, now)
+            elif robot_id in self.sent_to_charge or self._wants_charge(robot_id) or not battery.may_work(state.charge):
+                self._to_charger(robot_id, now)
             elif not work_waiting and now - self.idle_since.setdefault(robot_id, now) >= self.config.park_after_s \
                     and self.map.kind(state.cell) is not CellKind.PARKING:
                 free = [c for c in self.parking if c not in self.claimed and self.motion.traffic.holder(c) is None]
@@ -824,6 +900,16 @@ class Scheduler:
                     self.claimed[cell] = robot_id
                     self.jobs[robot_id] = job
                     self._errand(job, cell)
+
+    def _to_charger(self, robot_id: str, now: float) -> Stage:
+        """The nearest free charger, or the charger queue."""
+        here = self.motion.robots[robot_id].cell
+        cell = self.chargers.request(robot_id, lambda c: self._travel(here, c))
+        job = RobotJob(robot_id, Stage.WAIT_CHARGER, now)
+        self.jobs[robot_id] = job
+        if cell is not None:
+            self._go_charge(job, cell, now)
+        return job.stage
 
     def _go_charge(self, job: RobotJob, cell: Cell, now: float) -> None:
         job.stage, job.since, job.cell = Stage.CHARGE, now, None
@@ -836,6 +922,7 @@ class Scheduler:
 
     def _leave_charger(self, robot_id: str, now: float) -> None:
         del self.jobs[robot_id]
+        self.sent_to_charge.discard(robot_id)
         self.idle_since[robot_id] = now
         self._give_charger(robot_id, now)
 

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
+from fleet.scheduler.workflows import check_storage_cell
 from fleet.service.auth import Auth, Principal
 from fleet.service.live import LiveFeed
 from fleet.service.runtime import NotFound, OperatorError, Runtime
@@ -32,6 +33,7 @@ from maps.model import Cell, CellKind
 log = logging.getLogger(__name__)
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 RobotId = Annotated[str, PathParam(min_length=1, max_length=64)]
+ShelfId = Annotated[str, PathParam(min_length=1, max_length=64)]
 Coordinate = Annotated[int, PathParam(ge=-(2**31), le=2**31 - 1)]
 
 
@@ -224,6 +226,7 @@ def create_app(runtime: Runtime, store: Store, auth: Auth, update_interval_s: fl
 
     # orders, inbound notes, tasks, inventory, KPIs, station terminals
     terminals = add_warehouse_routes(app, runtime, store, Viewer, Operator, act, ERRORS)
+    warehouse = runtime.work
 
     # --- reading --------------------------------------------------------------------------
     @app.get("/api/health", response_model=Health, tags=["service"])
@@ -274,7 +277,7 @@ def create_app(runtime: Runtime, store: Store, auth: Auth, update_interval_s: fl
         return [_shelf_out(s, p, homes.get(s)) for s, p in runtime.snapshot().shelves.items()]
 
     @app.get("/api/shelves/{shelf_id}", response_model=ShelfOut, responses=ERRORS, tags=["floor"])
-    def get_shelf(shelf_id: Annotated[str, PathParam(min_length=1, max_length=64)], who: Viewer) -> ShelfOut:
+    def get_shelf(shelf_id: ShelfId, who: Viewer) -> ShelfOut:
         where = runtime.snapshot().shelves.get(shelf_id)
         if where is None:
             raise HTTPException(404, f"unknown shelf {shelf_id!r}")
@@ -329,6 +332,32 @@ def create_app(runtime: Runtime, store: Store, auth: Auth, update_interval_s: fl
     def in_service(robot_id: RobotId, who: Operator) -> Done:
         known_robot(robot_id)
         return act(who, "in_service", robot_id, lambda: runtime.set_in_service(robot_id, True))
+
+    @app.post("/api/robots/{robot_id}/charge", response_model=Done, responses=ERRORS, tags=["robots"])
+    def send_to_charge(robot_id: RobotId, who: Operator) -> Done:
+        """Charge the robot until full. A free robot goes to the nearest free charger at once
+        (or queues for one, as a low robot does); a busy or paused one finishes first.
+        `detail.result.stage`: "charge", "wait_charger" or "when_free". 409 when it is
+        faulted, offline, out of service, or charging or on its way to charge already."""
+        known_robot(robot_id)
+        return act(who, "charge", robot_id,
+                   lambda: {"stage": warehouse.send_to_charge(robot_id, runtime.clock.now())})
+
+    @app.post("/api/shelves/{shelf_id}/move", response_model=Done, responses=ERRORS, tags=["floor"])
+    def move_shelf(shelf_id: ShelfId, body: Position, who: Operator) -> Done:
+        """The cell becomes the shelf's home, and the nearest free robot takes the shelf
+        there (`detail.result.task`: the move_shelf task). 422: the cell is outside the map
+        or not a storage cell; 409: another shelf stands on it or has its home there, or the
+        shelf is carried, booked for a port or flagged."""
+        if shelf_id not in runtime.snapshot().shelves:
+            raise HTTPException(404, f"unknown shelf {shelf_id!r}")
+        target = Cell(body.x, body.y)
+        try:
+            check_storage_cell(wmap, target)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return act(who, "move_shelf", shelf_id,
+                   lambda: {"task": warehouse.move_shelf(shelf_id, target, runtime.clock.now())}, body.model_dump())
 
     @app.post("/api/fleet/pause", response_model=Done, responses=ERRORS, tags=["fleet"])
     def pause_all(who: Operator) -> Done:

@@ -332,6 +332,14 @@ class Store:
                 conn.execute(update(shelves).where(shelves.c.id == shelf_id).values(
                     cell_x=cell[0] if cell else None, cell_y=cell[1] if cell else None, robot=robot, updated=now))
 
+    def set_shelf_home(self, shelf_id: str, home: tuple[int, int], now: float) -> None:
+        """An operator moved the shelf: its new home, before a robot takes it there."""
+        with self._write, self.engine.begin() as conn:
+            done = conn.execute(update(shelves).where(shelves.c.id == shelf_id).values(
+                home_x=home[0], home_y=home[1], updated=now))
+            if done.rowcount != 1:
+                raise KeyError(f"the store knows no shelf {shelf_id!r}")
+
     # --- audit log ------------------------------------------------------------------------
     def record(self, now: float, user: str, role: str, action: str, target: str = "",
                detail: dict | None = None) -> int:

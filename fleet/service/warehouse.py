@@ -116,8 +116,8 @@ class Warehouse:
         self._load_stock(self.store.stock_by_bin())
         for shelf_id, row in self.store.shelves().items():
             if shelf_id in self.scheduler.shelves:
-                self.scheduler.restore_shelf(shelf_id, row["robot"] if row["robot"] is not None
-                                             else Cell(row["cell_x"], row["cell_y"]))
+                where = row["robot"] if row["robot"] is not None else Cell(row["cell_x"], row["cell_y"])
+                self.scheduler.restore_shelf(shelf_id, where, Cell(row["home_x"], row["home_y"]))
         self.store.fail_open_tasks("the service restarted; the scheduler planned anew", now)
         restored = {"orders": 0, "notes": 0}
         places = self.store.box_places()
@@ -128,6 +128,7 @@ class Warehouse:
                 for row in rows:
                     restored["orders"] += self._restore_order(row, places.get(row["id"]), now)
         self.scheduler.resume_packing(now)
+        self.scheduler.resume_moves(now)
         for status in OPEN_NOTE:
             after = None
             while rows := self.store.notes(status=status, limit=1000, after=after):
@@ -296,6 +297,30 @@ class Warehouse:
             raise OperatorError(str(exc)) from None
         self.flush()
 
+    # --- operator actions on robots and shelves -------------------------------------------
+    def send_to_charge(self, robot_id: str, now: float) -> str:
+        """The robot's stage ("charge", "wait_charger"), or "when_free" (after its job)."""
+        if robot_id not in self.scheduler.motion.robots:
+            raise NotFound(f"unknown robot {robot_id!r}")
+        try:
+            return self.scheduler.send_to_charge(robot_id, now)
+        except ValueError as exc:
+            raise OperatorError(str(exc)) from None
+
+    def move_shelf(self, shelf_id: str, cell: Cell, now: float) -> str:
+        """The shelf's new home is committed before the scheduler acts on it, and the move
+        task at once. Returns the task id."""
+        if shelf_id not in self.scheduler.shelves:
+            raise NotFound(f"unknown shelf {shelf_id!r}")
+        try:
+            self.scheduler.check_move(shelf_id, cell)
+        except ValueError as exc:
+            raise OperatorError(str(exc)) from None
+        self.store.set_shelf_home(shelf_id, (cell.x, cell.y), now)
+        task = self.scheduler.move_shelf(shelf_id, cell, now)
+        self.flush()
+        return task.id
+
     # --- terminal keys (simulated operators and people alike) -----------------------------
     @property
     def presentations(self) -> dict[str, PickPresentation | StowPresentation]:
@@ -349,7 +374,8 @@ def stock_and_demand(settings: Settings, wmap: WarehouseMap) -> Scenario:
     w = settings.warehouse
     return generate(wmap, settings.robots.seed, replace(
         GeneratorConfig(), orders_per_hour=w.orders_per_hour, inbound_notes_per_hour=w.inbound_notes_per_hour,
-        duration_s=w.generated_hours * 3600.0, order_shelves_per_pick_station=2))
+        duration_s=w.generated_hours * 3600.0, order_shelves_per_pick_station=2,
+        spare_storage_cells=w.spare_storage_cells))
 
 
 def shelf_homes(scenario: Scenario) -> dict[str, Cell]:

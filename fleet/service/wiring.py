@@ -93,6 +93,9 @@ class Adoption(RobotLink):
     def extend_job(self, robot_id: str, job_id: str, steps: Sequence[Step]) -> None:
         self.fleet.extend_job(robot_id, job_id, steps)
 
+    def preview(self, robot_id: str, job_id: str, cells: Sequence[Cell]) -> None:
+        self.fleet.preview(robot_id, job_id, cells)
+
     def instant(self, robot_id: str, command: InstantCommand) -> None:
         self.fleet.instant(robot_id, command)
 
@@ -182,7 +185,7 @@ def build_runtime(settings: Settings, store: Store, wmap: WarehouseMap | None = 
         raise ValueError("a wall clock is for a fleet on real links; emulated robots alone run on simulated time")
     clock = (wall_clock or WallClock()) if real else SimulatedClock()
     scenario = stock_and_demand(settings, wmap)
-    world = emulated_world(settings.robots.emulated or 0, wmap, clock, seed, scenario)
+    world = emulated_world(settings.robots.emulated or 0, wmap, clock, seed, scenario, _stored_places(store))
     adoption = _adoption(settings, wmap, clock, world) if real else None
     link: RobotLink = adoption if adoption is not None else InProcessLink(world)
     metrics = Metrics()
@@ -200,16 +203,19 @@ def build_runtime(settings: Settings, store: Store, wmap: WarehouseMap | None = 
                    arrivals=adoption.arrivals if adoption is not None else None)
 
 
-def emulated_world(count: int, wmap: WarehouseMap, clock: Clock, seed: int, scenario: Scenario) -> World:
+def emulated_world(count: int, wmap: WarehouseMap, clock: Clock, seed: int, scenario: Scenario,
+                   placed: dict[str, Cell] | None = None) -> World:
     """The emulated robots' world, with `count` robots on their start cells (maybe none),
-    and the scenario's shelves, each as heavy as its stock (as in `fleet sim`). `fleet
-    demo` builds its VDA 5050 vehicles' world with this too, from the service's scenario,
-    so that its shelves stand where the service believes they do."""
+    and the scenario's shelves, each as heavy as its stock (as in `fleet sim`), at their
+    homes or where `placed` puts them. `fleet demo` builds its VDA 5050 vehicles' world
+    with this too, from the service's scenario, so that its shelves stand where the
+    service believes they do."""
     from firmware_emulator.placement import populate
     from firmware_emulator.world import World
     from fleet.service.warehouse import shelf_homes
 
-    world = World(wmap, clock, seed=seed, shelves=shelf_homes(scenario))
+    homes = shelf_homes(scenario)
+    world = World(wmap, clock, seed=seed, shelves=homes | {s: c for s, c in (placed or {}).items() if s in homes})
     for shelf in scenario.inventory.shelves():
         world.set_shelf_weight(shelf.id, shelf.total_weight_kg)
     populate(world, count)
@@ -242,6 +248,13 @@ def _adoption(settings: Settings, wmap: WarehouseMap, clock: Clock, world: World
         for link in links:
             link.close()
         raise
+
+
+def _stored_places(store: Store) -> dict[str, Cell]:
+    """Where the store last saw each shelf, for a world built anew (a restart): standing
+    where it stood (an operator may have moved it), a carried one at its home."""
+    return {shelf_id: Cell(row["cell_x"], row["cell_y"]) if row["robot"] is None else Cell(row["home_x"], row["home_y"])
+            for shelf_id, row in store.shelves().items()}
 
 
 def _floor_shelves(store: Store, homes: dict[str, Cell]) -> dict[Cell, str]:
