@@ -24,7 +24,8 @@ sends a robot only for work, and the ports take a few robots each at a time, so 
 robots only some drive: `robots_driving_median` says how many.
 
     .venv/bin/python benchmarks/service_api.py --robots 1000 --map large --seconds 30
-    .venv/bin/python benchmarks/service_api.py --links vda5050 --robots 1000 --map large --seconds 60
+    .venv/bin/python benchmarks/service_api.py --links vda5050 --robots 1000 --map large --seconds 60 \\
+        --orders-per-hour 20000 --notes-per-hour 1000 --release-every 5 --warm-up 180
 """
 
 from __future__ import annotations
@@ -64,14 +65,17 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def metric(text: str, name: str) -> float:
-    return float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))
+    return float(re.search(rf"^{re.escape(name)} (\S+)$", text, re.M).group(1))
 
 
-def cycle_totals(client: httpx.Client) -> tuple[float, float, float]:
-    """Control cycles' summed wall time and count, and the loop's lag now, from /metrics."""
+def scrape(client: httpx.Client) -> dict[str, float]:
+    """From /metrics: control cycles' summed wall time and count, the loop's lag now, and
+    the link's events received and commands sent so far."""
     text = client.get("/metrics").text
-    return (metric(text, "fleet_cycle_seconds_sum"), metric(text, "fleet_cycle_seconds_count"),
-            metric(text, "fleet_loop_lag_seconds"))
+    return {"cycle_sum": metric(text, "fleet_cycle_seconds_sum"), "cycles": metric(text, "fleet_cycle_seconds_count"),
+            "lag": metric(text, "fleet_loop_lag_seconds"),
+            "received": metric(text, 'fleet_messages_total{direction="received"}'),
+            "sent": metric(text, 'fleet_messages_total{direction="sent"}')}
 
 
 def config_text(args: argparse.Namespace, tmp: str, broker_url: str | None) -> str:
@@ -95,6 +99,9 @@ def main() -> None:
     parser.add_argument("--links", choices=["inprocess", "vda5050"], default="inprocess")
     parser.add_argument("--vehicle-processes", type=int, default=4, help="with --links vda5050")
     parser.add_argument("--seconds", type=float, default=30.0, help="wall seconds of load after warm-up")
+    parser.add_argument("--warm-up", type=float, default=0.0,
+                        help="wall seconds between the first robot driving and the measurement (the first trips "
+                             "are all fetches: shelves reach the ports and come back only later)")
     parser.add_argument("--speed", type=float, default=1.0, help="with --links inprocess (real links run at 1)")
     parser.add_argument("--orders-per-hour", type=float, default=6000.0,
                         help="generated orders (the scheduler sends robots only for work)")
@@ -141,7 +148,8 @@ def serve_and_measure(args: argparse.Namespace, tmp: str, broker) -> dict:
             time.sleep(0.2)
         pids = {"service": [proc.pid], "vehicles": [v.pid for v in vehicles],
                 "broker": [broker.process.pid] if broker else []}
-        return measure(url, args, built, pids)
+        result = measure(url, args, built, pids)
+        result["vehicle_processes_alive"] = sum(v.poll() is None for v in vehicles)
     finally:
         proc.terminate()
         proc.wait(30)
@@ -149,6 +157,12 @@ def serve_and_measure(args: argparse.Namespace, tmp: str, broker) -> dict:
             v.terminate()
         for v in vehicles:
             v.wait(30)
+    if vehicles:  # each vehicle process's last line: what its world saw
+        seen = [json.loads((Path(tmp) / f"vehicles-{p}.log").read_text().splitlines()[-1])
+                for p in range(len(vehicles))]
+        result["emulator"] = {key: sum(s[key] for s in seen)
+                              for key in ("collisions", "laser_stops", "shelf_moves_mirrored")}
+    return result
 
 
 def logs(tmp: str) -> str:
@@ -214,11 +228,12 @@ def measure(url: str, args: argparse.Namespace, built: float, pids: dict[str, li
                 feed["bytes"] += len(raw)
                 feed["robots"] += len(orjson.loads(raw).get("robots", {}))
 
+    time.sleep(args.warm_up)
     watcher = threading.Thread(target=follow, daemon=True)
     watcher.start()
     time.sleep(2.0)
     health0 = client.get("/api/health").json()
-    cycle_sum0, cycles0, _ = cycle_totals(client)
+    metrics0 = scrape(client)
     cpu0, load0 = cpu(pids), os.getloadavg()
     routes: dict[str, list[float]] = {"/api/health": [], f"/api/robots/{first_robot}": [], "/api/robots?state=error": [],
                                       "/api/robots": [], "/api/alarms?active=true": [], "/api/stations": []}
@@ -243,29 +258,32 @@ def measure(url: str, args: argparse.Namespace, built: float, pids: dict[str, li
                         cells_moved += abs(cell[0] - before[0]) + abs(cell[1] - before[1])
                     where[r["id"]] = cell
         if len(routes["/api/health"]) % 20 == 0:
-            lags.append(cycle_totals(client)[2])
+            lags.append(scrape(client)["lag"])
         time.sleep(0.05)  # an operator's browser, not a flood
     wall = time.perf_counter() - started
     cpu1, load1 = cpu(pids), os.getloadavg()
     stop.set()
     watcher.join(3)
     health1 = client.get("/api/health").json()
-    cycle_sum1, cycles1, lag1 = cycle_totals(client)
+    metrics1 = scrape(client)
     states: dict[str, int] = {}
     for robot in client.get("/api/robots").json():
         states[robot["state"]] = states.get(robot["state"], 0) + 1
     all_times = [t for times in routes.values() for t in times]
-    lags.append(lag1)
+    lags.append(metrics1["lag"])
+    cycles = metrics1["cycles"] - metrics0["cycles"]
     return {
         "links": args.links, "map": args.map, "robots": args.robots,
         "vehicle_processes": len(pids["vehicles"]) or None, "speed": args.speed,
         "orders_per_hour": args.orders_per_hour, "notes_per_hour": args.notes_per_hour,
-        "release_every_s": args.release_every,
+        "release_every_s": args.release_every, "warm_up_s": args.warm_up,
         "startup_s": round(startup, 1), "adopted_s": round(adopted_s, 1), "first_driving_s": round(working_s, 1),
         "wall_s": round(wall, 1), "fleet_s": round(health1["time"] - health0["time"], 1),
         "realtime_factor": round((health1["time"] - health0["time"]) / wall, 2),
-        "cycles": int(cycles1 - cycles0),
-        "cycle_mean_ms": round(1000 * (cycle_sum1 - cycle_sum0) / max(1, cycles1 - cycles0), 1),
+        "cycles": int(cycles),
+        "cycle_mean_ms": round(1000 * (metrics1["cycle_sum"] - metrics0["cycle_sum"]) / max(1, cycles), 1),
+        "link_events_in_per_s": round((metrics1["received"] - metrics0["received"]) / wall, 1),
+        "link_commands_out_per_s": round((metrics1["sent"] - metrics0["sent"]) / wall, 1),
         "loop_lag_s": {"median": round(statistics.median(lags), 2), "max": round(max(lags), 2)},
         "api_ms": {route: {"n": len(t), "p50": round(statistics.median(t), 1), "p99": round(percentile(t, 0.99), 1)}
                    for route, t in routes.items()},
@@ -304,6 +322,7 @@ class ShelfMirror:
         from drivers.vda5050.mqtt import BrokerConfig
 
         self.world, self.lock, self.index = world, lock, index
+        self.applied = 0  # lifts and set-downs of other processes' robots applied here
         config = BrokerConfig.from_url(broker_url)
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
         self.client.on_message = self._apply
@@ -314,7 +333,7 @@ class ShelfMirror:
 
         def lifted(i: int):
             shelf = lift(i)
-            self._publish("lift", shelf.id, world.map.cell_at(shelf.x, shelf.y))
+            self._publish("lift", shelf.id, world.map.cell_at(float(world.x[i]), float(world.y[i])))
             return shelf
 
         def lowered(i: int) -> None:
@@ -337,12 +356,11 @@ class ShelfMirror:
         w = self.world
         s = w._shelf_index[shelf_id]
         with self.lock:
-            if op == "lift":
-                if w._shelf_grid[y + PAD, x + PAD] == s:
-                    w._shelf_grid[y + PAD, x + PAD] = -1
-            else:
+            w._shelf_grid[w._shelf_grid == s] = -1  # wherever this world had it
+            if op == "lower":
                 w._shelf_grid[y + PAD, x + PAD] = s
                 w.sx[s], w.sy[s] = w.map.position(Cell(x, y))
+            self.applied += 1
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -377,6 +395,8 @@ def vehicles_main(config: Path, first: int, count: int, total: int, index: int) 
     finally:
         mirror.close()
         floor.close()
+    print(json.dumps({"collisions": len(world.collisions), "laser_stops": world.laser_stops,
+                      "shelf_moves_mirrored": mirror.applied}), flush=True)
 
 
 if __name__ == "__main__":
