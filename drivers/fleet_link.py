@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 from drivers.commands import InstantCommand, Job, Step
 from drivers.events import RobotEvent
 from drivers.link import RobotLink, UnknownRobot
+from maps.model import Cell
 
 
 class FleetLink(RobotLink):
@@ -58,6 +59,9 @@ class FleetLink(RobotLink):
 
     def extend_job(self, robot_id: str, job_id: str, steps: Sequence[Step]) -> None:
         self.link_of(robot_id).extend_job(robot_id, job_id, steps)
+
+    def preview(self, robot_id: str, job_id: str, cells: Sequence[Cell]) -> None:
+        self.link_of(robot_id).preview(robot_id, job_id, cells)
 
     def instant(self, robot_id: str, command: InstantCommand) -> None:
         self.link_of(robot_id).instant(robot_id, command)

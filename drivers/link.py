@@ -17,6 +17,7 @@ from typing import Sequence
 
 from drivers.commands import InstantCommand, Job, Step
 from drivers.events import RobotEvent
+from maps.model import Cell
 
 
 class UnknownRobot(KeyError):
@@ -40,6 +41,14 @@ class RobotLink(ABC):
     @abstractmethod
     def extend_job(self, robot_id: str, job_id: str, steps: Sequence[Step]) -> None:
         """Append steps to the job in progress, continuing from its last step."""
+
+    def preview(self, robot_id: str, job_id: str, cells: Sequence[Cell]) -> None:
+        """The way the fleet plans for the robot beyond the last step of its job: not
+        granted, a hint that may change at every cycle (VDA 5050's horizon lets a vehicle
+        plan its speed and see where its next update will lead). Each call replaces the
+        previous preview; an empty one withdraws it. A wire with no use for it (in-process,
+        serial: their robots only ever see granted steps) keeps this default, which does
+        nothing; a link that wraps other links must pass it on."""
 
     @abstractmethod
     def instant(self, robot_id: str, command: InstantCommand) -> None:

@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 #: The error code of a latched emergency stop, pressed on the robot or ordered by the fleet
 #: (firmware_emulator.drive_unit raises it; docs/emulator.md lists the codes).
 EMERGENCY_STOP = "emergency_stop"
+#: How far beyond its granted cells a robot's planned way is previewed to its link (a VDA
+#: 5050 horizon): enough for a vehicle to plan its speed over the next update, short enough
+#: that a replan seldom makes it wrong.
+PREVIEW_CELLS = 5
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,9 @@ class RobotState:
     #: Cells it handed back lately: a report of one of these arrived late, over a wire
     #: that does not keep cell reports and status reports in order.
     passed: deque[Cell] = field(default_factory=lambda: deque(maxlen=16))
+    #: (job, granted end, goal) when its way ahead was last previewed: it is previewed again
+    #: only when one of them changes, not at every cycle.
+    previewed: tuple[str, Cell, Cell] | None = None
 
     @property
     def faulted(self) -> bool:
@@ -183,6 +190,8 @@ class MotionControl:
             self.traffic.set_loaded(robot.robot_id, robot.shelf_id is not None)
         for grant in self.traffic.plan():
             self._drive(self.robots[grant.robot_id], grant.cells)
+        for robot in self.robots.values():
+            self._preview(robot)
         return reports
 
     # --- commands ---------------------------------------------------------------------
@@ -197,6 +206,32 @@ class MotionControl:
             self.link.send_job(robot.robot_id, Job(robot.job_id, tuple(Step(c) for c in start) + tuple(steps)))
         else:
             self.link.extend_job(robot.robot_id, robot.job_id, steps)
+
+    def _preview(self, robot: RobotState) -> None:
+        """Hand the link the robot's way beyond its granted cells: the first cells of its
+        cheapest way to its goal, on the floor traffic control plans it on."""
+        if robot.job_id is None or robot.job_ending or robot.phase is not Phase.DRIVING or robot.errand is None:
+            return
+        key = (robot.job_id, self.traffic.held_cells(robot.robot_id)[-1], robot.errand.goal)
+        if key == robot.previewed:
+            return
+        robot.previewed = key
+        planner = self.traffic.planner
+        floor = planner.floor
+        goal = floor.index(key[2])
+        if robot.shelf_id is not None:
+            floor = planner.loaded_floor(goal)
+        table = floor.distances(goal, oriented=planner.rotation, guided=True)
+        way: list[Cell] = []
+        cell = floor.index(key[1])
+        while len(way) < PREVIEW_CELLS and cell != goal:
+            here = cell
+            step = min(floor.moves[here], key=lambda m: floor.cost[here, m[0]] + table[m[1]].min(), default=None)
+            if step is None or not table[step[1]].min() < table[here].min():
+                break  # no way on from here (a shelf cell for a loaded robot, a blocked floor)
+            cell = step[1]
+            way.append(floor.cell(cell))
+        self.link.preview(robot.robot_id, robot.job_id, way)
 
     def _act(self, robot: RobotState, now: float, reports: list[ErrandReport]) -> None:
         errand = robot.errand

@@ -70,6 +70,27 @@ def test_order_rate_does_not_change_catalogue_or_stock(scenario):
     assert busier.orders != scenario.orders[: len(busier.orders)]
 
 
+def test_customers_are_seeded_fake_and_change_nothing_else(scenario):
+    """The orders are what the order stream draws from the seed's third child, as before
+    customers existed (so a seeded simulation's figures stay the same); every order has
+    a synthetic customer, the same for the same seed."""
+    from fleet.domain.generator import order_stream
+
+    order_rng = np.random.default_rng(np.random.SeedSequence(7).spawn(4)[2])
+    stream = order_stream(scenario.catalogue, np.array(list(scenario.popularity.values())), order_rng, CONFIG)
+    plain = [next(stream) for _ in scenario.orders]
+    assert [(o.id, o.created, o.priority, o.cutoff, o.lines) for o in scenario.orders] == \
+        [(o.id, o.created, o.priority, o.cutoff, o.lines) for o in plain]
+    customers = [o.customer for o in scenario.orders]
+    assert all(c is not None and c.name and c.address for c in customers)
+    assert all(c.email.endswith("@example.com") for c in customers if c.email)
+    assert all(c.phone.startswith("+1 555 01") for c in customers if c.phone)
+    assert 0.6 < sum(c.email is not None for c in customers) / len(customers) < 0.95
+    assert len({c.name for c in customers}) > 20
+    assert customers == [o.customer for o in generate(BLOCKS, seed=7, config=CONFIG).orders]
+    assert customers[:50] != [o.customer for o in generate(BLOCKS, seed=8, config=CONFIG).orders][:50]
+
+
 def test_top_fifth_of_skus_draws_most_order_lines(scenario):
     lines = Counter(line.sku for order in scenario.orders for line in order.lines)
     by_popularity = sorted(scenario.popularity, key=scenario.popularity.get, reverse=True)

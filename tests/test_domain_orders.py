@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from fleet.domain import (
@@ -161,3 +163,22 @@ def test_inbound_note_lines_and_life_cycle():
         InboundNote(id="IN2", lines=(), created=0.0)
     with pytest.raises(InvalidQuantity, match="inbound line for PEN"):
         InboundLine("PEN", -5)
+
+
+# --- customers -------------------------------------------------------------------------------------
+def test_a_customer_is_checked_and_hides_itself_from_logs():
+    from fleet.domain.order import Customer
+
+    ann = Customer(name=" Ann Example ", address="1 Test Road, Testburg", phone=" ", email="ann@example.com")
+    assert (ann.name, ann.phone, ann.email) == ("Ann Example", None, "ann@example.com")
+    order = Order(id="O1", lines=(OrderLine("A", 1),), created=0.0, customer=ann)
+    assert "Ann" not in repr(order) and "example.com" not in repr(order)
+    for bad, message in [({"name": "Ann", "address": "1\r\n2"}, "customer address contains a control character (U+000D)"),
+                         ({"name": "", "address": "x"}, "customer name must not be blank"),
+                         ({"name": "Ann", "address": None}, "customer address is required"),
+                         ({"name": "Ann", "address": "x", "email": "no-at-sign"}, "customer email is not a valid email"),
+                         ({"name": 7, "address": "x"}, "customer name must be text, got int")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            Customer(**bad)
+    with pytest.raises(ValueError, match="customer must be a Customer"):
+        Order(id="O2", lines=(OrderLine("A", 1),), created=0.0, customer={"name": "Ann"})

@@ -13,20 +13,24 @@ PG = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
+def url(request, tmp_path):
+    """An empty database: a SQLite file, or a fresh PostgreSQL schema dropped after."""
     if request.param == "sqlite":
-        s = Store.open(f"sqlite:///{tmp_path}/fleet.db")
-        yield s
-        s.close()
+        yield f"sqlite:///{tmp_path}/fleet.db"
         return
     schema = f"fleet_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    s = Store.open(f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}")
-    yield s
-    s.close()
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
     with psycopg.connect(PG, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def store(url):
+    s = Store.open(url)
+    yield s
+    s.close()
 
 
 def test_schema_is_versioned_and_migrating_again_changes_nothing(store):
@@ -150,3 +154,40 @@ def test_bookings_are_one_transaction(store):
     assert store.has_inventory()
     assert store.fail_open_tasks("restarted", 9.0) == 1
     assert store.tasks(status="failed")[0]["reason"] == "restarted"
+
+
+ANN = {"name": "Ann Example", "address": "12 Nowhere Lane, 00000 Exampleton", "reference": None,
+       "phone": "+1 555 0142", "email": "ann.example@example.com"}
+
+
+def test_an_orders_customer_survives_a_reopen(store):
+    store.add_orders([order("O1", ("A", 1)) | {"customer": ANN}, order("O2", ("A", 1)) | {"customer": None},
+                      order("O3", ("B", 1))])
+    reopened = Store(store.engine)
+    assert {r["id"]: r["customer"] for r in reopened.orders()} == {"O1": ANN, "O2": None, "O3": None}
+    assert reopened.orders(ids=["O1"])[0]["lines"] == [{"line_no": 1, "sku": "A", "quantity": 1, "picked": 0}]
+
+
+def test_a_version_3_database_migrates_to_customers(url):
+    """A database of before customers keeps its orders, which read without one."""
+    from sqlalchemy import create_engine, insert
+
+    from fleet.service.store import orders as orders_table, schema_version
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        schema_version.create(conn)
+        for n, migration in enumerate(MIGRATIONS[:3]):
+            migration(conn)
+            conn.execute(insert(schema_version).values(version=n + 1, applied_at=0.0))
+        conn.execute(insert(orders_table).values(id="OLD", created=0.0, priority=0, status="pending"))
+    assert "order_customers" not in inspect(engine).get_table_names()
+    engine.dispose()
+    s = Store.open(url)
+    try:
+        assert s.version() == 4 and "order_customers" in inspect(s.engine).get_table_names()
+        assert [(r["id"], r["customer"]) for r in s.orders()] == [("OLD", None)]
+        s.add_orders([order("NEW", ("A", 1)) | {"customer": ANN}])
+        assert s.orders(ids=["NEW"])[0]["customer"] == ANN
+    finally:
+        s.close()

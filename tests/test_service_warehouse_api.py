@@ -9,6 +9,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from fleet.domain.order import Customer
 from fleet.domain.shelf import InventoryShelf
 from fleet.service.app import Service
 from test_service_api import as_, database_url, service_settings, wait_for  # noqa: F401 (fixture)
@@ -218,6 +219,107 @@ def test_order_lists_are_filtered_and_paged(client):
     assert all(o["status"] == "cancelled" for o in cancelled)
 
 
+# --- customer data, shown by role ------------------------------------------------------------------
+ADMIN = as_("admin")
+ANN = {"name": "Ann Example", "address": "12 Nowhere Lane, 00000 Exampleton", "reference": "PO-77",
+       "phone": "+1 555 0142", "email": "ann.example@example.com"}
+LABEL = ANN | {"phone": None, "email": None}
+SECRETS = ("Ann Example", "Nowhere Lane", "PO-77", "555 0142", "ann.example@example.com")
+
+
+def customers_by_role(client, order_id):
+    """The order's customer as each role reads it, alone and in the list."""
+    out = {}
+    for role, headers in (("admin", ADMIN), ("operator", OPERATOR), ("viewer", VIEWER)):
+        one = client.get(f"/api/orders/{order_id}", headers=headers)
+        assert one.status_code == 200, one.text
+        listed = {o["id"]: o for o in client.get("/api/orders", params={"limit": 1000}, headers=headers).json()}
+        assert listed[order_id]["customer"] == one.json()["customer"]
+        out[role] = one.json()["customer"]
+    return out
+
+
+def test_customer_data_is_shown_as_far_as_the_role_needs(client, service, stocked, caplog):
+    from fleet.service.logs import JsonFormatter
+
+    caplog.set_level("DEBUG")
+    r = client.post("/api/orders", json={"id": "CUST-1", "customer": ANN | {"name": "  Ann Example "},
+                                         "lines": [{"sku": stocked[0], "quantity": 1}]}, headers=OPERATOR)
+    assert r.status_code == 200, r.text
+    assert customers_by_role(client, "CUST-1") == {"admin": ANN, "operator": LABEL, "viewer": None}
+    # an order without a customer reads the same for every role
+    assert set(customers_by_role(client, "ORD-1").values()) == {None}
+    # nothing personal in the audit log a viewer reads, the metrics, or the structured logs
+    audit = client.get("/api/audit", params={"limit": 1000}, headers=VIEWER)
+    entry = next(e for e in audit.json() if e["target"] == "CUST-1")
+    assert (entry["action"], entry["detail"]) == ("create_order", {"count": 1})
+    logs = "\n".join(JsonFormatter().format(record) for record in caplog.records)
+    assert "CUST-1" in logs  # the operator action was logged, by order id
+    order = service.runtime.call(lambda: repr(service.runtime.work.scheduler.orders["CUST-1"]))
+    for text in (audit.text, client.get("/metrics").text, logs, order):
+        assert not [s for s in SECRETS if s in text], text[:300]
+
+
+def test_bulk_orders_carry_customers_as_json_and_as_csv(client, stocked):
+    body = [{"id": "CB-1", "customer": {"name": "Bo Sample", "address": "1 Test Road, Testburg",
+                                        "email": "bo@example.com"}, "lines": [{"sku": stocked[1], "quantity": 1}]},
+            {"id": "CB-2", "lines": [{"sku": stocked[1], "quantity": 1}]}]
+    assert client.post("/api/orders/bulk", json=body, headers=OPERATOR).status_code == 200
+    bo = {"name": "Bo Sample", "address": "1 Test Road, Testburg", "reference": None, "phone": None,
+          "email": "bo@example.com"}
+    assert customers_by_role(client, "CB-1") == {"admin": bo, "operator": bo | {"email": None}, "viewer": None}
+    assert set(customers_by_role(client, "CB-2").values()) == {None}
+    # the order's fields repeat on each of its rows, or stand on its first row only
+    csv = ("order_id,sku,quantity,customer_name,customer_address,customer_reference,customer_phone,customer_email\n"
+           f'CC-1,{stocked[2]},1,Ann Example,"12 Nowhere Lane, 00000 Exampleton",PO-77,+1 555 0142,'
+           f"ann.example@example.com\n"
+           f'CC-1,{stocked[3]},1,Ann Example,"12 Nowhere Lane, 00000 Exampleton",PO-77,+1 555 0142,\n'
+           f"CC-2,{stocked[2]},1,,,,,\n")
+    r = client.post("/api/orders/bulk", content=csv, headers=OPERATOR | {"Content-Type": "text/csv"})
+    assert r.status_code == 200 and r.json()["ids"] == ["CC-1", "CC-2"], r.text
+    assert customers_by_role(client, "CC-1") == {"admin": ANN, "operator": LABEL, "viewer": None}
+    assert set(customers_by_role(client, "CC-2").values()) == {None}
+
+
+@pytest.mark.parametrize("customer, where, message", [
+    ({"name": "Ann\x07", "address": "x"}, "name", "control character (U+0007) at position 4"),
+    ({"name": "Ann", "address": "line 1\nline 2"}, "address", "control character (U+000A)"),
+    ({"name": "\u202eAnn", "address": "x"}, "name", "control character (U+202E)"),
+    ({"name": "   ", "address": "x"}, "name", "must not be blank"),
+    ({"name": "Ann"}, "address", "Field required"),
+    ({"name": "A" * 101, "address": "x"}, "name", "at most 100 characters"),
+    ({"name": "Ann", "address": "x" * 301}, "address", "at most 300 characters"),
+    ({"name": "Ann", "address": "x", "phone": "call me"}, "phone", "not a valid phone"),
+    ({"name": "Ann", "address": "x", "email": "ann@nowhere"}, "email", "not a valid email"),
+    ({"name": "Ann", "address": "x", "phone": 5550142}, "phone", "should be a valid string"),
+    ({"name": "Ann", "address": "x", "birthday": "today"}, "birthday", "Extra inputs are not permitted"),
+])
+def test_a_bad_customer_is_refused_with_the_field_and_the_reason(client, service, stocked, customer, where, message):
+    before = len(service.store.audit_log(1000))
+    lines = [{"sku": stocked[0], "quantity": 1}]
+    r = client.post("/api/orders", json={"id": "BAD-C", "customer": customer, "lines": lines}, headers=OPERATOR)
+    assert r.status_code == 422, r.text
+    assert [(e["loc"], message in e["msg"]) for e in r.json()["detail"]] == [(["body", "customer", where], True)]
+    r = client.post("/api/orders/bulk", json=[{"id": "BAD-C", "customer": customer, "lines": lines}], headers=OPERATOR)
+    assert r.status_code == 422 and f"0.customer.{where}: " in r.json()["detail"] and message in r.json()["detail"]
+    assert client.get("/api/orders/BAD-C", headers=VIEWER).status_code == 404
+    assert len(service.store.audit_log(1000)) == before
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("X,{0},1,Ann,Here\nX,{1},1,Bob,Here\n", "X row 3: customer_name differs from row 2; the rows of one order must agree"),
+    ("X,{0},1,Ann,\n", "X: customer.address: Field required"),
+    ("X,{0},1,,Here\n", "X: customer.name: Field required"),
+    ('X,{0},1,Ann,"He\x07re"\n', "X: customer.address: Value error, customer address contains a control character"),
+])
+def test_a_bad_customer_in_csv_refuses_the_upload(client, stocked, rows, message):
+    csv = "order_id,sku,quantity,customer_name,customer_address\n" + rows.format(stocked[0], stocked[1])
+    r = client.post("/api/orders/bulk", content=csv, headers=OPERATOR | {"Content-Type": "text/csv"})
+    assert r.status_code == 422 and message in r.json()["detail"], r.text
+    assert "Bob" not in r.json()["detail"]  # conflicting values are named by column and row, not echoed
+    assert client.get("/api/orders/X", headers=VIEWER).status_code == 404
+
+
 # --- inbound notes, tasks, inventory, KPIs ---------------------------------------------------------
 def test_inbound_notes_single_and_bulk(client, service, stocked):
     r = client.post("/api/inbound", json={"id": "IN-1", "lines": [{"sku": stocked[7], "quantity": 2, "priority": 9}]},
@@ -424,7 +526,8 @@ def test_open_orders_and_stock_survive_a_restart(tmp_path, database_url):
         line = waiting_line(first)
         shelf: InventoryShelf = next(s for s in wh.inventory.shelves() if s.stock())
         with TestClient(first.app) as c:
-            assert c.post("/api/orders", json={"id": "KEEP", "lines": [line]}, headers=OPERATOR).status_code == 200
+            assert c.post("/api/orders", json={"id": "KEEP", "customer": ANN, "lines": [line]},
+                          headers=OPERATOR).status_code == 200
         stock = first.store.stock_by_bin()
     finally:
         first.close()
@@ -433,12 +536,14 @@ def test_open_orders_and_stock_survive_a_restart(tmp_path, database_url):
     try:
         wh = second.runtime.work
         assert second.runtime.call(lambda: wh.scheduler.orders["KEEP"].status.value) == "pending"
+        assert second.runtime.call(lambda: wh.scheduler.orders["KEEP"].customer) == Customer(**ANN)
         assert second.runtime.call(lambda: {b.label: dict(b.contents) for b in wh.inventory.bins() if b.contents}) \
             == stock
         assert shelf.id in {s.id for s in wh.inventory.shelves()}
         with TestClient(second.app) as c:
             r = c.post("/api/orders", json={"id": "KEEP", "lines": [line]}, headers=OPERATOR)
             assert r.status_code == 409
+            assert customers_by_role(c, "KEEP") == {"admin": ANN, "operator": LABEL, "viewer": None}
             assert c.post("/api/orders/KEEP/cancel", headers=OPERATOR).status_code == 200
     finally:
         second.close()

@@ -17,9 +17,11 @@ from typing import Iterator
 
 import pytest
 
-from drivers.commands import Job, Step
-from drivers.events import JobFinished
+from drivers.commands import InstantCommand, InstantKind, Job, Step
+from drivers.events import JobFinished, JobRejected
 from drivers.vda5050.link import Vda5050Link
+from drivers.vda5050.messages import Order, decode
+from drivers.vda5050.order_graph import graph_problems
 from firmware_emulator.faults import CommunicationLoss
 from firmware_emulator.vda5050_vehicle import MqttFloor
 from firmware_emulator.world import World
@@ -27,7 +29,8 @@ from fleet.clock import WallClock
 from fleet.motion import Errand, MotionControl, Outcome
 from fleet.traffic.control import TrafficControl
 from fleet.workloads import ShelfMoves, shelves_on
-from maps import CellKind, Heading, shipped_map
+from maps import Cell, CellKind, Heading, shipped_map
+from maps.model import WarehouseMap
 
 SPEED = 6.0
 
@@ -99,6 +102,29 @@ def _fleet(url: str, robots: int, seed: int, prefix: str, state_timeout: float =
         link.close()
 
 
+def horizons(messages) -> tuple[int, list[str]]:
+    """How many recorded orders carry a horizon, and every breach of the rules around it:
+    an order whose graph is unsound (a horizon node before a base node, a released edge
+    into the horizon), or a state whose last node was never released to the vehicle by an
+    order recorded before it (it drove onto a horizon node)."""
+    released: dict[tuple[str, str], set[tuple[str, int]]] = {}
+    with_horizon, problems = 0, []
+    for record in messages:
+        serial, topic = record.topic.split("/")[3], record.topic.rsplit("/", 1)[-1]
+        if topic == "order":
+            order = decode(Order, record.payload)
+            problems += [f"{serial} order {order.order_id}/{order.order_update_id}: {p}" for p in graph_problems(order)]
+            with_horizon += any(not node.released for node in order.nodes)
+            released.setdefault((serial, order.order_id), set()).update(
+                (node.node_id, node.sequence_id) for node in order.nodes if node.released)
+        elif topic == "state":
+            state = json.loads(record.payload)
+            node = (state["lastNodeId"], state["lastNodeSequenceId"])
+            if state["orderId"] and node not in released.get((serial, state["orderId"]), set()):
+                problems.append(f"{serial} reports node {node} of order {state['orderId']}, never released")
+    return with_horizon, problems
+
+
 @pytest.fixture
 def fleet5(mqtt_url: str, request) -> Iterator[Fleet]:
     yield from _fleet(mqtt_url, 5, seed=4, prefix=f"e2e-{request.node.name[5:15]}-")
@@ -122,6 +148,8 @@ def test_five_vehicles_move_shelves_over_mqtt_with_valid_messages_and_no_collisi
     topics = {m.topic.rsplit("/", 1)[-1] for m in messages}
     assert {"order", "state"} <= topics  # the rest went out at adoption, before recording began
     assert recorder.problems(vda5050_schemas) == []
+    with_horizon, breaches = horizons(messages)
+    assert with_horizon > 0 and breaches == []
     assert fleet.link.mqtt.dropped == {}, fleet.link.mqtt.last_drop
     for vehicle in fleet.floor.vehicles.values():
         assert vehicle.link.dropped == {}, vehicle.link.last_drop
@@ -153,6 +181,80 @@ def test_base_is_extended_before_the_decision_point_so_a_robot_drives_through(fl
     assert cruise > 1.0
     first, last = speeds.index(cruise), len(speeds) - 1 - speeds[::-1].index(cruise)
     assert min(speeds[first:last + 1]) > 0.5 * cruise, "the robot braked between nodes: an update came late"
+
+
+def _straight_way(wmap: WarehouseMap, start: Cell, length: int) -> list[Cell]:
+    """`length` cells from `start` in a straight line, breadth-first to the first cell
+    from which one exists (the robot is first driven there as part of the way)."""
+    came: dict[Cell, Cell | None] = {start: None}
+    frontier = [start]
+    while frontier:
+        cell = frontier.pop(0)
+        for heading, _ in wmap.neighbours(cell):
+            line = [cell]
+            while len(line) < length:
+                line.append(next((n for h, n in wmap.neighbours(line[-1]) if h == heading), None))
+                if line[-1] is None:
+                    break
+            if line[-1] is not None:
+                way = line
+                while came[way[0]] is not None:
+                    way.insert(0, came[way[0]])
+                return way
+        for _, nxt in wmap.neighbours(cell):
+            if nxt not in came:
+                came[nxt] = cell
+                frontier.append(nxt)
+    raise AssertionError(f"no straight run of {length} cells on map {wmap.name!r}")
+
+
+def test_a_horizon_is_never_driven_is_replaced_by_updates_and_withdrawn_when_the_job_ends(
+        mqtt_url, record_broker, vda5050_schemas):
+    """Through the broker to an emulated vehicle: the horizon goes out unreleased after the
+    base, the vehicle stops at its decision point (newBaseRequest) without entering it, a
+    new preview replaces it, the job finishes when the base is done, and the next job is
+    accepted (the master withdrew the horizon the vehicle was waiting on)."""
+    fleet_gen = _fleet(mqtt_url, 1, seed=3, prefix="horizon-")
+    fleet = next(fleet_gen)
+    try:
+        robot_id = next(iter(fleet.motion.robots))
+        unit, vehicle = fleet.world.robots[robot_id], fleet.floor.vehicles[robot_id]
+        qr = fleet.world.map.qr_id
+        recorder = record_broker(mqtt_url, f"uagv/v2/+/{robot_id}/#")
+        way = _straight_way(fleet.world.map, unit.cell, 6)
+        base, ahead = way[:-4], way[-4:]
+        fleet.link.instant(robot_id, InstantCommand(InstantKind.PAUSE))  # holds it while the horizon changes
+        fleet.link.send_job(robot_id, Job("h1", tuple(Step(c) for c in base)))
+        fleet.link.preview(robot_id, "h1", ahead)
+        events: list = []
+
+        def until(done, limit: float = 15.0) -> None:
+            deadline = time.monotonic() + limit
+            while not done():
+                assert time.monotonic() < deadline, f"timed out; events {events[-5:]}"
+                events.extend(fleet.link.drain())
+                time.sleep(0.05)
+
+        until(lambda: [n.node_id for n in vehicle.horizon] == [qr(c) for c in ahead])
+        fleet.link.preview(robot_id, "h1", ahead[:2])  # replanned: a shorter way
+        until(lambda: [n.node_id for n in vehicle.horizon] == [qr(c) for c in ahead[:2]])
+        fleet.link.instant(robot_id, InstantCommand(InstantKind.RESUME))
+        until(lambda: any(isinstance(e, JobFinished) for e in events))
+        assert unit.cell == base[-1]
+        until(lambda: vehicle.horizon == [])  # the horizon it waited on is withdrawn
+        fleet.link.send_job(robot_id, Job("h2", (Step(base[-1]), *(Step(c) for c in ahead))))
+        until(lambda: [e.job_id for e in events if isinstance(e, JobFinished)] == ["h1", "h2"])
+        assert unit.cell == ahead[-1]
+        assert [e for e in events if isinstance(e, JobRejected)] == []
+        messages = recorder.snapshot()
+        states = [json.loads(r.payload) for r in messages if r.topic.endswith("/state")]
+        assert any(s["newBaseRequest"] and s["lastNodeId"] == qr(base[-1]) and not s["driving"] for s in states), \
+            "it never stood at its decision point asking for more"
+        with_horizon, breaches = horizons(messages)
+        assert with_horizon >= 2 and breaches == []
+        assert recorder.problems(vda5050_schemas) == []
+    finally:
+        fleet_gen.close()
 
 
 def test_lost_vehicle_keeps_its_cells_and_is_reconciled_when_it_returns(fleet5: Fleet):

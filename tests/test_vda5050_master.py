@@ -268,6 +268,126 @@ def test_a_rejection_of_another_order_is_not_ours():
     assert events_of(vehicle, JobRejected) == []
 
 
+# --- the horizon ------------------------------------------------------------------------------
+
+E, F = Cell(6, 1), Cell(7, 1)
+QR |= {E: WAREHOUSE.qr_id(E), F: WAREHOUSE.qr_id(F)}
+
+
+def horizon_of(order: m.Order) -> list[tuple[str, int]]:
+    return [(n.node_id, n.sequence_id) for n in order.nodes if not n.released]
+
+
+def test_a_preview_becomes_the_horizon_after_the_base(vda5050_schemas):
+    vehicle, outbox = session()
+    vehicle.send_job(Job("job-1", (Step(A), Step(B))), now=0.0)
+    vehicle.preview("job-1", [C, D], now=0.0)
+    assert len(outbox.orders()) == 1  # the order in flight has no horizon; the preview waits for its echo
+    vehicle.on_state(state(A, 0), now=0.1)
+    update = outbox.orders()[1]
+    assert vda5050_schemas["order"].is_valid(as_json(update))
+    assert [(n.node_id, n.sequence_id, n.released) for n in update.nodes] == [
+        (QR[B], 2, True), (QR[C], 4, False), (QR[D], 6, False)]
+    assert [(e.start_node_id, e.end_node_id, e.sequence_id, e.released) for e in update.edges] == [
+        (QR[B], QR[C], 3, False), (QR[C], QR[D], 5, False)]
+    assert update.edges[0].orientation == Heading.EAST.radians  # the same optional fields as the base
+    assert update.nodes[1].node_position.map_id == "tiny"
+
+
+def test_an_extension_keeps_the_rest_of_the_horizon_and_a_longer_preview_waits_for_the_next():
+    vehicle, outbox = session()
+    driving = lambda *seqs: {"node_states": [m.NodeState(node_id="n", sequence_id=s, released=True) for s in seqs]}
+    vehicle.send_job(Job("job-1", (Step(A), Step(B))), now=0.0)
+    vehicle.on_state(state(A, 0, **driving(2)), now=0.1)
+    vehicle.preview("job-1", [C, D], now=0.2)
+    vehicle.on_state(state(A, 0, update=1, **driving(2)), now=0.3)
+    vehicle.extend_job("job-1", [Step(C)], now=0.4)  # granted what was previewed
+    update = outbox.orders()[-1]
+    assert [(n.node_id, n.sequence_id, n.released) for n in update.nodes] == [
+        (QR[B], 2, True), (QR[C], 4, True), (QR[D], 6, False)]  # D keeps its sequenceId
+    vehicle.on_state(state(A, 0, update=2, **driving(2, 4)), now=0.5)
+    vehicle.preview("job-1", [D, E, F], now=0.6)  # only longer: rides with the next extension
+    assert len(outbox.orders()) == 3
+    vehicle.extend_job("job-1", [Step(D)], now=0.7)
+    assert horizon_of(outbox.orders()[-1]) == [(QR[E], 8), (QR[F], 10)]
+    vehicle.on_state(state(B, 2, update=3, **driving(4, 6)), now=0.8)
+    south = Cell(5, 2)
+    vehicle.preview("job-1", [south], now=0.9)  # replanned: the horizon it holds is wrong
+    changed = outbox.orders()[-1]
+    assert changed.order_update_id == 4
+    assert [(n.node_id, n.released) for n in changed.nodes] == [(QR[D], True), (WAREHOUSE.qr_id(south), False)]
+    vehicle.on_state(state(B, 2, update=4, **driving(4, 6)), now=1.0)
+    vehicle.preview("job-1", [], now=1.1)  # withdrawn
+    assert outbox.orders()[-1].order_update_id == 5 and horizon_of(outbox.orders()[-1]) == []
+    vehicle.on_state(state(B, 2, update=5, **driving(4, 6)), now=1.2)
+    vehicle.preview("job-1", [], now=1.3)
+    assert len(outbox.orders()) == 6  # nothing changed, nothing sent
+
+
+def test_the_job_finishes_at_the_end_of_its_base_and_its_horizon_is_withdrawn_before_the_next_job():
+    vehicle, outbox = session()
+    vehicle.send_job(Job("job-1", (Step(A), Step(B))), now=0.0)
+    vehicle.on_state(state(A, 0), now=0.1)
+    vehicle.preview("job-1", [C, D], now=0.2)
+    horizon = [m.NodeState(node_id=QR[C], sequence_id=4, released=False),
+               m.NodeState(node_id=QR[D], sequence_id=6, released=False)]
+    vehicle.on_state(state(B, 2, update=1, node_states=horizon), now=1.0)  # waiting at its decision point
+    assert events_of(vehicle, JobFinished) == [JobFinished("R1", 1.0, job_id="job-1")]
+    withdrawal = outbox.orders()[-1]
+    assert (withdrawal.order_id, withdrawal.order_update_id) == ("job-1", 2)
+    assert [(n.node_id, n.sequence_id, n.released) for n in withdrawal.nodes] == [(QR[B], 2, True)]
+    assert withdrawal.edges == []
+    vehicle.send_job(Job("job-2", (Step(B), Step(C))), now=1.1)
+    assert len(outbox.orders()) == 3  # the vehicle still waits for job-1's update: job-2 would be refused
+    vehicle.tick(2.1)
+    assert outbox.orders()[-1] == withdrawal  # resent until echoed
+    vehicle.on_state(state(B, 2, update=2), now=2.2)
+    assert [(o.order_id, o.order_update_id) for o in outbox.orders()[-1:]] == [("job-2", 0)]
+    assert events_of(vehicle, JobFinished) == [JobFinished("R1", 1.0, job_id="job-1")]
+
+
+def test_a_withdrawal_is_moot_once_the_vehicle_holds_nothing_of_the_order():
+    vehicle, outbox = session()
+    vehicle.send_job(Job("job-1", (Step(A), Step(B))), now=0.0)
+    vehicle.preview("job-1", [C], now=0.0)
+    vehicle.on_state(state(A, 0, node_states=[m.NodeState(node_id=QR[B], sequence_id=2, released=True)]), now=0.1)
+    horizon = [m.NodeState(node_id=QR[C], sequence_id=4, released=False)]
+    vehicle.on_state(state(B, 2, update=1, node_states=horizon), now=0.3)
+    assert events_of(vehicle, JobFinished) == [JobFinished("R1", 0.3, job_id="job-1")]
+    vehicle.send_job(Job("job-2", (Step(B), Step(C))), now=0.4)
+    vehicle.on_state(state(B, 2, update=1), now=0.5)  # cancelled meanwhile: no nodes left
+    assert [(o.order_id, o.order_update_id) for o in outbox.orders()] == [
+        ("job-1", 0), ("job-1", 1), ("job-1", 2), ("job-2", 0)]
+
+
+def test_the_horizon_fits_the_factsheets_order_limits_and_none_goes_before_a_factsheet():
+    vehicle, outbox = session(Capabilities())
+    vehicle.send_job(Job("job-1", (Step(A), Step(B))), now=0.0)
+    vehicle.on_state(state(A, 0), now=0.1)
+    vehicle.preview("job-1", [C, D, E], now=0.2)
+    assert len(outbox.orders()) == 1
+    limits = m.MaxArrayLens(**{"order.nodes": 3, "order.edges": 10})
+    sheet = factsheet_minimal()
+    sheet = sheet.model_copy(update={"protocol_limits": sheet.protocol_limits.model_copy(
+        update={"max_array_lens": limits})})
+    vehicle.on_factsheet(sheet, now=0.3)
+    assert (vehicle.capabilities.max_order_nodes, vehicle.capabilities.max_order_edges) == (3, 10)
+    vehicle.extend_job("job-1", [Step(C)], now=0.4)
+    assert [(n.node_id, n.released) for n in outbox.orders()[-1].nodes] == [
+        (QR[B], True), (QR[C], True), (QR[D], False)]  # three nodes per order at most
+
+
+def test_a_preview_must_continue_the_job_and_one_for_an_ended_job_is_ignored():
+    vehicle, outbox = session()
+    vehicle.send_job(Job("job-1", (Step(A), Step(B))), now=0.0)
+    with pytest.raises(ValueError, match="not adjacent"):
+        vehicle.preview("job-1", [D], now=0.1)
+    with pytest.raises(ValueError, match="has no QR code"):
+        vehicle.preview("job-1", [Cell(3, 0)], now=0.1)
+    vehicle.preview("job-0", [C], now=0.1)  # crossed the end of that job on the wire: a hint, dropped
+    assert len(outbox.orders()) == 1 and events_of(vehicle, JobRejected) == []
+
+
 # --- states in ---------------------------------------------------------------------------------
 
 def test_progress_through_a_job_becomes_fleet_events():

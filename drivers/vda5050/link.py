@@ -25,7 +25,7 @@ from drivers.vda5050.master import VehicleSession
 from drivers.vda5050.messages import Connection, ConnectionState, Factsheet, State, Wire
 from drivers.vda5050.mqtt import FROM_VEHICLE, BrokerConfig, MqttLink, Received, Topic, TopicLayout, VehicleId
 from fleet.clock import Clock, WallClock
-from maps.model import WarehouseMap
+from maps.model import Cell, WarehouseMap
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,11 @@ class Vda5050Link(RobotLink):
     def extend_job(self, robot_id: str, job_id: str, steps: Sequence[Step]) -> None:
         with self._serialised():
             self._session(robot_id).extend_job(job_id, steps, self._clock.now())
+
+    def preview(self, robot_id: str, job_id: str, cells: Sequence[Cell]) -> None:
+        """Sent as the order's horizon (released false), replaced by every update."""
+        with self._serialised():
+            self._session(robot_id).preview(job_id, cells, self._clock.now())
 
     def instant(self, robot_id: str, command: InstantCommand) -> None:
         with self._serialised():

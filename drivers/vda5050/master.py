@@ -12,8 +12,12 @@ What it guarantees, since order, instantActions and state all travel at QoS 0:
   an update stitches onto the previous one's last base node, which the vehicle must hold
   first, so steps added meanwhile wait and go out together in the next update.
 - An instant action is resent until its actionId appears in the state's actionStates.
-- Every step the fleet releases is base (released); there is no horizon: the fleet's
-  reservation table is the only authority on what a robot may drive.
+- Every step the fleet releases is base (released), and only those: the fleet's
+  reservation table is the only authority on what a robot may drive. The way it plans
+  beyond them (RobotLink.preview) goes out as the horizon (released false), replaced by
+  every update; a job is finished when its base is done, and a horizon the vehicle still
+  holds then is withdrawn by one more update (a vehicle holding a horizon waits for its
+  continuation and refuses a new order, section 6.6.2 rule 3).
 - Optional fields go out only if the factsheet lists them; job actions the factsheet does
   not list are refused before anything is sent.
 """
@@ -118,18 +122,34 @@ EDGE_LENGTH = "order.edges.length"
 @dataclass(frozen=True)
 class Capabilities:
     """What the factsheet says the vehicle understands. Before a factsheet arrives no
-    optional field is sent and actions are not checked (the vehicle will say no)."""
+    optional field and no horizon is sent (how many nodes an order may carry is not
+    known yet), and actions are not checked (the vehicle will say no)."""
 
     actions: frozenset[str] | None = None
     optional: frozenset[str] = frozenset()
+    #: protocolLimits.maxArrayLens: nodes and edges per order; 0 is no limit (as the spec says)
+    max_order_nodes: int = 0
+    max_order_edges: int = 0
 
     @classmethod
     def from_factsheet(cls, sheet: Factsheet) -> Capabilities:
         features = sheet.protocol_features
+        lengths = sheet.protocol_limits.max_array_lens
         return cls(
             actions=frozenset(action.action_type for action in features.agv_actions),
             optional=frozenset(parameter.parameter for parameter in features.optional_parameters),
+            max_order_nodes=lengths.order_nodes or 0,
+            max_order_edges=lengths.order_edges or 0,
         )
+
+    def horizon_room(self, nodes: int, edges: int) -> int | None:
+        """How many horizon nodes (each with the edge into it) fit in an order that has
+        `nodes` and `edges` already; None for no limit. The factsheet has no word for
+        horizon support (every vehicle must take one), only these array limits."""
+        if self.actions is None:
+            return 0
+        room = [limit - used for limit, used in ((self.max_order_nodes, nodes), (self.max_order_edges, edges)) if limit]
+        return max(0, min(room)) if room else None
 
     def supports(self, parameter: str) -> bool:
         return parameter in self.optional
@@ -144,12 +164,14 @@ class _Job:
     steps: list[Step]
     action_kinds: dict[str, ActionKind]
     sent_steps: int = 0  # steps already inside sent orders; the last of them is the stitch
+    horizon: list[Cell] = field(default_factory=list)  # the fleet's preview beyond steps[-1]
+    sent_horizon: tuple[Cell, ...] = ()  # the horizon of the newest order built
     update_id: int = -1  # orderUpdateId of the newest order built
     stitch: Node | None = None  # last base node as first sent, resent verbatim when stitching
     in_flight: Order | None = None  # sent, not yet echoed by a state
     resend_at: float = math.inf  # when the order in flight is due again
     resends: int = 0  # of the order in flight
-    done: bool = False  # finished or rejected: no more events or resends
+    done: bool = False  # finished or rejected: no more events; only a horizon's withdrawal is resent
 
 
 @dataclass
@@ -183,6 +205,9 @@ class VehicleSession:
 
     def __post_init__(self) -> None:
         self._job: _Job | None = None
+        # A finished job whose horizon withdrawal is not echoed yet: the next job's first
+        # order waits for it, or the vehicle (still waiting for an update) refuses it.
+        self._retiring: _Job | None = None
         self._instants: dict[str, _Instant] = {}
         self._instant_seq = 0
         self._last_state: State | None = None
@@ -208,6 +233,8 @@ class VehicleSession:
                        reason=f"job {self._job.job_id!r} is still in progress; cannot start {job.job_id!r}")
             return
         kinds = {a.action_id: a.kind for step in job.steps for a in step.actions}
+        if self._job is not None and self._job.in_flight is not None:
+            self._retiring = self._job
         self._job = _Job(job.job_id, list(job.steps), kinds)
         unsupported = sorted({ACTION_TYPE[kind] for kind in kinds.values()
                               if not self.capabilities.can(ACTION_TYPE[kind])})
@@ -234,6 +261,23 @@ class VehicleSession:
             return
         job.steps.extend(steps)
         job.action_kinds.update({a.action_id: a.kind for step in steps for a in step.actions})
+        granted = [step.cell for step in steps]
+        # The preview's rest still holds if the fleet granted what it previewed; the fleet
+        # sends a fresh one anyway, but this update need not go out with a stale horizon.
+        job.horizon = job.horizon[len(granted):] if job.horizon[: len(granted)] == granted else []
+        self._pump(now)
+
+    def preview(self, job_id: str, cells: Sequence[Cell], now: float) -> None:
+        job = self._job
+        if job is None or job.job_id != job_id or job.done:
+            return  # a hint about a job that ended meanwhile: nothing to withdraw or send
+        for cell in cells:
+            try:
+                self.warehouse.qr_id(cell)
+            except KeyError as exc:
+                raise ValueError(f"preview of job {job_id!r}: {exc.args[0]}") from None
+        check_path([Step(cell) for cell in cells], f"preview of job {job_id!r}", start=job.steps[-1].cell)
+        job.horizon = list(cells)
         self._pump(now)
 
     def instant(self, command: InstantCommand, now: float) -> str:
@@ -317,27 +361,42 @@ class VehicleSession:
     # --- orders ------------------------------------------------------------------------------
 
     def _pump(self, now: float) -> None:
-        job = self._job
-        if job is None or job.done:
-            pass
-        elif job.in_flight is not None:
-            if now >= job.resend_at:
+        for job in (self._retiring, self._job):
+            if job is not None and job.in_flight is not None and now >= job.resend_at:
                 job.resends += 1
                 job.resend_at = now + self._backoff(job.resends)
                 self.send(job.in_flight, Topic.ORDER)
-        elif job.sent_steps < len(job.steps):
-            job.in_flight = self._next_order(job)
-            job.resends = 0
-            job.resend_at = now + self._backoff(0)
-            self.send(job.in_flight, Topic.ORDER)
+        job = self._job
+        if job is not None and not job.done and job.in_flight is None and self._retiring is None \
+                and (job.sent_steps < len(job.steps) or self._horizon_stale(job)):
+            self._send_order(job, now)
         self._schedule()
+
+    def _send_order(self, job: _Job, now: float) -> None:
+        job.in_flight = self._next_order(job)
+        job.resends = 0
+        job.resend_at = now + self._backoff(0)
+        self.send(job.in_flight, Topic.ORDER)
+
+    def _horizon_stale(self, job: _Job) -> bool:
+        """Whether the horizon the vehicle holds needs an update of its own: it left the
+        planned way, or it holds none and there is one. A horizon that is merely shorter
+        than the plan waits for the next extension of the base, which carries the rest:
+        one update per extension, not two."""
+        wanted = self._fit_horizon(job, 1, 0)
+        sent = job.sent_horizon
+        return wanted[: len(sent)] != list(sent) or (not sent and bool(wanted))
+
+    def _fit_horizon(self, job: _Job, nodes: int, edges: int) -> list[Cell]:
+        room = self.capabilities.horizon_room(nodes, edges)
+        return job.horizon if room is None else job.horizon[:room]
 
     def _schedule(self) -> None:
         """Set `due`: the earliest resend, or the moment the last state goes stale."""
         due = math.inf
-        job = self._job
-        if job is not None and not job.done and job.in_flight is not None:
-            due = job.resend_at
+        for job in (self._retiring, self._job):
+            if job is not None and job.in_flight is not None:
+                due = min(due, job.resend_at)
         for pending in self._instants.values():
             due = min(due, pending.resend_at)
         if self.online and self._last_state_at is not None:
@@ -350,30 +409,38 @@ class VehicleSession:
         return self.resend_interval * 2 ** min(resends, 3)
 
     def _next_order(self, job: _Job) -> Order:
-        first_new = job.sent_steps
-        nodes = [self._node(job, i) for i in range(first_new, len(job.steps))]
-        edges = [self._edge(job, i) for i in range(max(first_new, 1), len(job.steps))]
+        """The base steps not sent yet, stitched on the last base node sent, then the
+        horizon: unreleased nodes and edges whose sequenceIds go on after the base's, as
+        they will when the fleet grants them."""
+        first_new, base = job.sent_steps, len(job.steps)
+        nodes = [self._node(job.steps, i) for i in range(first_new, base)]
+        edges = [self._edge(job.steps, i) for i in range(max(first_new, 1), base)]
         if job.stitch is not None:
             nodes.insert(0, job.stitch)
         job.stitch = nodes[-1]
-        job.sent_steps = len(job.steps)
+        job.sent_steps = base
+        horizon = self._fit_horizon(job, len(nodes), len(edges))
+        way = job.steps + [Step(cell) for cell in horizon]
+        nodes += [self._node(way, i, released=False) for i in range(base, len(way))]
+        edges += [self._edge(way, i, released=False) for i in range(base, len(way))]
+        job.sent_horizon = tuple(horizon)
         job.update_id += 1
         return Order(**self._header(), order_id=job.job_id, order_update_id=job.update_id,
                      nodes=nodes, edges=edges)
 
-    def _node(self, job: _Job, index: int) -> Node:
-        step = job.steps[index]
+    def _node(self, steps: Sequence[Step], index: int, released: bool = True) -> Node:
+        step = steps[index]
         position = None
         if self.capabilities.supports(NODE_POSITION):
             x, y = self.warehouse.position(step.cell)
             theta = step.heading.radians if step.heading is not None and self.capabilities.supports(NODE_THETA) else None
             position = NodePosition(x=x, y=y, theta=theta, map_id=self.warehouse.name)
-        return Node(node_id=self.warehouse.qr_id(step.cell), sequence_id=2 * index, released=True,
+        return Node(node_id=self.warehouse.qr_id(step.cell), sequence_id=2 * index, released=released,
                     node_position=position, actions=[self._action(a) for a in step.actions])
 
-    def _edge(self, job: _Job, index: int) -> Edge:
+    def _edge(self, steps: Sequence[Step], index: int, released: bool = True) -> Edge:
         """The edge into step `index` from the step before it."""
-        start, end = job.steps[index - 1].cell, job.steps[index].cell
+        start, end = steps[index - 1].cell, steps[index].cell
         start_qr, end_qr = self.warehouse.qr_id(start), self.warehouse.qr_id(end)
         optional: dict[str, object] = {}
         if start != end:
@@ -386,7 +453,7 @@ class VehicleSession:
                 optional["rotation_allowed"] = False  # turn on the node, never on the way
             if self.capabilities.supports(EDGE_LENGTH):
                 optional["length"] = self.warehouse.pitch
-        return Edge(edge_id=f"{start_qr}-{end_qr}", sequence_id=2 * index - 1, released=True,
+        return Edge(edge_id=f"{start_qr}-{end_qr}", sequence_id=2 * index - 1, released=released,
                     start_node_id=start_qr, end_node_id=end_qr, actions=[], **optional)
 
     def _action(self, action: CellAction) -> Action:
@@ -415,10 +482,17 @@ class VehicleSession:
     # --- reading a state ---------------------------------------------------------------------
 
     def _acknowledge(self, state: State) -> None:
-        job = self._job
-        if job is not None and job.in_flight is not None and state.order_id == job.job_id \
-                and state.order_update_id >= job.in_flight.order_update_id:
-            job.in_flight = None
+        for job in (self._retiring, self._job):
+            if job is None or job.in_flight is None:
+                continue
+            echoed = state.order_id == job.job_id and state.order_update_id >= job.in_flight.order_update_id
+            # A finished job's horizon withdrawal is moot once the vehicle holds nothing of
+            # that order (cancelled, rebooted, or it took the withdrawal).
+            moot = job.done and (state.order_id != job.job_id or not state.node_states)
+            if echoed or moot:
+                job.in_flight = None
+        if self._retiring is not None and self._retiring.in_flight is None:
+            self._retiring = None
         for action_state in state.action_states:
             self._instants.pop(action_state.action_id, None)
 
@@ -441,23 +515,28 @@ class VehicleSession:
         return error.error_type, references
 
     def _track_rejection(self, raised: list[VehicleError], now: float) -> None:
-        """A newly raised rejection error about the order in flight: the vehicle said no."""
-        job = self._job
-        if job is None or job.in_flight is None:
-            return
-        for error in raised:
-            if error.error_type not in REJECTIONS:
+        """A newly raised rejection error about an order in flight: the vehicle said no."""
+        for job in (self._retiring, self._job):
+            if job is None or job.in_flight is None:
                 continue
-            references = {r.reference_key: r.reference_value for r in error.error_references or ()}
-            if references.get("orderId", job.job_id) != job.job_id:
-                continue
-            if references.get("orderUpdateId", str(job.in_flight.order_update_id)) != str(job.in_flight.order_update_id):
-                continue
-            job.done = True
-            job.in_flight = None
-            words = f": {error.error_description}" if error.error_description else ""
-            self._emit(JobRejected, now, job_id=job.job_id, reason=f"{error.error_type}{words}")
-            return
+            for error in raised:
+                if error.error_type not in REJECTIONS:
+                    continue
+                references = {r.reference_key: r.reference_value for r in error.error_references or ()}
+                if references.get("orderId", job.job_id) != job.job_id:
+                    continue
+                if references.get("orderUpdateId", str(job.in_flight.order_update_id)) != str(job.in_flight.order_update_id):
+                    continue
+                job.in_flight = None
+                words = f": {error.error_description}" if error.error_description else ""
+                if job.done:  # a horizon withdrawal after JobFinished: no job to reject any more
+                    self._ignore(f"horizon withdrawal refused: {error.error_type}{words}")
+                else:
+                    job.done = True
+                    self._emit(JobRejected, now, job_id=job.job_id, reason=f"{error.error_type}{words}")
+                break
+        if self._retiring is not None and self._retiring.in_flight is None:
+            self._retiring = None
 
     def _track_position(self, state: State, previous: State | None, now: float) -> None:
         """Localise: lastNodeId if it is a QR code of the map, else agvPosition's nearest cell."""
@@ -546,10 +625,12 @@ class VehicleSession:
             self._load = load
 
     def _track_finish(self, state: State, now: float) -> None:
+        """Finished: every released node passed and every action over. Horizon nodes
+        the vehicle still lists do not count: it will never drive them unless told."""
         job = self._job
         if job is None or job.done or job.in_flight is not None or job.sent_steps < len(job.steps):
             return
-        if state.order_id != job.job_id or state.node_states:
+        if state.order_id != job.job_id or any(node.released for node in state.node_states):
             return
         if state.last_node_sequence_id != 2 * (len(job.steps) - 1):
             return
@@ -557,6 +638,9 @@ class VehicleSession:
         if all(self._action_status.get(action_id) in terminal for action_id in job.action_kinds):
             job.done = True
             self._emit(JobFinished, now, job_id=job.job_id)
+            if state.node_states:  # it waits at its decision point for an update: withdraw the horizon
+                job.horizon = []
+                self._send_order(job, now)
 
     def _emit_status(self, state: State, now: float) -> None:
         position = state.agv_position

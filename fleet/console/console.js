@@ -350,7 +350,8 @@ function renderOrders(orders) {
   const operate = mayOperate();
   $('orders').tBodies[0].innerHTML = orders.map((o) => {
     const units = o.lines.reduce((n, l) => n + l.quantity, 0), picked = o.lines.reduce((n, l) => n + l.picked, 0);
-    return `<tr data-order="${esc(o.id)}"><td>${esc(o.id)}</td><td>${o.status}</td><td>${o.lines.length}</td><td>${picked}/${units}</td>` +
+    const customer = o.customer ? `<span title="${esc(o.customer.address)}">${esc(o.customer.name)}</span>` : '';  // null for a viewer
+    return `<tr data-order="${esc(o.id)}"><td>${esc(o.id)}</td><td>${customer}</td><td>${o.status}</td><td>${o.lines.length}</td><td>${picked}/${units}</td>` +
       `<td>${operate && o.status === 'pending' ? `<button data-cancel="${esc(o.id)}">Cancel</button>` : ''}</td></tr>`;
   }).join('');
 }

@@ -9,9 +9,13 @@ What "realistic" means here, and why:
 - Fast movers hold more stock and are spread over several shelves, so more than one
   shelf can serve them and no single shelf becomes the bottleneck.
 - Orders arrive as a Poisson process; most have 1-3 lines and most lines 1 unit.
+- Each order has a customer, obviously fake (reserved example.com addresses, 555-01xx
+  phone numbers), so a demo console has something to show and to hide by role.
 
 Each part draws from its own child of the seed, so changing, say, the order rate
-leaves the catalogue and the stock unchanged. Same map, seed and config: same output.
+leaves the catalogue and the stock unchanged, and the customers, drawn last from a
+stream of their own, change nothing that a seeded simulation measures. Same map, seed
+and config: same output.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from maps.model import Cell, CellKind, StationKind, WarehouseMap
 
 from fleet.domain.inbound import InboundLine, InboundNote
 from fleet.domain.inventory import Inventory
-from fleet.domain.order import Order, OrderLine
+from fleet.domain.order import Customer, Order, OrderLine
 from fleet.domain.order_shelf import ORDER, OrderShelf
 from fleet.domain.shelf import SMALL_PARTS, STANDARD, InventoryShelf, ShelfSpec
 from fleet.domain.sku import Catalogue, Sku
@@ -35,6 +39,10 @@ from fleet.domain.station import Station, stations_of
 
 _WORDS = ("cable", "charger", "book", "mug", "toy", "shirt", "sock", "lamp", "case", "bottle",
           "tool", "brush", "towel", "pen", "box", "plate", "cap", "bag", "card", "filter")
+_FIRST_NAMES = ("Alex", "Sam", "Robin", "Kim", "Jo", "Chris", "Pat", "Charlie", "Taylor", "Morgan", "Jamie", "Riley")
+_LAST_NAMES = ("Example", "Sample", "Placeholder", "Testperson", "Fakename", "Demo", "Madeup", "Dummy")
+_STREETS = ("Nowhere Lane", "Sample Street", "Test Road", "Example Avenue", "Demo Way", "Fiction Close")
+_TOWNS = ("Exampleton", "Sampleville", "Testburg", "Demotown")
 
 
 @dataclass(frozen=True)
@@ -121,12 +129,15 @@ class Scenario:
 
 
 def generate(warehouse_map: WarehouseMap, seed: int, config: GeneratorConfig = GeneratorConfig()) -> Scenario:
-    catalogue_rng, stock_rng, order_rng, inbound_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+    # children are numbered: a fifth one leaves the first four, and what they draw, as they were
+    catalogue_rng, stock_rng, order_rng, inbound_rng, customer_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
     )
     catalogue, popularity = generate_catalogue(catalogue_rng, config)
     inventory, order_shelves = stock_shelves(warehouse_map, catalogue, popularity, stock_rng, config)
     orders = list(_until(order_stream(catalogue, popularity, order_rng, config), config.duration_s))
+    for order, customer in zip(orders, customer_stream(customer_rng)):
+        order.customer = customer
     out_of_stock = {sku for sku in catalogue.ids() if inventory.stock(sku) == 0}
     notes = list(_until(inbound_stream(catalogue, popularity, inbound_rng, config, out_of_stock), config.duration_s))
     return Scenario(catalogue, dict(zip(catalogue.ids(), popularity.tolist())), inventory, order_shelves,
@@ -332,6 +343,22 @@ def order_stream(catalogue: Catalogue, popularity: np.ndarray, rng: np.random.Ge
         cutoff = now + rng.uniform(*config.cutoff_after_s) if rng.random() < config.cutoff_share else None
         yield Order(id=f"O{n:07d}", lines=tuple(OrderLine(ids[i], q) for i, q in zip(picks, quantities)),
                     created=now, priority=priority, cutoff=cutoff)
+
+
+def customer_stream(rng: np.random.Generator) -> Iterator[Customer]:
+    """Endless synthetic customers: a name and an address always, a reference, phone and
+    email mostly; plainly fictitious so nobody mistakes demo data for a person's."""
+    n = 0
+    while True:
+        n += 1
+        first, last = _FIRST_NAMES[rng.integers(len(_FIRST_NAMES))], _LAST_NAMES[rng.integers(len(_LAST_NAMES))]
+        address = (f"{rng.integers(1, 200)} {_STREETS[rng.integers(len(_STREETS))]}, "
+                   f"{rng.integers(10000, 100000)} {_TOWNS[rng.integers(len(_TOWNS))]}")
+        has_reference, has_phone, has_email = (rng.random(3) < (0.5, 0.7, 0.8)).tolist()
+        yield Customer(name=f"{first} {last}", address=address,
+                       reference=f"C-{n:06d}" if has_reference else None,
+                       phone=f"+1 555 01{rng.integers(0, 100):02d}" if has_phone else None,
+                       email=f"{first.lower()}.{last.lower()}{n}@example.com" if has_email else None)
 
 
 def inbound_stream(catalogue: Catalogue, popularity: np.ndarray, rng: np.random.Generator,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 
@@ -39,6 +41,74 @@ class OrderLine:
         object.__setattr__(self, "quantity", check_quantity(self.quantity, f"order line for {self.sku}"))
 
 
+#: Customer fields: (longest allowed, pattern the text must match or None). Name and
+#: address are what the packing label needs; reference, phone and email are optional.
+CUSTOMER_FIELDS: dict[str, tuple[int, re.Pattern | None]] = {
+    "name": (100, None),
+    "address": (300, None),
+    "reference": (64, None),
+    "phone": (32, re.compile(r"\+?[0-9][0-9 ()./-]*")),
+    "email": (254, re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")),
+}
+#: Shown to someone who packs and labels; the other fields are the customer's contact data.
+LABEL_FIELDS = ("name", "address", "reference")
+#: Bidirectional embeddings, overrides and isolates: they make a label read differently
+#: from what is stored.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def check_customer_field(field: str, value: object) -> str | None:
+    """A customer field's text with outer spaces stripped (None when absent or blank and
+    optional). Raises ValueError naming the field and the fault, never echoing the value:
+    it is personal data and error messages end up in logs."""
+    limit, pattern = CUSTOMER_FIELDS[field]
+    required = field in ("name", "address")
+    if value is None:
+        if required:
+            raise ValueError(f"customer {field} is required")
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"customer {field} must be text, got {type(value).__name__}")
+    for i, ch in enumerate(value):
+        if unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI_CONTROLS:
+            raise ValueError(f"customer {field} contains a control character (U+{ord(ch):04X}) at position {i + 1}; "
+                             "send plain text on one line")
+    text = value.strip()
+    if not text:
+        if required:
+            raise ValueError(f"customer {field} must not be blank")
+        return None
+    if len(text) > limit:
+        raise ValueError(f"customer {field} has {len(text)} characters; at most {limit}")
+    if pattern is not None and not pattern.fullmatch(text):
+        what = "digits, spaces and + ( ) - . /" if field == "phone" else "name@domain.tld"
+        raise ValueError(f"customer {field} is not a valid {field} ({what})")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """Who an order goes to: what the packing label needs, and how to reach them.
+    Personal data: its repr hides it (an order in a log line must not carry it), and the
+    service shows each role only the fields it needs (docs/service.md, roles)."""
+
+    name: str
+    address: str
+    reference: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+    def __post_init__(self) -> None:
+        for field in CUSTOMER_FIELDS:
+            object.__setattr__(self, field, check_customer_field(field, getattr(self, field)))
+
+    def __repr__(self) -> str:
+        return "Customer(<personal data>)"
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {field: getattr(self, field) for field in CUSTOMER_FIELDS}
+
+
 @dataclass(eq=True, kw_only=True)
 class Order:
     """An order. Higher `priority` is more urgent; times are clock seconds; `cutoff`, if
@@ -51,10 +121,13 @@ class Order:
     cutoff: float | None = None
     status: OrderStatus = OrderStatus.PENDING
     updated: float | None = None
+    customer: Customer | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"order id must be a non-empty string, got {self.id!r}")
+        if self.customer is not None and not isinstance(self.customer, Customer):
+            raise ValueError(f"order {self.id}: customer must be a Customer, got {type(self.customer).__name__}")
         self.lines = tuple(self.lines)
         if not self.lines:
             raise ValueError(f"order {self.id} has no lines")

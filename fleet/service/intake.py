@@ -14,8 +14,9 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from fleet.domain.order import CUSTOMER_FIELDS, Customer, check_customer_field
 from fleet.domain.sku import Catalogue
 
 MAX_PROBLEMS = 20
@@ -42,12 +43,39 @@ class OrderLineIn(_Body):
     quantity: int = Field(gt=0, le=100000)
 
 
+def _text(field: str, description: str):
+    """A customer field as the domain bounds it (fleet.domain.order.CUSTOMER_FIELDS)."""
+    limit, pattern = CUSTOMER_FIELDS[field]
+    required = field in ("name", "address")
+    return Field(... if required else None, min_length=1 if required else None, max_length=limit, repr=False,
+                 description=description + ("" if pattern is None else f"; matches {pattern.pattern}"))
+
+
+class CustomerIn(_Body):
+    """Text on one line, no control characters; outer spaces are stripped."""
+
+    name: str = _text("name", "on the packing label")
+    address: str = _text("address", "delivery address, on the packing label")
+    reference: str | None = _text("reference", "the customer's own order reference")
+    phone: str | None = _text("phone", "contact: shown to admins only")
+    email: str | None = _text("email", "contact: shown to admins only")
+
+    @field_validator(*CUSTOMER_FIELDS)
+    @classmethod
+    def _plain(cls, value, info):
+        return check_customer_field(info.field_name, value)
+
+    def customer(self) -> Customer:
+        return Customer(**self.model_dump())
+
+
 class OrderIn(_Body):
     #: Absent: the service names the order.
     id: str | None = Field(default=None, min_length=1, max_length=64, pattern=ID_PATTERN)
     priority: int = Field(default=0, ge=-1000, le=1000, description="higher is more urgent")
     cutoff_in_s: float | None = Field(default=None, ge=0, le=30 * 24 * 3600,
                                       description="seconds from now by which it must be picked")
+    customer: CustomerIn | None = Field(default=None, description="who it goes to (personal data: shown by role)")
     lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
 
 
@@ -71,6 +99,7 @@ class Checked:
     priority: int
     cutoff_in_s: float | None
     lines: tuple[tuple[str, int, int | None], ...]  # sku, quantity, line priority
+    customer: Customer | None = None
 
 
 def check_orders(orders: list[OrderIn], catalogue: Catalogue) -> list[Checked]:
@@ -84,7 +113,8 @@ def check_orders(orders: list[OrderIn], catalogue: Catalogue) -> list[Checked]:
             problems.append(f"{name}: SKU(s) {', '.join(twice)} on more than one line; merge the lines")
         problems += _unknown(name, skus, catalogue)
         out.append(Checked(order.id or _new_id("O"), order.priority, order.cutoff_in_s,
-                           tuple((line.sku, line.quantity, None) for line in order.lines)))
+                           tuple((line.sku, line.quantity, None) for line in order.lines),
+                           order.customer.customer() if order.customer else None))
     problems += _repeated_ids(out)
     if problems:
         raise IntakeError(problems)
@@ -105,18 +135,37 @@ def check_notes(notes: list[InboundIn], catalogue: Catalogue) -> list[Checked]:
     return out
 
 
+#: Optional CSV columns that belong to the order, not the line.
+ORDER_COLUMNS = ("priority", "cutoff_in_s", *(f"customer_{f}" for f in CUSTOMER_FIELDS))
+
+
 def orders_from_csv(text: str) -> list[OrderIn]:
-    """Columns order_id, sku, quantity (required), priority, cutoff_in_s (optional, taken
-    from an order's first row); one row per order line, an order's rows together."""
+    """Columns order_id, sku, quantity (required); the order's fields priority,
+    cutoff_in_s, customer_name, customer_address, customer_reference, customer_phone,
+    customer_email (optional). One row per order line, each row repeating its order's
+    fields (or leaving them empty after the first): rows of one order that disagree are
+    refused, since they are two orders under one id more often than a typo."""
     grouped: dict[str, dict] = {}
-    for row_no, row in _rows(text, ("order_id", "sku", "quantity"), ("priority", "cutoff_in_s")):
-        order = grouped.setdefault(row["order_id"], {"id": row["order_id"], "lines": [], "rows": []})
+    problems: list[str] = []
+    for row_no, row in _rows(text, ("order_id", "sku", "quantity"), ORDER_COLUMNS):
+        order = grouped.setdefault(row["order_id"], {"id": row["order_id"], "lines": [], "rows": [], "fields": {}})
         order["rows"].append(row_no)
         order["lines"].append({"sku": row["sku"], "quantity": row["quantity"]})
-        for key in ("priority", "cutoff_in_s"):
-            if row.get(key) and key not in order:
-                order[key] = row[key]
-    return _validated(OrderIn, grouped.values())
+        for key in ORDER_COLUMNS:
+            if row.get(key):
+                value, first_row = order["fields"].setdefault(key, (row[key], row_no))
+                if value != row[key]:  # the values are not named: they may be personal data
+                    problems.append(f"{row['order_id']} row {row_no}: {key} differs from row {first_row}; "
+                                    "the rows of one order must agree")
+    if problems:
+        raise IntakeError(problems)
+    return _validated(OrderIn, (_order_item(order) for order in grouped.values()))
+
+
+def _order_item(grouped: dict) -> dict:
+    fields = {key: value for key, (value, _) in grouped.pop("fields").items()}
+    customer = {key.removeprefix("customer_"): fields.pop(key) for key in list(fields) if key.startswith("customer_")}
+    return grouped | fields | ({"customer": customer} if customer else {})
 
 
 def notes_from_csv(text: str) -> list[InboundIn]:

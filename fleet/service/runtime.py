@@ -117,6 +117,10 @@ class CountingLink(RobotLink):
         self._sent.inc()
         self.inner.extend_job(robot_id, job_id, steps)
 
+    def preview(self, robot_id: str, job_id: str, cells: Sequence[Cell]) -> None:
+        # not counted: a hint, which goes out (if at all) with the next order update
+        self.inner.preview(robot_id, job_id, cells)
+
     def instant(self, robot_id: str, command: InstantCommand) -> None:
         self._sent.inc()
         self.inner.instant(robot_id, command)

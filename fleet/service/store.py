@@ -155,7 +155,8 @@ def _v2(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_tasks_status ON tasks (status)"))
 
 
-#: Tables of version 3 and later, kept out of `metadata` so that _v1 never creates them.
+#: Tables of version 3 and later, kept out of `metadata` so that _v1 never creates them;
+#: each migration names the tables it creates.
 later = MetaData()
 
 #: Where a released order's box stands on its put wall: after a crash the box is put back
@@ -177,11 +178,30 @@ robot_cells = Table(
 
 
 def _v3(conn: Connection) -> None:
-    later.create_all(conn)
+    later.create_all(conn, tables=[box_places, robot_cells])
+
+
+#: Who an order goes to (fleet.domain.order.Customer), apart from the order: personal data
+#: is read only where a role may see it, and can be erased without touching the order.
+#: Lengths as the domain bounded them when version 4 shipped.
+order_customers = Table(
+    "order_customers", later,
+    Column("order_id", String(64), ForeignKey(orders.c.id), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("address", String(300), nullable=False),
+    Column("reference", String(64)),
+    Column("phone", String(32)),
+    Column("email", String(254)),
+)
+CUSTOMER_COLUMNS = ("name", "address", "reference", "phone", "email")
+
+
+def _v4(conn: Connection) -> None:
+    order_customers.create(conn)
 
 
 #: MIGRATIONS[n] moves the schema from version n to n + 1. Append; never edit a shipped one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2, _v3, _v4]
 
 #: Order and note states the scheduler still works on (restored after a restart); a
 #: picked order's box waits on its put wall for packing.
@@ -403,8 +423,9 @@ class Store:
         return found
 
     def add_orders(self, new: list[dict]) -> None:
-        """Orders with their lines ({id, created, priority, cutoff, status, lines: [{sku,
-        quantity}]}), all or none."""
+        """Orders with their lines and customer ({id, created, priority, cutoff, status,
+        lines: [{sku, quantity}], customer: {name, address, reference, phone, email} or
+        None or absent}), all or none."""
         if not new:
             return
         with self._write, self.engine.begin() as conn:
@@ -413,6 +434,10 @@ class Store:
             conn.execute(insert(order_lines), [{"order_id": o["id"], "line_no": n, "sku": line["sku"],
                                                 "quantity": line["quantity"], "picked": 0}
                                                for o in new for n, line in enumerate(o["lines"], 1)])
+            people = [{"order_id": o["id"]} | {c: o["customer"].get(c) for c in CUSTOMER_COLUMNS}
+                      for o in new if o.get("customer")]
+            if people:
+                conn.execute(insert(order_customers), people)
 
     def add_notes(self, new: list[dict]) -> None:
         """Inbound notes with their lines ({id, created, priority, status, lines: [{sku,
@@ -429,15 +454,22 @@ class Store:
 
     def orders(self, status: str | None = None, limit: int = 100, after: str | None = None,
                ids: Iterable[str] | None = None) -> list[dict]:
-        """Orders with their lines, by id; `after` pages on."""
-        q = select(orders).order_by(orders.c.id).limit(limit)
+        """Orders with their lines and `customer` (a dict of every field, or None), by id;
+        `after` pages on. Whoever shows them trims the customer to the reader's role."""
+        q = select(orders, *(order_customers.c[c].label(f"customer_{c}") for c in CUSTOMER_COLUMNS)) \
+            .select_from(orders.outerjoin(order_customers, order_customers.c.order_id == orders.c.id)) \
+            .order_by(orders.c.id).limit(limit)
         if status is not None:
             q = q.where(orders.c.status == status)
         if after is not None:
             q = q.where(orders.c.id > after)
         if ids is not None:
             q = q.where(orders.c.id.in_(list(ids)))
-        return self._with_lines(q, order_lines, order_lines.c.order_id)
+        out = self._with_lines(q, order_lines, order_lines.c.order_id)
+        for row in out:
+            customer = {c: row.pop(f"customer_{c}") for c in CUSTOMER_COLUMNS}
+            row["customer"] = customer if customer["name"] is not None else None
+        return out
 
     def notes(self, status: str | None = None, limit: int = 100, after: str | None = None) -> list[dict]:
         q = select(inbound_notes).order_by(inbound_notes.c.id).limit(limit)

@@ -24,7 +24,7 @@ import numpy as np
 from fleet.domain.generator import GeneratorConfig, Scenario, generate
 from fleet.domain.inbound import InboundLine, InboundNote, InboundStatus
 from fleet.domain.inventory import Inventory
-from fleet.domain.order import Order, OrderLine, OrderStatus
+from fleet.domain.order import Customer, Order, OrderLine, OrderStatus
 from fleet.domain.task import Task
 from fleet.motion import ErrandReport, MotionControl
 from fleet.scheduler.kpis import scheduler_kpis
@@ -67,7 +67,8 @@ class Arrivals:
 
 def order_row(order: Order) -> dict:
     return {"id": order.id, "created": order.created, "priority": order.priority, "cutoff": order.cutoff,
-            "status": order.status.value, "lines": [{"sku": line.sku, "quantity": line.quantity} for line in order.lines]}
+            "status": order.status.value, "lines": [{"sku": line.sku, "quantity": line.quantity} for line in order.lines],
+            "customer": order.customer.as_dict() if order.customer else None}
 
 
 def note_row(note: InboundNote) -> dict:
@@ -155,9 +156,10 @@ class Warehouse:
     def _restore_order(self, row: dict, place: tuple[str, str] | None, now: float) -> int:
         status = OrderStatus(row["status"])
         lines = tuple(OrderLine(line["sku"], line["quantity"]) for line in row["lines"])
+        customer = Customer(**row["customer"]) if row["customer"] else None
         if status in ON_PUT_WALL and place is not None:
             order = Order(id=row["id"], lines=lines, created=row["created"], priority=row["priority"],
-                          cutoff=row["cutoff"], status=status, updated=row["updated"])
+                          cutoff=row["cutoff"], status=status, updated=row["updated"], customer=customer)
             self.scheduler.restore_box(order, *place, {line["sku"]: line["picked"] for line in row["lines"]})
             self._order_status[order.id] = status
             return 1
@@ -167,7 +169,8 @@ class Warehouse:
             log.warning("%s", message)
             self.scheduler.alarms.append((now, message))
             return 0
-        order = Order(id=row["id"], lines=lines, created=row["created"], priority=row["priority"], cutoff=row["cutoff"])
+        order = Order(id=row["id"], lines=lines, created=row["created"], priority=row["priority"], cutoff=row["cutoff"],
+                      customer=customer)
         self.scheduler.receive_order(order)
         self._order_status[order.id] = status  # the next flush writes "pending"
         return 1
@@ -271,7 +274,8 @@ class Warehouse:
         """Checked input (fleet.service.intake) as orders and notes created now; returns
         their ids."""
         self.receive([Order(id=c.id, lines=tuple(OrderLine(sku, q) for sku, q, _ in c.lines), created=now,
-                            priority=c.priority, cutoff=None if c.cutoff_in_s is None else now + c.cutoff_in_s)
+                            priority=c.priority, cutoff=None if c.cutoff_in_s is None else now + c.cutoff_in_s,
+                            customer=c.customer)
                       for c in orders],
                      [InboundNote(id=c.id, lines=tuple(InboundLine(sku, q, p) for sku, q, p in c.lines), created=now,
                                   priority=c.priority) for c in notes])

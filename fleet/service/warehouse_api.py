@@ -17,7 +17,9 @@ from typing import Annotated, Callable, Literal
 from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
+from fleet.domain.order import LABEL_FIELDS
 from fleet.service import intake
+from fleet.service.auth import Principal
 from fleet.service.intake import InboundIn, IntakeError, OrderIn
 from fleet.service.kpi_history import KpiHistory
 from fleet.service.runtime import OperatorError, Runtime
@@ -44,6 +46,16 @@ class LineOut(BaseModel):
     picked: int
 
 
+class CustomerOut(BaseModel):
+    """The customer as far as the reader's role needs it (docs/service.md, roles)."""
+
+    name: str
+    address: str
+    reference: str | None
+    phone: str | None = Field(description="contact data: admins only (null for an operator)")
+    email: str | None = Field(description="contact data: admins only (null for an operator)")
+
+
 class OrderOut(BaseModel):
     id: str
     created: float
@@ -51,6 +63,7 @@ class OrderOut(BaseModel):
     cutoff: float | None
     status: str
     updated: float | None
+    customer: CustomerOut | None = Field(description="null when the order has none, and always for a viewer")
     lines: list[LineOut]
 
 
@@ -164,6 +177,17 @@ def terminal_out(view: StationView) -> TerminalOut:
     return TerminalOut(**asdict(view))
 
 
+def for_role(order: dict, who: Principal) -> dict:
+    """The stored order with its customer trimmed to what `who` needs: an admin sees it
+    all, an operator (who packs and labels) the label fields, a viewer none of it."""
+    customer = order["customer"]
+    if customer is None or who.may("admin"):
+        return order
+    if not who.may("operator"):
+        return order | {"customer": None}
+    return order | {"customer": {f: v if f in LABEL_FIELDS else None for f, v in customer.items()}}
+
+
 def add_warehouse_routes(app: FastAPI, runtime: Runtime, store: Store, viewer, operator,
                          act: Callable, errors: dict) -> Terminals:
     """`viewer`/`operator`: the role dependencies; `act(who, action, target, command,
@@ -226,21 +250,22 @@ def add_warehouse_routes(app: FastAPI, runtime: Runtime, store: Store, viewer, o
     def list_orders(who: viewer, status: OrderStatusName | None = None,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                     after: AfterId = None) -> list[dict]:
-        return store.orders(status=status, limit=limit, after=after)
+        return [for_role(o, who) for o in store.orders(status=status, limit=limit, after=after)]
 
     @app.get("/api/orders/{order_id}", response_model=OrderOut, responses=errors, tags=["orders"])
     def get_order(order_id: StoredId, who: viewer) -> dict:
         found = store.orders(ids=[order_id], limit=1)
         if not found:
             raise HTTPException(404, f"unknown order {order_id!r}")
-        return found[0]
+        return for_role(found[0], who)
 
     @app.post("/api/orders", response_model=Accepted, responses=errors, tags=["orders"])
     def create_order(body: OrderIn, who: operator) -> Accepted:
         return take(who, "create_order", checked(lambda: intake.check_orders([body], catalogue)), [])
 
     @app.post("/api/orders/bulk", response_model=Accepted, responses=errors, tags=["orders"],
-              openapi_extra=_bulk_body("OrderIn", "order_id,sku,quantity[,priority,cutoff_in_s]"))
+              openapi_extra=_bulk_body("OrderIn", "order_id,sku,quantity[,priority,cutoff_in_s,customer_name,"
+                                                  "customer_address,customer_reference,customer_phone,customer_email]"))
     async def create_orders(request: Request, who: operator) -> Accepted:
         orders = await upload(request, OrderIn, intake.orders_from_csv)
         return await _in_thread(take, who, "create_orders", checked(lambda: intake.check_orders(orders, catalogue)), [])
