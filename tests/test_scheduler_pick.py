@@ -78,3 +78,19 @@ def test_a_shelf_needed_at_two_ports_is_chained_without_going_home():
     assert len(between) == 1 and None not in between
     assert sched.failed_errands == []
     assert fleet.world.collisions == []
+
+
+def test_while_ports_are_full_the_shelf_serving_more_lines_is_fetched_first_but_not_in_fcfs():
+    """A shelf with one line waits and gathers the lines of orders released meanwhile
+    (lines per presentation); the first-come-first-served baseline keeps arrival order."""
+    from fleet.scheduler.batching import Batching
+
+    for batching, expected in ((Batching.GREEDY, ["S2", "S1"]), (Batching.FCFS, ["S1", "S2"])):
+        fleet = Fleet({}, stock={"S1": {"A": 5}, "S2": {"B": 5, "C": 5}}, order_shelves=2,
+                      config=SchedulerConfig(batching=batching, release_every_s=1.0))
+        sched = fleet.scheduler
+        sched.receive_order(Order(id="O1", lines=(OrderLine("A", 1),), created=0.0))
+        fleet.run_until(lambda: "S1" in sched.fetches, 10)
+        sched.receive_order(Order(id="O2", lines=(OrderLine("B", 1), OrderLine("C", 1)), created=fleet.clock.now()))
+        fleet.run_until(lambda: "S2" in sched.fetches, 20)
+        assert [s for s, _ in sched._fetch_order(fleet.clock.now())] == expected, batching

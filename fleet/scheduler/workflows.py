@@ -86,6 +86,10 @@ class RobotJob:
     cell: Cell | None = None  # charger or parking cell held for it
 
 
+#: Seconds of waiting for a robot that count as one more line served (`_fetch_order`).
+FETCH_AGE_S = 60.0
+
+
 @dataclass(frozen=True)
 class SchedulerConfig:
     batching: Batching = Batching.GREEDY
@@ -479,7 +483,7 @@ class Scheduler:
         coming = Counter(stops[0] for s, stops in self.itinerary.items() if stops and s not in self.fetches)
         packing = [c for c in self.packing if c not in self.claimed]
         tasks = []
-        for shelf_id, task in sorted(self.fetches.items(), key=lambda kv: (-kv[1].priority, kv[1].created)):
+        for shelf_id, task in self._fetch_order(now):
             if task.kind is TaskKind.MOVE_ORDER_SHELF:
                 if not packing:
                     continue
@@ -512,6 +516,25 @@ class Scheduler:
             self.jobs[robot_id] = job
             self.idle_since.pop(robot_id, None)
             self._errand(job, shelf.cell, CellAction(self._action_id(), ActionKind.LIFT, shelf_id=shelf.id))
+
+    def _fetch_order(self, now: float) -> list[tuple[str, Task]]:
+        """Which shelves go first while ports have no room for all: by priority, then (but
+        for the first-come-first-served baseline) the shelf serving more of its port's open
+        lines, so a shelf with one line waits and gathers the lines of orders released
+        meanwhile; every FETCH_AGE_S of waiting counts as one line more, so none waits
+        for ever."""
+        if self.config.batching is Batching.FCFS:
+            return sorted(self.fetches.items(), key=lambda kv: (-kv[1].priority, kv[1].created))
+        def worth(shelf_id: str, task: Task) -> float:
+            stops = self.itinerary.get(shelf_id)
+            shelf = self.shelves[shelf_id]
+            if not stops or self.kind[stops[0]] is not StationKind.PICK or not isinstance(shelf, InventoryShelf):
+                return float("inf")  # stow, moves, order shelves: as they come
+            stock = shelf.stock()
+            lines = sum(1 for box in self._open_boxes(stops[0]) for sku in box.required
+                        if box.missing(sku) > 0 and stock.get(sku, 0) > 0)
+            return lines + (now - task.created) / FETCH_AGE_S
+        return sorted(self.fetches.items(), key=lambda kv: (-kv[1].priority, -worth(*kv), kv[1].created))
 
     def _errand(self, job: RobotJob, goal: Cell, *actions: CellAction) -> None:
         job.errand_id = f"{job.robot_id}-e{next(self._ids)}"
