@@ -280,6 +280,12 @@ class MotionControl:
         elif isinstance(event, JobFinished):
             if event.job_id == robot.job_id:
                 self._job_over(robot)
+                errand = robot.errand
+                if robot.phase is Phase.ACTING and errand is not None and not errand.actions:
+                    # a turn on the spot: no action reports its end, the job does
+                    robot.heading = errand.heading
+                    self.traffic.turned(robot.robot_id, errand.heading)
+                    self._finish(robot, Outcome.DONE, event.time, reports)
         elif isinstance(event, JobRejected):
             if event.job_id == robot.job_id:
                 robot.job_id = None

@@ -94,3 +94,26 @@ def test_while_ports_are_full_the_shelf_serving_more_lines_is_fetched_first_but_
         sched.receive_order(Order(id="O2", lines=(OrderLine("B", 1), OrderLine("C", 1)), created=fleet.clock.now()))
         fleet.run_until(lambda: "S2" in sched.fetches, 20)
         assert [s for s, _ in sched._fetch_order(fleet.clock.now())] == expected, batching
+
+
+def test_a_presented_robot_turns_to_the_working_cells_exit_while_the_shelf_is_worked():
+    """Turning after the shelf was done kept the port empty a second longer at every swap."""
+    from maps.model import Heading
+
+    fleet = Fleet(ROBOTS, stock={"S1": {"A": 10}}, order_shelves=2)
+    sched = fleet.scheduler
+    sched.receive_order(Order(id="O1", lines=(OrderLine("A", 2),), created=0.0))
+    fleet.run_until(lambda: bool(sched.presentations), 600)
+    port, p = next(iter(sched.presentations.items()))
+    robot = p.shelf.robot
+    working = sched.queues[port].working
+    assert fleet.motion.robots[robot].heading is not Heading.EAST  # it came down the line
+    start = fleet.clock.now()
+    fleet.run_until(lambda: fleet.clock.now() >= start + 10, start + 20)
+    # the ports are on the west wall: the way out of a working cell is east, into the aisle
+    assert fleet.motion.robots[robot].heading is Heading.EAST == Heading(fleet.world.robot(robot).heading)
+    assert fleet.motion.robots[robot].cell == working and port in sched.presentations  # held there meanwhile
+    assert fleet.world.shelf(p.shelf.id).carried_by == robot
+    sched.confirm_pick(port, fleet.clock.now())
+    fleet.run_until(lambda: fleet.inventory.shelf("S1").at_home, 600)
+    assert fleet.world.collisions == []

@@ -133,6 +133,10 @@ class TrafficControl:
             robot.heading = int(heading)
         return freed
 
+    def turned(self, robot_id: str, heading: Heading) -> None:
+        """The robot turned on the spot: plans start from its new heading."""
+        self.robot(robot_id).heading = int(heading)
+
     # --- the floor ----------------------------------------------------------------------
     def block(self, cells: Iterable[Cell]) -> set[str]:
         """Operator: no robot is planned through or granted these cells from now on. A
