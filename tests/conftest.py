@@ -226,3 +226,12 @@ def record_broker() -> Iterator[Any]:
     yield start
     for recorder in made:
         recorder.close()
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    """An HTTP client of the test module's own `service` fixture (a running Service)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(service.app) as c:
+        yield c

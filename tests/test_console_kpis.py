@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from playwright.sync_api import expect
 
 from firmware_emulator.faults import MotorStall
@@ -34,12 +33,6 @@ def service(tmp_path_factory):
     svc.start()
     yield svc
     svc.stop()
-
-
-@pytest.fixture(scope="module")
-def client(service):
-    with TestClient(service.app) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

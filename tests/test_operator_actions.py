@@ -219,12 +219,6 @@ def service(request, tmp_path_factory):
         svc.close()
 
 
-@pytest.fixture(scope="module")
-def client(service):
-    with TestClient(service.app) as c:
-        yield c
-
-
 def free_cells(service) -> list[Cell]:
     sched = service.runtime.work.scheduler
     homes = service.runtime.call(lambda: {s.home for s in sched.shelves.values()})

@@ -36,12 +36,6 @@ def service(tmp_path_factory):
     svc.close()
 
 
-@pytest.fixture(scope="module")
-def client(service):
-    with TestClient(service.app) as c:
-        yield c
-
-
 def as_(role):
     return {"Authorization": f"Bearer {TOKENS[role]}"}
 

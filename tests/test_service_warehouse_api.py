@@ -63,12 +63,6 @@ PG = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 
 
 @pytest.fixture(scope="module")
-def client(service):
-    with TestClient(service.app) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def stocked(service):
     """SKUs in stock, fullest first (read before any order changes the stock)."""
     totals = service.runtime.work.inventory.totals()
