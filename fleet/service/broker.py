@@ -137,7 +137,11 @@ class MosquittoBroker:
         if binary is None:
             raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
         with self.log.open("ab") as log:
-            self._process = subprocess.Popen([binary, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=log)
+            # its own session: a Ctrl-C at the terminal reaches the whole foreground process
+            # group, and a broker gone first left the demo's robots retrying all through
+            # the shutdown; the owner stops it last
+            self._process = subprocess.Popen([binary, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=log,
+                                             start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
