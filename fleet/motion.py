@@ -217,20 +217,9 @@ class MotionControl:
             return
         robot.previewed = key
         planner = self.traffic.planner
-        floor = planner.floor
-        goal = floor.index(key[2])
-        if robot.shelf_id is not None:
-            floor = planner.loaded_floor(goal)
-        table = floor.distances(goal, oriented=planner.rotation, guided=True)
-        way: list[Cell] = []
-        cell = floor.index(key[1])
-        while len(way) < PREVIEW_CELLS and cell != goal:
-            here = cell
-            step = min(floor.moves[here], key=lambda m: floor.cost[here, m[0]] + table[m[1]].min(), default=None)
-            if step is None or not table[step[1]].min() < table[here].min():
-                break  # no way on from here (a shelf cell for a loaded robot, a blocked floor)
-            cell = step[1]
-            way.append(floor.cell(cell))
+        goal = planner.floor.index(key[2])
+        floor = planner.loaded_floor(goal) if robot.shelf_id is not None else None
+        way = [planner.floor.cell(c) for c in planner.way(planner.floor.index(key[1]), goal, floor, PREVIEW_CELLS)[1:]]
         self.link.preview(robot.robot_id, robot.job_id, way)
 
     def _act(self, robot: RobotState, now: float, reports: list[ErrandReport]) -> None:

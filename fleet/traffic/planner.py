@@ -229,23 +229,26 @@ class LifelongPlanner:
 
     def _next_cell(self, cell: int, goal: int) -> int:
         """The first cell of a cheapest way from cell to goal (cell itself at the goal)."""
-        if cell == goal:
-            return cell
-        table, cost = self._guide(goal), self._floor.cost
-        return min(self._floor.moves[cell], key=lambda m: cost[cell, m[0]] + table[m[1]].min(), default=(0, cell))[1]
-
-    def _guide(self, goal: int) -> np.ndarray:
-        """The guidance table PIBT follows for this goal (one table per goal, shared)."""
-        return self._floor.distances(goal, oriented=self.rotation, guided=True)
+        return self.way(cell, goal, limit=1)[-1]
 
     def _path(self, cell: int, goal: int) -> list[int]:
         """A cheapest way from cell to goal, following the guidance downhill."""
+        return self.way(cell, goal)
+
+    def way(self, cell: int, goal: int, floor: Grid | None = None, limit: int | None = None) -> list[int]:
+        """A cheapest way from cell to goal (cell first), following the guidance table PIBT
+        follows downhill on `floor` (the planner's own unless given, e.g. a loaded floor), at
+        most `limit` steps; it ends early where no step leads closer (no way on)."""
+        floor = floor or self._floor
+        table, cost = floor.distances(goal, oriented=self.rotation, guided=True), floor.cost
         path = [cell]
-        while path[-1] != goal and len(path) <= self._floor.size:
-            step = self._next_cell(path[-1], goal)
-            if step == path[-1]:
+        steps = floor.size if limit is None else limit
+        while path[-1] != goal and len(path) <= steps:
+            here = path[-1]
+            step = min(floor.moves[here], key=lambda m: cost[here, m[0]] + table[m[1]].min(), default=None)
+            if step is None or not table[step[1]].min() < table[here].min():
                 break
-            path.append(step)
+            path.append(step[1])
         return path
 
     def _spot(self, cell: int, taken: set[int]) -> int | None:
