@@ -157,12 +157,19 @@ def serve_and_measure(args: argparse.Namespace, tmp: str, broker) -> dict:
             v.terminate()
         for v in vehicles:
             v.wait(30)
-    if vehicles:  # each vehicle process's last line: what its world saw
-        seen = [json.loads((Path(tmp) / f"vehicles-{p}.log").read_text().splitlines()[-1])
-                for p in range(len(vehicles))]
-        result["emulator"] = {key: sum(s[key] for s in seen)
-                              for key in ("collisions", "laser_stops", "shelf_moves_mirrored")}
+    if vehicles:  # each vehicle process's last line: what its world saw (a crashed one has none)
+        seen = [_last_json(Path(tmp) / f"vehicles-{p}.log") for p in range(len(vehicles))]
+        result["emulator"] = None if None in seen else {
+            key: sum(s[key] for s in seen) for key in ("collisions", "laser_stops", "shelf_moves_mirrored")}
     return result
+
+
+def _last_json(log: Path) -> dict | None:
+    lines = log.read_text().splitlines()
+    try:
+        return json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        return None  # a traceback: the process died before its summary
 
 
 def logs(tmp: str) -> str:

@@ -216,11 +216,7 @@ class MotionControl:
         if key == robot.previewed:
             return
         robot.previewed = key
-        planner = self.traffic.planner
-        goal = planner.floor.index(key[2])
-        floor = planner.loaded_floor(goal) if robot.shelf_id is not None else None
-        way = [planner.floor.cell(c) for c in planner.way(planner.floor.index(key[1]), goal, floor, PREVIEW_CELLS)[1:]]
-        self.link.preview(robot.robot_id, robot.job_id, way)
+        self.link.preview(robot.robot_id, robot.job_id, self.traffic.way_ahead(robot.robot_id, PREVIEW_CELLS))
 
     def _act(self, robot: RobotState, now: float, reports: list[ErrandReport]) -> None:
         errand = robot.errand

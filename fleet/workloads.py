@@ -32,7 +32,7 @@ class ShelfMoves:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-        self._stations = [s.working for s in self.wmap.stations]
+        self._stations = [c for s in self.wmap.stations for c in s.working]
         self._in_use: set[Cell] = set()  # homes of shelves on a trip
         self._trip: dict[str, list[Errand]] = {}  # robot -> errands still to give
         self._home: dict[str, Cell] = {}

@@ -53,6 +53,9 @@ class LayoutSpec:
     pick_stations: int = 2
     stow_stations: int = 1
     queue_length: int = 4
+    #: 1, or 2: two working cells side by side, each at the end of its own queue (the
+    #: upstream one, and a mirrored one entered from downstream), one operator between them
+    working_cells: int = 1
     chargers: int = 6
     parking: int = 20
     packing: int = 4
@@ -72,6 +75,8 @@ class LayoutSpec:
         for key in ("pick_stations", "stow_stations", "chargers", "parking", "packing"):
             if getattr(self, key) < 0:
                 problems.append(f"{key} must not be negative, got {getattr(self, key)}")
+        if self.working_cells not in (1, 2):
+            problems.append(f"working_cells must be 1 or 2, got {self.working_cells}")
         if self.pick_stations + self.stow_stations == 0:
             problems.append("a floor needs at least one pick or stow station")
         if self.one_way and self.ring_width < 2:
@@ -128,6 +133,8 @@ def _spread(count: int, footprint: int, start: int, stop: int, what: str) -> lis
     if count == 0:
         return []
     gap = (free - count * footprint) / (count + 1)
+    if gap < 1:  # spread evenly, rounding would put two footprints side by side: pack them, one wall apart
+        return [start + (free - need) // 2 + i * (footprint + 1) for i in range(count)]
     return [start + round(gap * (i + 1) + footprint * i) for i in range(count)]
 
 
@@ -157,13 +164,16 @@ def generate_layout(spec: LayoutSpec) -> WarehouseMap:
     stations, packing = _edge_features(spec, width, height)
     chargers = _charger_cells(spec.chargers, width, height, ring)
     for st in stations:
-        grid[st.working.y, st.working.x] = KIND_CODES[CellKind.WORKING]
-        grid[[c.y for c in st.queue], [c.x for c in st.queue]] = KIND_CODES[CellKind.QUEUE]
+        _mark_station(grid, st)
     for kind, cells in ((CellKind.PACKING, packing), (CellKind.CHARGER, chargers)):
         for cell in cells:
             grid[cell.y, cell.x] = KIND_CODES[kind]
-    # Edge cells a robot turns into from the outer ring lane: it must be two-way beside them.
-    entries = {st.queue[0] for st in stations} | set(packing) | set(chargers)
+    # Edge cells a robot turns into from the outer ring lane, or out of onto it: it must be
+    # two-way beside them. A robot leaving a working cell crosses straight to the inner
+    # lane: sent along the one-way lane it queued behind the robots waiting to turn into
+    # the station's downstream queue, which waited for it to leave (a gridlock).
+    entries = {queue[0] for st in stations for queue in st.queues} | {c for st in stations for c in st.working}
+    entries |= set(packing) | set(chargers)
 
     one_way = _ring_arrows(rows, cols, entries) if spec.one_way else {}
     draft = WarehouseMap(
@@ -173,26 +183,44 @@ def generate_layout(spec: LayoutSpec) -> WarehouseMap:
     return parse_map(dump_map(draft), source=f"<generated {spec.name}>")
 
 
+def _mark_station(grid: np.ndarray, station: Station) -> None:
+    for cell in station.working:
+        grid[cell.y, cell.x] = KIND_CODES[CellKind.WORKING]
+    for queue in station.queues:
+        for cell in queue:
+            grid[cell.y, cell.x] = KIND_CODES[CellKind.QUEUE]
+
+
 def _edge_features(spec: LayoutSpec, width: int, height: int) -> tuple[list[Station], list[Cell]]:
     """Pick stations then the packing area along the south edge, stow stations along the north.
 
     Queues run in the ring road's counter-clockwise direction (east on the south side,
     west on the north side), so a robot joins at the upstream end and leaves downstream.
+    A station with two working cells has them side by side in the middle, the second at
+    the end of a mirrored queue that a robot enters after driving past the station.
     """
     inner = (1 + spec.ring_width, width - 1 - spec.ring_width)  # edge cells beside the straight ring lanes
     packing_start = inner[1] - spec.packing
     if packing_start < inner[0]:
         raise LayoutError(f"{spec.packing} packing cells do not fit the {inner[1] - inner[0]} free cells of the south edge")
-    footprint = spec.queue_length + 1
+    length, two = spec.queue_length, spec.working_cells == 2
+    footprint = (length + 1) * spec.working_cells
     south, north = height - 1, 0
     stations = []
     pick_stop = packing_start - 1 if spec.packing else inner[1]
     for i, x0 in enumerate(_spread(spec.pick_stations, footprint, inner[0], pick_stop, f"{spec.pick_stations} pick stations")):
-        queue = tuple(Cell(x0 + k, south) for k in range(spec.queue_length))
-        stations.append(Station(f"pick-{i + 1}", StationKind.PICK, Cell(x0 + spec.queue_length, south), queue, Heading.SOUTH))
+        upstream = (Cell(x0 + length, south), tuple(Cell(x0 + k, south) for k in range(length)))
+        downstream = (Cell(x0 + length + 1, south), tuple(Cell(x0 + 2 * length + 1 - k, south) for k in range(length)))
+        lines = (upstream, downstream) if two else (upstream,)
+        stations.append(Station(f"pick-{i + 1}", StationKind.PICK, tuple(w for w, _ in lines),
+                                tuple(q for _, q in lines), Heading.SOUTH))
     for i, x0 in enumerate(_spread(spec.stow_stations, footprint, inner[0], inner[1], f"{spec.stow_stations} stow stations")):
-        queue = tuple(Cell(x0 + spec.queue_length - k, north) for k in range(spec.queue_length))
-        stations.append(Station(f"stow-{i + 1}", StationKind.STOW, Cell(x0, north), queue, Heading.NORTH))
+        shift = length + 1 if two else 0
+        upstream = (Cell(x0 + shift, north), tuple(Cell(x0 + shift + length - k, north) for k in range(length)))
+        downstream = (Cell(x0 + length, north), tuple(Cell(x0 + k, north) for k in range(length)))
+        lines = (upstream, downstream) if two else (upstream,)
+        stations.append(Station(f"stow-{i + 1}", StationKind.STOW, tuple(w for w, _ in lines),
+                                tuple(q for _, q in lines), Heading.NORTH))
     return stations, [Cell(x, south) for x in range(packing_start, inner[1])]
 
 
@@ -312,14 +340,12 @@ def kiva_layout() -> KivaLayout:
 
     middle = 1 + 4 * (_KIVA_BANDS // 2)  # first row of a middle band
     stations = (
-        Station("pick-1", StationKind.PICK, Cell(1, middle + 1), (Cell(2, middle), Cell(2, middle + 1)), Heading.WEST),
-        Station("stow-1", StationKind.STOW, Cell(width - 2, middle + 1),
-                (Cell(width - 3, middle), Cell(width - 3, middle + 1)), Heading.EAST),
+        Station("pick-1", StationKind.PICK, (Cell(1, middle + 1),), ((Cell(2, middle), Cell(2, middle + 1)),), Heading.WEST),
+        Station("stow-1", StationKind.STOW, (Cell(width - 2, middle + 1),),
+                ((Cell(width - 3, middle), Cell(width - 3, middle + 1)),), Heading.EAST),
     )
     for st in stations:
-        grid[st.working.y, st.working.x] = KIND_CODES[CellKind.WORKING]
-        for c in st.queue:
-            grid[c.y, c.x] = KIND_CODES[CellKind.QUEUE]
+        _mark_station(grid, st)
     draft = WarehouseMap(
         name="kiva", width=width, height=height, pitch=1.0, kinds=grid, stations=stations,
         description="RHCR's Kiva benchmark floor (Li et al. 2021): 240 shelf cells, 480 endpoints, 192 homes",
@@ -343,9 +369,9 @@ PRESETS: dict[str, LayoutSpec] = {
         pick_stations=2, stow_stations=1, queue_length=4, chargers=6, parking=20, packing=4,
     ),
     "medium": LayoutSpec(
-        name="medium", description="Medium floor: 6 pick + 2 stow stations, one-way ring road, room for 150 robots",
+        name="medium", description="Medium floor: 6 pick + 2 stow stations with two working cells, one-way ring road, room for 150 robots",
         width=80, height=60, block_rows=None, block_columns=None, block_length=10, ring_width=2, one_way=True,
-        pick_stations=6, stow_stations=2, queue_length=5, chargers=30, parking=150, packing=8,
+        pick_stations=6, stow_stations=2, queue_length=4, working_cells=2, chargers=30, parking=150, packing=8,
     ),
     "large": LayoutSpec(
         name="large", description="Large floor: 16 pick + 8 stow stations, two-wide aisles, one-way ring road, room for 1,100 robots",

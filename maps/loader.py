@@ -205,6 +205,34 @@ def _as_cell(value: Any, width: int, height: int) -> Cell | str:
     return cell
 
 
+def _station_lines(entry: dict, width: int, height: int) -> list[tuple[Cell, tuple[Cell, ...]]] | str:
+    """(working cell, its queue) pairs from `working`/`queue`, or the reason they are not.
+
+    One working cell: `working = [x, y]`, `queue = [[x, y], ...]`. Several:
+    `working = [[x, y], [x, y]]` and `queue` one list of cells per working cell."""
+    working_raw, queue_raw = entry.get("working"), entry.get("queue", [])
+    several = isinstance(working_raw, list) and bool(working_raw) and all(isinstance(w, list) for w in working_raw)
+    if not several:
+        working_raw, queue_raw = [working_raw], [queue_raw]
+    elif (not isinstance(queue_raw, list) or len(queue_raw) != len(working_raw)
+          or not all(isinstance(q, list) and all(isinstance(c, list) for c in q) for q in queue_raw)):
+        return (f"with {len(working_raw)} working cells 'queue' must be a list of {len(working_raw)} queues "
+                f"(one list of cells per working cell), got {queue_raw!r}")
+    lines = []
+    for n, (w, queue) in enumerate(zip(working_raw, queue_raw)):
+        which = f" #{n + 1}" if several else ""
+        working = _as_cell(w, width, height)
+        if isinstance(working, str):
+            return f"'working'{which}: {working}"
+        if not isinstance(queue, list):
+            return f"'queue'{which} must be a list of cells"
+        cells = [_as_cell(q, width, height) for q in queue]
+        if problem := next((c for c in cells if isinstance(c, str)), None):
+            return f"'queue'{which}: {problem}"
+        lines.append((working, tuple(cells)))
+    return lines
+
+
 def _stations(raw: Any, places: _Places, problems: list[MapProblem], width: int, height: int) -> list[Station]:
     if not isinstance(raw, list):
         problems.append(places.at(places.key_line("stations"), "'stations' must be an array of tables ([[stations]])"))
@@ -239,23 +267,11 @@ def _stations(raw: Any, places: _Places, problems: list[MapProblem], width: int,
         except ValueError as exc:
             problems.append(places.station(i, f"{label}: 'operator_side': {exc}"))
             continue
-        working = _as_cell(entry.get("working"), width, height)
-        if isinstance(working, str):
-            problems.append(places.station(i, f"{label}: 'working': {working}"))
+        lines = _station_lines(entry, width, height)
+        if isinstance(lines, str):
+            problems.append(places.station(i, f"{label}: {lines}"))
             continue
-        queue_raw = entry.get("queue", [])
-        if not isinstance(queue_raw, list):
-            problems.append(places.station(i, f"{label}: 'queue' must be a list of cells"))
-            continue
-        queue: list[Cell] = []
-        for q in queue_raw:
-            cell = _as_cell(q, width, height)
-            if isinstance(cell, str):
-                problems.append(places.station(i, f"{label}: 'queue': {cell}"))
-                break
-            queue.append(cell)
-        else:
-            stations.append(Station(sid, kind, working, tuple(queue), side))
+        stations.append(Station(sid, kind, tuple(w for w, _ in lines), tuple(q for _, q in lines), side))
     return stations
 
 
@@ -336,24 +352,25 @@ def _validate(wmap: WarehouseMap, places: _Places) -> list[MapProblem]:
     if not wmap.stations:
         problems.append(places.at(1, "the map has no stations: add at least one [[stations]] table"))
 
-    # Stations: working cell and an ordered, connected queue that ends beside it.
+    # Stations: working cells, each with an ordered, connected queue that ends beside it.
     claimed: dict[Cell, str] = {}
     for i, st in enumerate(wmap.stations):
         label = f"station {st.id!r}"
-        if wmap.kind(st.working) is not CellKind.WORKING:
-            problems.append(places.station(i, f"{label}: working cell {st.working} is {wmap.kind(st.working).name.lower()}, not a 'W' cell"))
-        for cell in (st.working, *st.queue):
+        for cell in st.cells:
             if cell in claimed:
                 problems.append(places.station(i, f"{label}: cell {cell} already belongs to station {claimed[cell]!r}"))
             claimed[cell] = st.id
-        path = (*st.queue, st.working)
-        for j, cell in enumerate(st.queue):
-            if wmap.kind(cell) is not CellKind.QUEUE:
-                problems.append(places.station(i, f"{label}: queue cell {cell} is {wmap.kind(cell).name.lower()}, not a 'Q' cell"))
-            nxt = path[j + 1]
-            if abs(cell.x - nxt.x) + abs(cell.y - nxt.y) != 1:
-                problems.append(places.station(
-                    i, f"{label}: queue is not a connected path ending at the working cell: {cell} is not next to {nxt}"))
+        for working, queue in zip(st.working, st.queues):
+            if wmap.kind(working) is not CellKind.WORKING:
+                problems.append(places.station(i, f"{label}: working cell {working} is {wmap.kind(working).name.lower()}, not a 'W' cell"))
+            path = (*queue, working)
+            for j, cell in enumerate(queue):
+                if wmap.kind(cell) is not CellKind.QUEUE:
+                    problems.append(places.station(i, f"{label}: queue cell {cell} is {wmap.kind(cell).name.lower()}, not a 'Q' cell"))
+                nxt = path[j + 1]
+                if abs(cell.x - nxt.x) + abs(cell.y - nxt.y) != 1:
+                    problems.append(places.station(
+                        i, f"{label}: queue is not a connected path ending at the working cell: {cell} is not next to {nxt}"))
     for kind in (CellKind.WORKING, CellKind.QUEUE):
         for cell in wmap.cells_of(kind):
             if cell not in claimed:
@@ -382,7 +399,7 @@ def _validate(wmap: WarehouseMap, places: _Places) -> list[MapProblem]:
 
     # Reachability. An unloaded robot may drive under shelves; a loaded one only on
     # free cells, so a shelf's home must touch the free network the stations sit on.
-    working = [s.working for s in wmap.stations]
+    working = [c for s in wmap.stations for c in s.working]
     moves = _Moves(wmap)
     storage = wmap.kinds == KIND_CODES[CellKind.STORAGE]
     free = moves.traversable & ~storage
@@ -395,8 +412,9 @@ def _validate(wmap: WarehouseMap, places: _Places) -> list[MapProblem]:
         for cell in _cells((wmap.kinds == KIND_CODES[kind]) & ~unloaded):
             problems.append(places.cell(cell, f"{kind.name.lower()} cell {cell} is unreachable from the stations (or has no way back)"))
     for i, st in enumerate(wmap.stations):
-        if not both[st.working.y, st.working.x]:
-            problems.append(places.station(i, f"station {st.id!r}: working cell {st.working} cannot be reached and left by a loaded robot"))
+        for cell in st.working:
+            if not both[cell.y, cell.x]:
+                problems.append(places.station(i, f"station {st.id!r}: working cell {cell} cannot be reached and left by a loaded robot"))
     return problems
 
 
@@ -425,14 +443,17 @@ def dump_map(wmap: WarehouseMap) -> str:
     if wmap.description:
         out.append(f"description = {q(wmap.description)}")
     out += [f"pitch = {wmap.pitch}", f"qr_prefix = {q(wmap.qr_prefix)}", "layout = '''", layout_text(wmap) + "'''", ""]
+    def listed(cells: tuple[Cell, ...]) -> str:
+        return "[" + ", ".join(f"[{c.x}, {c.y}]" for c in cells) + "]"
+
     for st in wmap.stations:
-        queue = ", ".join(f"[{c.x}, {c.y}]" for c in st.queue)
+        one = len(st.working) == 1
         out += [
             "[[stations]]",
             f"id = {q(st.id)}",
             f"kind = {q(st.kind.value)}",
-            f"working = [{st.working.x}, {st.working.y}]",
-            f"queue = [{queue}]",
+            f"working = [{st.working[0].x}, {st.working[0].y}]" if one else f"working = {listed(st.working)}",
+            f"queue = {listed(st.queues[0])}" if one else "queue = [" + ", ".join(listed(c) for c in st.queues) + "]",
             f"operator_side = {q(st.operator_side.name.lower())}",
             "",
         ]

@@ -125,15 +125,24 @@ class StationKind(str, Enum):
 class Station:
     """A port at the edge of the storage area where a person works a presented shelf.
 
-    `queue` is ordered from the entry (farthest from the working cell) to the cell next
-    to the working cell: a robot joins at queue[0] and moves up towards `working`.
+    A station has one working cell, or two side by side: with two, the next shelf drives
+    up to one while the operator works the shelf on the other, so the operator does not
+    wait out the swap of shelves (the bound on a one-cell port's utilisation, docs/kpis.md).
+    `queues[i]` is the queue that leads to `working[i]`, ordered from the entry (farthest
+    from the working cell) to the cell next to it: a robot joins at queues[i][0] and
+    moves up towards working[i].
     """
 
     id: str
     kind: StationKind
-    working: Cell
-    queue: tuple[Cell, ...]
+    working: tuple[Cell, ...]
+    queues: tuple[tuple[Cell, ...], ...]
     operator_side: Heading
+
+    @property
+    def cells(self) -> tuple[Cell, ...]:
+        """Every working and queue cell of the station."""
+        return (*self.working, *(c for queue in self.queues for c in queue))
 
 
 @dataclass
@@ -247,7 +256,8 @@ class WarehouseMap:
             "cells": {kind.name.lower(): self.count(kind) for kind in CellKind},
             "one_way_cells": len(self.one_way),
             "stations": [
-                {"id": s.id, "kind": s.kind.value, "working": list(s.working), "queue_length": len(s.queue)}
+                {"id": s.id, "kind": s.kind.value, "working": [list(c) for c in s.working],
+                 "queue_lengths": [len(q) for q in s.queues]}
                 for s in self.stations
             ],
         }

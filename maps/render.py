@@ -117,16 +117,20 @@ def _draw_one_way(ax, wmap: WarehouseMap) -> None:
 
 def _draw_stations(ax, wmap: WarehouseMap, detailed: bool, cell_points: float) -> None:
     for st in wmap.stations:
-        path = [*st.queue, st.working]
-        ax.plot([c.x for c in path], [c.y for c in path], color="#7a1010", alpha=0.6,
-                linewidth=max(0.1 * cell_points, 0.5), marker="o", markersize=0.15 * cell_points)
-        if detailed:
-            for order, cell in enumerate(st.queue, start=1):
-                ax.text(cell.x, cell.y - 0.25, str(order), ha="center", va="center", fontsize=0.35 * cell_points,
-                        fontweight="bold", color="#3a0000")
+        for working, queue in zip(st.working, st.queues):
+            path = [*queue, working]
+            ax.plot([c.x for c in path], [c.y for c in path], color="#7a1010", alpha=0.6,
+                    linewidth=max(0.1 * cell_points, 0.5), marker="o", markersize=0.15 * cell_points)
+            if detailed:
+                for order, cell in enumerate(queue, start=1):
+                    ax.text(cell.x, cell.y - 0.25, str(order), ha="center", va="center", fontsize=0.35 * cell_points,
+                            fontweight="bold", color="#3a0000")
         dx, dy = st.operator_side.step
         colour = "#b01010" if st.kind is StationKind.PICK else "#1a6a1a"
-        ax.plot(st.working.x + dx * 0.75, st.working.y + dy * 0.75, marker=_TOWARDS[(-dx, -dy)], color=colour,
-                markersize=0.3 * cell_points)
-        ax.text(st.working.x + dx * 1.35, st.working.y + dy * 1.35, st.id, ha="center", va="center",
+        for working in st.working:
+            ax.plot(working.x + dx * 0.75, working.y + dy * 0.75, marker=_TOWARDS[(-dx, -dy)], color=colour,
+                    markersize=0.3 * cell_points)
+        x = sum(c.x for c in st.working) / len(st.working)
+        y = sum(c.y for c in st.working) / len(st.working)
+        ax.text(x + dx * 1.35, y + dy * 1.35, st.id, ha="center", va="center",
                 fontsize=max(0.45 * cell_points, 4), fontweight="bold", color=colour, rotation=90 if dx else 0)

@@ -3,8 +3,8 @@
 Tests that touch MQTT talk to a real broker, never a mock: one private instance per test
 session on a free loopback port (`mqtt_url`), and a separate one per test for tests that
 stop and restart the broker (`restartable_broker`), so that restarting it never disturbs
-other tests. The schemas are read from ../shared/vda5050/schemas (next to the repository)
-or from $VDA5050_SCHEMAS, never from a copy in this repository.
+other tests. The schemas are read from the shared folder's vda5050/schemas (see
+tests/shared_data.py) or from $VDA5050_SCHEMAS, never from a copy in this repository.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 # MOSQUITTO_CANDIDATES is read from this module, so a test can empty it (test_vda5050_mqtt.py)
 from fleet.service.broker import MOSQUITTO_CANDIDATES, MosquittoBroker, TlsFiles, find_mosquitto
+from shared_data import SHARED
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_TOPICS = ("order", "instantActions", "state", "visualization", "connection", "factsheet")
 
 
@@ -113,7 +113,7 @@ def secure_broker(tmp_path: Path, tls_files: TlsFiles) -> Iterator[MosquittoBrok
 
 def schema_dir() -> Path:
     override = os.environ.get("VDA5050_SCHEMAS")
-    path = Path(override) if override else REPO_ROOT.parent / "shared" / "vda5050" / "schemas"
+    path = Path(override) if override else SHARED / "vda5050" / "schemas"
     if not path.is_dir():
         pytest.fail(
             f"VDA 5050 schemas not found at {path}: set VDA5050_SCHEMAS to the folder "

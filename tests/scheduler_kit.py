@@ -21,32 +21,9 @@ from fleet.traffic.control import TrafficControl
 from maps.loader import parse_map
 from maps.model import Cell, CellKind, Heading, WarehouseMap
 
-def alcoves(pairs: int = 8) -> str:
-    """The alcove floor as map TOML: `pairs` alcoves per storage row (top and bottom), two
-    pick ports on the west wall, a stow port on the east wall, a packing alcove top right."""
-    width = 2 * pairs + 1
-    inner = width - 2
-    top = "#" + "S#" * (pairs - 1) + "K#"
-    bottom = "#" + "S#" * pairs
-    middle = "P.P.P.P.C.C."
-    rows = [
-        "#" * width, top,
-        "Q" + "." * inner + "Q",
-        "Q..." + middle + "." * (inner - 3 - len(middle)) + "Q",
-        "W" + "." * inner + "W",
-        "Q" + "." * inner + "#",
-        "Q" + "." * inner + "#",
-        "W" + "." * inner + "#",
-        bottom, "#" * width,
-    ]
-    layout = "\n".join(rows)
-    return f'''
-name = "alcoves"
-pitch = 1.0
-layout = """
-{layout}
-"""
-
+#: The west wall's pick ports: two ports (rows 2-7: queue, queue, working, twice), or one
+#: port with two working cells side by side (rows 4 and 5), the second queue mirrored.
+_PICK_PORTS = ('''
 [[stations]]
 id = "pick-1"
 kind = "pick"
@@ -60,7 +37,44 @@ kind = "pick"
 working = [0, 7]
 queue = [[0, 5], [0, 6]]
 operator_side = "west"
+''', '''
+[[stations]]
+id = "pick-1"
+kind = "pick"
+working = [[0, 4], [0, 5]]
+queue = [[[0, 2], [0, 3]], [[0, 7], [0, 6]]]
+operator_side = "west"
+''')
 
+
+def alcoves(pairs: int = 8, twin: bool = False) -> str:
+    """The alcove floor as map TOML: `pairs` alcoves per storage row (top and bottom), two
+    pick ports on the west wall (`twin`: one pick port with two working cells), a stow
+    port on the east wall, a packing alcove top right."""
+    width = 2 * pairs + 1
+    inner = width - 2
+    top = "#" + "S#" * (pairs - 1) + "K#"
+    bottom = "#" + "S#" * pairs
+    middle = "P.P.P.P.C.C."
+    west = "QQWWQQ" if twin else "QQWQQW"
+    rows = [
+        "#" * width, top,
+        west[0] + "." * inner + "Q",
+        west[1] + "..." + middle + "." * (inner - 3 - len(middle)) + "Q",
+        west[2] + "." * inner + "W",
+        west[3] + "." * inner + "#",
+        west[4] + "." * inner + "#",
+        west[5] + "." * inner + "#",
+        bottom, "#" * width,
+    ]
+    layout = "\n".join(rows)
+    return f'''
+name = "alcoves"
+pitch = 1.0
+layout = """
+{layout}
+"""
+{_PICK_PORTS[twin]}
 [[stations]]
 id = "stow-1"
 kind = "stow"
@@ -76,8 +90,8 @@ CATALOGUE = Catalogue([
 ])
 
 
-def alcove_map(pairs: int = 8) -> WarehouseMap:
-    return parse_map(alcoves(pairs), f"scheduler_kit.alcoves({pairs})")
+def alcove_map(pairs: int = 8, twin: bool = False) -> WarehouseMap:
+    return parse_map(alcoves(pairs, twin), f"scheduler_kit.alcoves({pairs}, twin={twin})")
 
 
 class Fleet:
@@ -86,9 +100,10 @@ class Fleet:
 
     def __init__(self, robots: dict[str, Cell], stock: dict[str, dict[str, int]] | None = None,
                  order_shelves: int = 0, config: SchedulerConfig = SchedulerConfig(), charge: float = 1.0,
-                 seed: int = 0, shelves: int | None = None) -> None:
-        """`shelves`: inventory shelves at most (the storage cells beyond stay free)."""
-        self.map = alcove_map()
+                 seed: int = 0, shelves: int | None = None, twin: bool = False) -> None:
+        """`shelves`: inventory shelves at most (the storage cells beyond stay free);
+        `twin`: the floor with one pick port of two working cells (`alcoves`)."""
+        self.map = alcove_map(twin=twin)
         self.clock = SimulatedClock()
         homes = self.map.cells_of(CellKind.STORAGE)
         # order shelves take the bottom-left alcoves, nearest the pick ports

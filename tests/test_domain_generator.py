@@ -26,12 +26,12 @@ def block_map(blocks_x: int = 6, blocks_y: int = 4) -> WarehouseMap:
             kinds[y0:y0 + 2, x0:x0 + 5] = KIND_CODES[CellKind.STORAGE]
     south = height - 1
     stations = (
-        Station("pick-1", StationKind.PICK, Cell(3, south), (Cell(1, south), Cell(2, south)), Heading.SOUTH),
-        Station("stow-1", StationKind.STOW, Cell(width - 2, south), (Cell(width - 3, south),), Heading.SOUTH),
+        Station("pick-1", StationKind.PICK, (Cell(3, south),), ((Cell(1, south), Cell(2, south)),), Heading.SOUTH),
+        Station("stow-1", StationKind.STOW, (Cell(width - 2, south),), ((Cell(width - 3, south),),), Heading.SOUTH),
     )
     for station in stations:
-        kinds[station.working.y, station.working.x] = KIND_CODES[CellKind.WORKING]
-        for cell in station.queue:
+        kinds[station.working[0].y, station.working[0].x] = KIND_CODES[CellKind.WORKING]
+        for cell in station.queues[0]:
             kinds[cell.y, cell.x] = KIND_CODES[CellKind.QUEUE]
     return WarehouseMap(name="blocks", width=width, height=height, pitch=1.2, kinds=kinds, stations=stations)
 
@@ -128,7 +128,7 @@ def test_every_storage_cell_holds_one_shelf_and_order_shelves_are_near_the_pick_
     assert sorted(homes) == sorted(BLOCKS.cells_of(CellKind.STORAGE))
     assert len(scenario.order_shelves) == 1
     assert [s.id for s in scenario.stations] == ["pick-1", "stow-1"]
-    port = BLOCKS.station("pick-1").working
+    port = BLOCKS.station("pick-1").working[0]
     distance = lambda c: abs(c.x - port.x) + abs(c.y - port.y)  # noqa: E731
     assert distance(scenario.order_shelves[0].home) == min(distance(c) for c in homes)
 

@@ -94,7 +94,7 @@ def test_stations_follow_the_map():
     stations = stations_of(TINY, orders_per_round=4)
     assert [(s.id, s.kind, s.map_station, s.orders_per_round) for s in stations] == [
         ("pick-1", StationKind.PICK, "pick-1", 4), ("stow-1", StationKind.STOW, "stow-1", 4)]
-    assert stations[0].site(TINY).working == Cell(3, 4)
+    assert stations[0].site(TINY).working == (Cell(3, 4),)
     wrong = Station(id="pick-9", kind="pick", map_station="stow-1")
     with pytest.raises(ValueError, match="pick station but map station stow-1 of 'tiny' is a stow station"):
         wrong.site(TINY)

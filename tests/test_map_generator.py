@@ -13,9 +13,9 @@ from fleet.cli import main
 from maps import SHIPPED, Cell, CellKind, StationKind, dump_map, load_map, parse_map
 from maps.generator import PRESETS, LayoutError, LayoutSpec, generate_layout, kiva_layout
 from maps.loader import layout_text
+from shared_data import MOVINGAI
 
 ROOT = Path(__file__).resolve().parents[1]
-MOVINGAI = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "movingai"  # shared/ sits beside the repo
 
 SPECS = {
     "defaults": LayoutSpec(),
@@ -25,7 +25,14 @@ SPECS = {
     "exact size": LayoutSpec(width=57, height=33, block_rows=None, block_columns=None, parking=40, chargers=10),
     "wide ring, no extras": LayoutSpec(ring_width=3, chargers=0, parking=0, packing=0, stow_stations=0),
     "stow only": LayoutSpec(pick_stations=0, stow_stations=2, queue_length=2, pitch=1.2, qr_prefix="WH1-"),
+    "two working cells": LayoutSpec(working_cells=2, block_columns=4),
+    "two working cells, one-way ring": LayoutSpec(working_cells=2, block_columns=5, ring_width=2, one_way=True,
+                                                  pick_stations=3, stow_stations=2, queue_length=3),
+    # 20 free cells on the south edge for 3 stations of 6 cells: packed, one wall apart
+    "two working cells, packed": LayoutSpec(working_cells=2, width=29, height=20, block_rows=None, block_columns=None,
+                                            pick_stations=3, queue_length=2),
 }
+TWIN = sorted(label for label, spec in SPECS.items() if spec.working_cells == 2)
 
 
 @pytest.mark.parametrize("label", sorted(SPECS))
@@ -40,9 +47,10 @@ def test_generated_floor_validates_and_holds_what_was_asked(label: str) -> None:
     assert wmap.count(CellKind.PARKING) == spec.parking
     assert wmap.count(CellKind.PACKING) == spec.packing
     for st in wmap.stations:
-        assert len(st.queue) == spec.queue_length
+        assert len(st.working) == spec.working_cells and [len(q) for q in st.queues] == [spec.queue_length] * spec.working_cells
         dx, dy = st.operator_side.step
-        assert not wmap.in_bounds(Cell(st.working.x + dx, st.working.y + dy)), f"{st.id}: operator must stand outside the grid"
+        for working in st.working:
+            assert not wmap.in_bounds(Cell(working.x + dx, working.y + dy)), f"{st.id}: operator must stand outside the grid"
     if spec.width is not None:
         assert (wmap.width, wmap.height) == (spec.width, spec.height)
     else:
@@ -98,11 +106,49 @@ def test_shipped_map_sizes_and_capacities() -> None:
         ({"pick_stations": 0, "stow_stations": 0}, "at least one pick or stow station"),
         ({"queue_length": 0}, "queue_length must be at least 1"),
         ({"packing": 40}, "40 packing cells do not fit the 23 free cells of the south edge"),
+        ({"working_cells": 3}, "working_cells must be 1 or 2, got 3"),
+        ({"working_cells": 2}, "2 pick stations need 21 cells along the edge but only 18 are free"),
     ],
 )
 def test_impossible_parameters_are_refused(spec_changes: dict, message: str) -> None:
     with pytest.raises(LayoutError, match=message):
         generate_layout(replace(LayoutSpec(), **spec_changes))
+
+
+@pytest.mark.parametrize("label", TWIN)
+def test_two_working_cells_sit_side_by_side_each_at_the_end_of_its_own_queue(label: str) -> None:
+    """The first queue runs along the ring road's direction of travel to the first working
+    cell; the second is mirrored, entered from downstream after a robot drove past."""
+    wmap = generate_layout(SPECS[label])
+    for st in wmap.stations:
+        first, second = st.working
+        downstream = 1 if st.kind is StationKind.PICK else -1  # east along the south edge, west along the north
+        assert second == Cell(first.x + downstream, first.y), f"{st.id}: the working cells are not side by side"
+        for working, queue, towards in zip(st.working, st.queues, (downstream, -downstream)):
+            # a straight line along the edge, entry first, ending next to its own working cell
+            assert [c.y for c in queue] == [working.y] * len(queue)
+            assert [c.x for c in (*queue, working)] == [queue[0].x + towards * k for k in range(len(queue) + 1)]
+            assert wmap.kind(queue[0]) is CellKind.QUEUE and wmap.kind(working) is CellKind.WORKING
+            inward = Cell(queue[0].x, queue[0].y + (-1 if st.kind is StationKind.PICK else 1))
+            assert wmap.traversable(inward) and inward not in wmap.one_way  # a robot turns in from a two-way cell
+            outward = Cell(working.x, inward.y)
+            # a robot leaving crosses to the inner lane: sent along a one-way lane it queued
+            # behind robots turning into the mirrored queue, which waited for it (gridlock)
+            assert wmap.traversable(outward) and outward not in wmap.one_way
+    # the stations do not touch: no cell of one is next to a cell of another
+    owner = {cell: st.id for st in wmap.stations for cell in st.cells}
+    for cell, station_id in owner.items():
+        for _, neighbour in wmap.neighbours(cell):
+            assert owner.get(neighbour, station_id) == station_id, f"{station_id} touches {owner[neighbour]} at {cell}"
+
+
+def test_generate_command_takes_working_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "twin.toml"
+    assert main(["map", "generate", "-o", str(out), "--working-cells", "2", "--block-columns", "4"]) == 0
+    assert all(len(st.working) == 2 for st in load_map(out).stations)
+    capsys.readouterr()
+    assert main(["map", "check", str(out)]) == 0
+    assert "queues of 4+4" in capsys.readouterr().out
 
 
 # --- Kiva ---------------------------------------------------------------------------------

@@ -44,11 +44,10 @@ operator_side = "south"
 """
 
 
-def edit(*pairs: str) -> str:
-    """BASE with each (old, new) replacement applied exactly once."""
-    text = BASE
+def edit(*pairs: str, text: str = BASE) -> str:
+    """`text` (BASE) with each (old, new) replacement applied exactly once."""
     for old, new in zip(pairs[::2], pairs[1::2]):
-        assert text.count(old) == 1, f"{old!r} must occur once in BASE"
+        assert text.count(old) == 1, f"{old!r} must occur once in the text"
         text = text.replace(old, new)
     return text
 
@@ -234,3 +233,103 @@ def test_check_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert f"{bad}:7:2: one-way arrow at (1, 3) points west" in out
     assert "1 problem(s)" in out
+
+
+# --- a station with two working cells -------------------------------------------------------
+# Like BASE: layout rows y = 0..5 are lines 4..9, pick-1's table starts on line 12. Its
+# working cells (3, 4) and (4, 4) sit side by side; the first queue comes from the west,
+# the second from the east.
+TWIN = """\
+name = "twin"
+pitch = 1.0
+layout = '''
+###########
+#P.......C#
+#.SS.SS...#
+#.........#
+#QQWWQQ.QW#
+###########
+'''
+
+[[stations]]
+id = "pick-1"
+kind = "pick"
+working = [[3, 4], [4, 4]]
+queue = [[[1, 4], [2, 4]], [[6, 4], [5, 4]]]
+operator_side = "south"
+
+[[stations]]
+id = "stow-1"
+kind = "stow"
+working = [9, 4]
+queue = [[8, 4]]
+operator_side = "south"
+"""
+
+
+def test_a_station_with_two_working_cells_parses_and_round_trips() -> None:
+    wmap = parse_map(TWIN)
+    pick = wmap.station("pick-1")
+    assert pick.working == (Cell(3, 4), Cell(4, 4))
+    assert pick.queues == ((Cell(1, 4), Cell(2, 4)), (Cell(6, 4), Cell(5, 4)))
+    assert set(pick.cells) == {Cell(x, 4) for x in range(1, 7)}
+    assert wmap.station("stow-1").working == (Cell(9, 4),) and wmap.station("stow-1").queues == ((Cell(8, 4),),)
+    assert wmap.summary()["stations"][0] == {"id": "pick-1", "kind": "pick", "working": [[3, 4], [4, 4]],
+                                             "queue_lengths": [2, 2]}
+    text = dump_map(wmap)
+    # two working cells are written in the nested form, one in the plain form
+    assert "working = [[3, 4], [4, 4]]\nqueue = [[[1, 4], [2, 4]], [[6, 4], [5, 4]]]\n" in text
+    assert "working = [9, 4]\nqueue = [[8, 4]]\n" in text
+    again = parse_map(text)
+    assert again.stations == wmap.stations and np.array_equal(again.kinds, wmap.kinds)
+    assert dump_map(again) == text
+
+
+TWIN_MALFORMED = {
+    "one queue for two working cells": (
+        edit("queue = [[[1, 4], [2, 4]], [[6, 4], [5, 4]]]", "queue = [[[1, 4], [2, 4]]]", text=TWIN),
+        "station 'pick-1': with 2 working cells 'queue' must be a list of 2 queues (one list of cells per working cell)",
+    ),
+    "three queues for two working cells": (
+        edit("queue = [[[1, 4], [2, 4]], [[6, 4], [5, 4]]]", "queue = [[[1, 4]], [[2, 4]], [[6, 4], [5, 4]]]",
+             text=TWIN),
+        "station 'pick-1': with 2 working cells 'queue' must be a list of 2 queues",
+    ),
+    "one flat queue for two working cells": (
+        edit("queue = [[[1, 4], [2, 4]], [[6, 4], [5, 4]]]", "queue = [[1, 4], [2, 4]]", text=TWIN),
+        "station 'pick-1': with 2 working cells 'queue' must be a list of 2 queues (one list of cells per working cell)",
+    ),
+    "no queue for two working cells": (
+        edit("queue = [[[1, 4], [2, 4]], [[6, 4], [5, 4]]]\n", "", text=TWIN),
+        "station 'pick-1': with 2 working cells 'queue' must be a list of 2 queues",
+    ),
+    "second queue does not end next to its working cell": (
+        edit("[[6, 4], [5, 4]]]", "[[5, 4], [6, 4]]]", text=TWIN),
+        "station 'pick-1': queue is not a connected path ending at the working cell: (6, 4) is not next to (4, 4)",
+    ),
+    "bad cell in the second queue": (
+        edit("[[6, 4], [5, 4]]]", "[[6, 4], [5, 40]]]", text=TWIN),
+        "station 'pick-1': 'queue' #2: cell (5, 40) is outside the 11 x 6 layout",
+    ),
+    "not a cell in the second queue": (
+        edit("[[6, 4], [5, 4]]]", "[[6, 4], [5]]]", text=TWIN),
+        "station 'pick-1': 'queue' #2: expected a cell as [x, y] (two integers), got [5]",
+    ),
+    "bad second working cell": (
+        edit("working = [[3, 4], [4, 4]]", "working = [[3, 4], [4, -1]]", text=TWIN),
+        "station 'pick-1': 'working' #2: cell (4, -1) is outside the 11 x 6 layout",
+    ),
+    "second working cell is not a W cell": (
+        edit("working = [[3, 4], [4, 4]]", "working = [[3, 4], [7, 4]]", text=TWIN),
+        "station 'pick-1': working cell (7, 4) is aisle, not a 'W' cell",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TWIN_MALFORMED))
+def test_two_working_cells_malformed_are_rejected_naming_station_and_working_cell(case: str) -> None:
+    text, message = TWIN_MALFORMED[case]
+    problems = problems_of(text)
+    matching = [p for p in problems if message in p.message]
+    assert matching, f"no problem says {message!r}; got {[str(p) for p in problems]}"
+    assert (matching[0].line, matching[0].column) == (12, 1), str(matching[0])  # pick-1's [[stations]] line

@@ -132,7 +132,7 @@ def test_mqtt_serial_and_in_process_robots_move_shelves_under_one_traffic_contro
             motion.add_robot(robot_id, unit.cell, Heading.NORTH)
 
         homes = random.Random(7).sample(wmap.cells_of(CellKind.STORAGE), len(robots))
-        stations = [s.working for s in wmap.stations]
+        stations = [c for s in wmap.stations for c in s.working]
         queue = {}
         for i, (robot_id, home) in enumerate(zip(robots, homes)):
             shelf = world.stored_shelf_at(home)

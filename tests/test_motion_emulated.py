@@ -89,7 +89,7 @@ def test_loaded_robots_carry_shelves_to_stations_and_back_through_free_aisles():
     wmap, clock, world, motion = _fleet(robots=6, seed=5)
     rng = random.Random(5)
     shelves = rng.sample(wmap.cells_of(CellKind.STORAGE), 6)
-    stations = [s.working for s in wmap.stations]
+    stations = [c for s in wmap.stations for c in s.working]
     errands = {}
     for i, home in enumerate(shelves):
         shelf_id = world.stored_shelf_at(home)

@@ -8,8 +8,8 @@ import pytest
 
 from maps import Cell, CellKind, MapError
 from maps.movingai import load_movingai
+from shared_data import MOVINGAI
 
-MOVINGAI = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "movingai"  # shared/ sits beside the repo
 #: (width, height) per /work/shared/benchmarks/README.md.
 SIZES = {
     "warehouse-10-20-10-2-1": (161, 63),

@@ -106,7 +106,7 @@ def test_a_presented_robot_turns_to_the_working_cells_exit_while_the_shelf_is_wo
     fleet.run_until(lambda: bool(sched.presentations), 600)
     port, p = next(iter(sched.presentations.items()))
     robot = p.shelf.robot
-    working = sched.queues[port].working
+    (working,) = sched.queues[port].working
     assert fleet.motion.robots[robot].heading is not Heading.EAST  # it came down the line
     start = fleet.clock.now()
     fleet.run_until(lambda: fleet.clock.now() >= start + 10, start + 20)
@@ -116,4 +116,28 @@ def test_a_presented_robot_turns_to_the_working_cells_exit_while_the_shelf_is_wo
     assert fleet.world.shelf(p.shelf.id).carried_by == robot
     sched.confirm_pick(port, fleet.clock.now())
     fleet.run_until(lambda: fleet.inventory.shelf("S1").at_home, 600)
+    assert fleet.world.collisions == []
+
+
+def test_an_order_released_while_a_shelf_is_presented_is_served_by_that_shelf():
+    """Lines per presentation: the shelf standing at the port serves an order released
+    to the port meanwhile, instead of a second trip for the same shelf."""
+    fleet = Fleet(ROBOTS, stock={"S1": {"A": 3}}, order_shelves=4)  # two per port: a round goes to an empty one
+    fleet.inventory.put(fleet.inventory.shelf("S1").bins[1].label, "A", 2)  # 3 + 2 units in two bins
+    sched = fleet.scheduler
+    sched.receive_order(Order(id="O1", lines=(OrderLine("A", 2),), created=0.0))
+    fleet.run_until(lambda: bool(sched.presentations), 600)
+    port, p = next(iter(sched.presentations.items()))
+    sched.receive_order(Order(id="O2", lines=(OrderLine("A", 3),), created=fleet.clock.now()))
+    fleet.run_until(lambda: sched.orders["O2"].status is OrderStatus.PICKING, fleet.clock.now() + 120)
+    assert sched.presentations.get(port) is p  # the operator has not confirmed yet: still there
+    # O1's 2 units from the fuller bin are not picked yet: O2 takes the 1 left there and
+    # the 2 of the other bin, never 3 from a bin that holds 3 in all
+    pairs = [(pair.box.order_id, pair.bin_label, pair.quantity) for pair in p.pairs]
+    assert pairs == [("O1", "S1-L1-B1", 2), ("O2", "S1-L1-B1", 1), ("O2", "S1-L1-B2", 2)]
+    for _ in pairs:
+        sched.confirm_pick(port, fleet.clock.now())
+    assert port not in sched.presentations
+    assert {"O1", "O2"} <= set(sched.picked_at) and _lifts(fleet, "S1") == 1
+    assert fleet.inventory.stock("A") == 0
     assert fleet.world.collisions == []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fleet.traffic.checker import check_paths
-from tests.traffic_kit import floor
+from traffic_kit import floor
 
 LINE = floor(
     ".....",

@@ -246,3 +246,19 @@ def test_a_robot_is_never_granted_cells_past_the_goal_it_reaches(seed):
             elif tc.arrived(r):
                 tc.set_goal(r, rng.choice([c for c in free if tc.holder(c) is None]))
     assert not passed, f"granted past the goal: {passed[:3]}"
+
+
+def test_the_way_ahead_keeps_a_loaded_robot_off_shelf_cells():
+    """The horizon a link announces follows the floor the robot is planned on: an empty
+    robot drives straight under the shelves, a loaded one around them."""
+    wmap = parse_map(AISLES)
+    storage = set(wmap.cells_of(CellKind.STORAGE))
+    tc = TrafficControl(wmap, rotation=True, seed=0)
+    tc.add_robot("a", Cell(5, 1), Heading.SOUTH)
+    tc.set_goal("a", Cell(5, 7))
+    under = tc.way_ahead("a", 6)
+    assert under[:6] == [Cell(5, y) for y in range(2, 8)]  # straight down, under three shelves
+    tc.set_loaded("a", True)
+    around = tc.way_ahead("a", 20)
+    assert around and around[-1] == Cell(5, 7) and not storage & set(around)
+    assert len(tc.way_ahead("a", 3)) <= 3

@@ -11,7 +11,7 @@ from fleet.traffic.checker import check_paths
 from fleet.traffic.grid import Grid
 from fleet.traffic.planner import LifelongPlanner
 from maps.model import Cell
-from tests.traffic_kit import floor
+from traffic_kit import floor
 
 
 def drive(wmap, starts, errands, steps, stopped=(), rotation=False, seed=0):

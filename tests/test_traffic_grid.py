@@ -6,7 +6,7 @@ import pytest
 
 from fleet.traffic.grid import UNREACHABLE, Grid
 from maps.model import Cell, Heading
-from tests.traffic_kit import floor
+from traffic_kit import floor
 
 ROOM = floor(
     "......",
@@ -132,17 +132,52 @@ def test_a_port_queue_is_entered_at_its_entry_and_driven_one_way_to_the_working_
 
     wmap = shipped_map("medium")
     station = next(s for s in wmap.stations if s.id == "pick-1")
-    assert station.working == Cell(12, 59) and station.queue[0] == Cell(7, 59)
+    assert station.working == (Cell(7, 59), Cell(8, 59))
+    assert [q[0] for q in station.queues] == [Cell(3, 59), Cell(12, 59)]
     grid = Grid.from_map(wmap)
 
     def targets(cell: Cell) -> set[Cell]:
         return {grid.cell(t) for t in grid.ahead[grid.index(cell)] if t >= 0}
 
-    assert targets(Cell(12, 59)) == {Cell(12, 58)}  # the working cell is left away from the queue
-    assert targets(Cell(10, 59)) == {Cell(11, 59), Cell(10, 58)}  # up the line, or out sideways
-    assert Cell(10, 59) not in targets(Cell(10, 58))  # no cutting in
-    assert Cell(12, 59) not in targets(Cell(12, 58))  # the working cell only from the line
-    assert Cell(7, 59) in targets(Cell(7, 58))  # the entry
+    # each working cell is left away from its queue, never into the other working cell
+    assert targets(Cell(7, 59)) == {Cell(7, 58)} and targets(Cell(8, 59)) == {Cell(8, 58)}
+    assert targets(Cell(5, 59)) == {Cell(6, 59), Cell(5, 58)}  # up the line, or out sideways
+    assert targets(Cell(10, 59)) == {Cell(9, 59), Cell(10, 58)}  # the mirrored line runs west
+    assert Cell(5, 59) not in targets(Cell(5, 58))  # no cutting in
+    assert Cell(7, 59) not in targets(Cell(7, 58))  # the working cell only from the line
+    assert Cell(3, 59) in targets(Cell(3, 58)) and Cell(12, 59) in targets(Cell(12, 58))  # the entries
     # so the way from the aisle above the working cell onto it runs through the whole line
-    d = grid.distances(grid.index(Cell(12, 59)), guided=False)
-    assert d[grid.index(Cell(12, 58))] >= 1 + 5 + 1  # at least: down to the entry, along the line
+    d = grid.distances(grid.index(Cell(7, 59)), guided=False)
+    assert d[grid.index(Cell(7, 58))] >= 1 + 4 + 1  # at least: down to the entry, along the line
+
+
+@pytest.mark.parametrize("one_way", [False, True])
+def test_at_a_station_with_two_working_cells_each_line_is_its_own_one_way_conveyor(one_way: bool):
+    """Neither working cell may be left into the other (a shelf would cut into the other
+    line's head), and each line is entered only at its entry, the mirrored one too."""
+    from maps.generator import LayoutSpec, generate_layout
+
+    ring = {"ring_width": 2, "one_way": True, "queue_length": 3} if one_way else {}
+    wmap = generate_layout(LayoutSpec(working_cells=2, block_columns=4, **ring))
+    grid = Grid.from_map(wmap)
+
+    def targets(cell: Cell) -> set[Cell]:
+        return {grid.cell(t) for t in grid.ahead[grid.index(cell)] if t >= 0}
+
+    def sources(cell: Cell) -> set[Cell]:
+        around = (Cell(cell.x + dx, cell.y + dy) for dx, dy in (h.step for h in Heading))
+        return {c for c in around if wmap.in_bounds(c) and cell in targets(c)}
+
+    for station in wmap.stations:
+        dx, dy = station.operator_side.step
+        inward = {c: Cell(c.x - dx, c.y - dy) for c in station.cells}  # the grid side of a station cell
+        first, second = station.working
+        assert second not in targets(first) and first not in targets(second), station.id
+        for working, queue in zip(station.working, station.queues):
+            line = (*queue, working)
+            assert sources(queue[0]) == {inward[queue[0]]}, f"{station.id}: entered only at the entry {queue[0]}"
+            for behind, cell in zip(line, line[1:]):
+                assert sources(cell) == {behind}, f"{station.id}: {cell} entered from elsewhere than {behind}"
+            assert targets(working) == {inward[working]}, f"{station.id}: {working} is left only into the grid"
+            for cell in queue:  # up the line, or out sideways (a faulted robot ahead does not lock it in)
+                assert targets(cell) == {line[line.index(cell) + 1], inward[cell]}, f"{station.id}: {cell}"

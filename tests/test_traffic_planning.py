@@ -13,7 +13,7 @@ from fleet.traffic.lifelong import run_lifelong
 from fleet.traffic.pibt import PIBT
 from fleet.traffic.scenario import run_mapf
 from maps.model import Cell
-from tests.traffic_kit import floor
+from traffic_kit import floor
 
 WAREHOUSE = floor(
     "...........",

@@ -8,7 +8,7 @@ import pytest
 from fleet.traffic.grid import Grid
 from fleet.traffic.planner import LifelongPlanner
 from maps import Cell, CellKind, parse_map
-from tests.traffic_kit import floor
+from traffic_kit import floor
 
 BLOCK = """name = "block"
 layout = '''

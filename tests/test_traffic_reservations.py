@@ -16,7 +16,7 @@ from fleet.traffic.grid import Grid
 from fleet.traffic.lacam import solve
 from fleet.traffic.reservations import ReservationError, ReservationTable
 from maps.model import Cell
-from tests.traffic_kit import floor
+from traffic_kit import floor
 
 A, B, C, D, E = (Cell(x, 0) for x in range(5))
 

@@ -10,7 +10,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Callable
 
 import orjson
@@ -31,6 +30,7 @@ from drivers.vda5050.mqtt import (
     TopicLayout,
     VehicleId,
 )
+from shared_data import REPO_ROOT
 from vda5050_samples import (
     MANUFACTURER,
     factsheet_full,
@@ -42,7 +42,6 @@ from vda5050_samples import (
     visualization_full,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

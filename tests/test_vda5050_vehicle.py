@@ -40,7 +40,7 @@ from fleet.clock import WallClock
 from maps import Heading, load_map
 from maps.model import Cell
 
-from tests.conftest import REPO_ROOT
+from shared_data import REPO_ROOT
 
 SPEED = 4.0  # the world runs four times faster than the wall
 STAMP = "2026-01-01T00:00:00.000Z"

@@ -7,7 +7,7 @@ import time
 
 from fleet.cli import main
 
-from tests.conftest import REPO_ROOT
+from shared_data import REPO_ROOT
 
 TINY = str(REPO_ROOT / "tests" / "data" / "tiny.toml")
 

@@ -360,9 +360,18 @@ class VehicleSession:
 
     # --- orders ------------------------------------------------------------------------------
 
+    def _in_flight(self) -> list[_Job]:
+        """The jobs with an order the vehicle has not echoed yet: the retiring one (its
+        horizon withdrawal) and the current one."""
+        return [job for job in (self._retiring, self._job) if job is not None and job.in_flight is not None]
+
+    def _retire_if_echoed(self) -> None:
+        if self._retiring is not None and self._retiring.in_flight is None:
+            self._retiring = None
+
     def _pump(self, now: float) -> None:
-        for job in (self._retiring, self._job):
-            if job is not None and job.in_flight is not None and now >= job.resend_at:
+        for job in self._in_flight():
+            if now >= job.resend_at:
                 job.resends += 1
                 job.resend_at = now + self._backoff(job.resends)
                 self.send(job.in_flight, Topic.ORDER)
@@ -394,9 +403,8 @@ class VehicleSession:
     def _schedule(self) -> None:
         """Set `due`: the earliest resend, or the moment the last state goes stale."""
         due = math.inf
-        for job in (self._retiring, self._job):
-            if job is not None and job.in_flight is not None:
-                due = min(due, job.resend_at)
+        for job in self._in_flight():
+            due = min(due, job.resend_at)
         for pending in self._instants.values():
             due = min(due, pending.resend_at)
         if self.online and self._last_state_at is not None:
@@ -482,17 +490,14 @@ class VehicleSession:
     # --- reading a state ---------------------------------------------------------------------
 
     def _acknowledge(self, state: State) -> None:
-        for job in (self._retiring, self._job):
-            if job is None or job.in_flight is None:
-                continue
+        for job in self._in_flight():
             echoed = state.order_id == job.job_id and state.order_update_id >= job.in_flight.order_update_id
             # A finished job's horizon withdrawal is moot once the vehicle holds nothing of
             # that order (cancelled, rebooted, or it took the withdrawal).
             moot = job.done and (state.order_id != job.job_id or not state.node_states)
             if echoed or moot:
                 job.in_flight = None
-        if self._retiring is not None and self._retiring.in_flight is None:
-            self._retiring = None
+        self._retire_if_echoed()
         for action_state in state.action_states:
             self._instants.pop(action_state.action_id, None)
 
@@ -516,9 +521,7 @@ class VehicleSession:
 
     def _track_rejection(self, raised: list[VehicleError], now: float) -> None:
         """A newly raised rejection error about an order in flight: the vehicle said no."""
-        for job in (self._retiring, self._job):
-            if job is None or job.in_flight is None:
-                continue
+        for job in self._in_flight():
             for error in raised:
                 if error.error_type not in REJECTIONS:
                     continue
@@ -535,8 +538,7 @@ class VehicleSession:
                     job.done = True
                     self._emit(JobRejected, now, job_id=job.job_id, reason=f"{error.error_type}{words}")
                 break
-        if self._retiring is not None and self._retiring.in_flight is None:
-            self._retiring = None
+        self._retire_if_echoed()
 
     def _track_position(self, state: State, previous: State | None, now: float) -> None:
         """Localise: lastNodeId if it is a QR code of the map, else agvPosition's nearest cell."""

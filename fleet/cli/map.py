@@ -20,7 +20,8 @@ _LAYOUT_OPTIONS = [
     ("--ring-width", "ring_width", int, "lanes of the ring road around the storage area"),
     ("--pick-stations", "pick_stations", int, "pick stations on the south edge"),
     ("--stow-stations", "stow_stations", int, "stow stations on the north edge"),
-    ("--queue-length", "queue_length", int, "queue cells per station"),
+    ("--queue-length", "queue_length", int, "queue cells per station (per working cell)"),
+    ("--working-cells", "working_cells", int, "working cells per station: 1, or 2 (each with its own queue)"),
     ("--chargers", "chargers", int, "chargers on the west and east edges"),
     ("--parking", "parking", int, "parking cells"),
     ("--packing", "packing", int, "packing area cells on the south edge"),
@@ -84,7 +85,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"  one-way  {summary['one_way_cells']}")
     print(f"  stations: {len(wmap.stations)}")
     for st in wmap.stations:
-        print(f"    {st.id:<10} {st.kind.value:<4} working {st.working}, queue of {len(st.queue)}, operator {st.operator_side.name.lower()}")
+        print(f"    {st.id:<10} {st.kind.value:<4} working {', '.join(map(str, st.working))}, queues of {'+'.join(str(len(q)) for q in st.queues)}, operator {st.operator_side.name.lower()}")
     return 0
 
 

@@ -213,7 +213,7 @@ def stock_shelves(warehouse_map: WarehouseMap, catalogue: Catalogue, popularity:
 def _order_shelf_homes(warehouse_map: WarehouseMap, homes: list[Cell], per_station: int) -> list[Cell]:
     chosen: list[Cell] = []
     for station in warehouse_map.stations_of(StationKind.PICK):
-        w = station.working
+        w = station.working[0]
         free = sorted((c for c in homes if c not in chosen), key=lambda c: (abs(c.x - w.x) + abs(c.y - w.y), c.y, c.x))
         chosen.extend(free[:per_station])
     return chosen

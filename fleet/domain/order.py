@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from fleet.domain.errors import check_quantity
 from fleet.domain.lifecycle import advance
@@ -41,14 +42,23 @@ class OrderLine:
         object.__setattr__(self, "quantity", check_quantity(self.quantity, f"order line for {self.sku}"))
 
 
-#: Customer fields: (longest allowed, pattern the text must match or None). Name and
-#: address are what the packing label needs; reference, phone and email are optional.
-CUSTOMER_FIELDS: dict[str, tuple[int, re.Pattern | None]] = {
-    "name": (100, None),
-    "address": (300, None),
-    "reference": (64, None),
-    "phone": (32, re.compile(r"\+?[0-9][0-9 ()./-]*")),
-    "email": (254, re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")),
+class CustomerField(NamedTuple):
+    """How long a customer field may be, the pattern its text must match (and how to say
+    it to the sender), and whether an order's customer must have it."""
+
+    limit: int
+    pattern: re.Pattern | None = None
+    hint: str = ""
+    required: bool = False
+
+
+#: Name and address are what the packing label needs; reference, phone and email are optional.
+CUSTOMER_FIELDS: dict[str, CustomerField] = {
+    "name": CustomerField(100, required=True),
+    "address": CustomerField(300, required=True),
+    "reference": CustomerField(64),
+    "phone": CustomerField(32, re.compile(r"\+?[0-9][0-9 ()./-]*"), "digits, spaces and + ( ) - . /"),
+    "email": CustomerField(254, re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+"), "name@domain.tld"),
 }
 #: Shown to someone who packs and labels; the other fields are the customer's contact data.
 LABEL_FIELDS = ("name", "address", "reference")
@@ -61,8 +71,7 @@ def check_customer_field(field: str, value: object) -> str | None:
     """A customer field's text with outer spaces stripped (None when absent or blank and
     optional). Raises ValueError naming the field and the fault, never echoing the value:
     it is personal data and error messages end up in logs."""
-    limit, pattern = CUSTOMER_FIELDS[field]
-    required = field in ("name", "address")
+    limit, pattern, hint, required = CUSTOMER_FIELDS[field]
     if value is None:
         if required:
             raise ValueError(f"customer {field} is required")
@@ -81,8 +90,7 @@ def check_customer_field(field: str, value: object) -> str | None:
     if len(text) > limit:
         raise ValueError(f"customer {field} has {len(text)} characters; at most {limit}")
     if pattern is not None and not pattern.fullmatch(text):
-        what = "digits, spaces and + ( ) - . /" if field == "phone" else "name@domain.tld"
-        raise ValueError(f"customer {field} is not a valid {field} ({what})")
+        raise ValueError(f"customer {field} is not a valid {field} ({hint})")
     return text
 
 

@@ -67,12 +67,22 @@ class PickPresentation:
     def lines(self) -> int:
         return len({(p.box.label, p.sku) for p in self.pairs})
 
+    def add_boxes(self, inventory: Inventory, boxes: list[OrderBox]) -> None:
+        """Boxes of orders released to the port while this shelf stands there: it serves
+        them too, from the units its pairs still to do have not taken."""
+        taken: dict[str, int] = {}
+        for pair in self.pairs[self.done:]:
+            taken[pair.bin_label] = taken.get(pair.bin_label, 0) + pair.quantity
+        self.pairs.extend(pick_pairs(inventory, self.shelf, boxes, taken))
 
-def pick_pairs(inventory: Inventory, shelf: InventoryShelf, boxes: list[OrderBox]) -> list[PickPair]:
+
+def pick_pairs(inventory: Inventory, shelf: InventoryShelf, boxes: list[OrderBox],
+               taken: dict[str, int] | None = None) -> list[PickPair]:
     """Every move this shelf can serve for these boxes now: for each missing SKU of each
-    box, units from the shelf's bins, fullest bin first, up to what is missing."""
+    box, units from the shelf's bins, fullest bin first, up to what is missing. `taken`
+    (bin label -> units) is what pairs not yet done already took from the bins."""
     pairs = []
-    taken: dict[str, int] = {}  # bin label -> units already given to earlier pairs
+    taken = dict(taken or {})  # bin label -> units already given to earlier pairs
     for box in boxes:
         for sku in box.required:
             need = box.missing(sku)

@@ -146,7 +146,7 @@ class Scheduler:
         self.put_wall: dict[str, list[OrderShelf]] = {p: [] for p in self.pick_ports}
         for shelf in order_shelves:  # each port gets its share, from the nearest shelves
             port = min(self.pick_ports, key=lambda p: (len(self.put_wall[p]),
-                                                       self._travel(shelf.home, self.queues[p].working), p))
+                                                       self._travel(shelf.home, self.queues[p].working[0]), p))
             self.put_wall[port].append(shelf)
         self.presentations: dict[str, PickPresentation | StowPresentation] = {}
         self.itinerary: dict[str, list[str]] = {}
@@ -370,10 +370,13 @@ class Scheduler:
                     self._alarm(now, f"order {order_id} cancelled: {exc}")
                     released.add(order_id)
                     continue
-                target[port].place(OrderBox.for_order(order, box_type, f"BOX-{order_id}"))
+                box = OrderBox.for_order(order, box_type, f"BOX-{order_id}")
+                target[port].place(box)
                 order.set_status(OrderStatus.RELEASED, now)
                 order.set_status(OrderStatus.PICKING, now)
                 released.add(order_id)
+                if isinstance(p := self.presentations.get(port), PickPresentation):
+                    p.add_boxes(self.inventory, [box])  # the shelf at the port serves the new order now
         self.pending = [o for o in self.pending if o.id not in released]
         self._next_plan = now
 
@@ -435,10 +438,10 @@ class Scheduler:
         """Stow steps 2-3: the next goods are scanned at a port with room in its queue,
         and the scan calls shelves for them."""
         for port in self.stow_ports:
-            while self.stow_lines and self._heading_to(port) < len(self.queues[port].slots):
+            while self.stow_lines and self._heading_to(port) < self.queues[port].capacity:
                 priority, _, note_id, line = self.stow_lines.pop(0)
                 busy = set(self.itinerary) | set(self.flagged) | {s.id for s in self.shelves.values() if s.carried}
-                working = self.queues[port].working
+                working = self.queues[port].working[0]
                 plan = plan_stow(self.inventory, line.sku, line.quantity, working, self._travel, busy)
                 note = self.notes[note_id]
                 if note.status is InboundStatus.OPEN:
@@ -491,7 +494,7 @@ class Scheduler:
                 task.target = packing.pop(0)
             elif shelf_id in self.itinerary:  # a move goes to no port, unless one called the shelf meanwhile
                 port = self.itinerary[shelf_id][0]
-                if coming[port] >= self.config.shelves_per_slot * len(self.queues[port].slots):
+                if coming[port] >= self.config.shelves_per_slot * self.queues[port].capacity:
                     continue
                 coming[port] += 1
             tasks.append(OpenTask(task.id, self.shelves[shelf_id].cell, task.priority))
@@ -560,9 +563,10 @@ class Scheduler:
             self._to_next_port(job, now)
         elif job.stage is Stage.QUEUE:
             queue = self.queues[job.station]
-            if queue.first() == robot_id and self.motion.robots[robot_id].cell == queue.working:
-                self._present(job, now)
-            elif (slot := queue.slot_of(robot_id)) is not None and self.motion.robots[robot_id].cell != slot:
+            slot, cell = queue.slot_of(robot_id), self.motion.robots[robot_id].cell
+            if queue.on_working_cell(robot_id, cell):
+                self._at_working_cell(job, now)
+            elif slot is not None and cell != slot:
                 self._send_to_slots(queue, {robot_id: slot}, now)  # the queue moved on meanwhile
         elif job.stage is Stage.RETURN:
             self._lowered(job, now)
@@ -615,7 +619,7 @@ class Scheduler:
         while stops and not self._still_needed(shelf, stops[0]):
             stops.pop(0)
         at_port = job.station is not None
-        if stops and (not at_port or len(self.queues[stops[0]]) < len(self.queues[stops[0]].slots)):
+        if stops and (not at_port or len(self.queues[stops[0]]) < self.queues[stops[0]].capacity):
             port = stops[0]
             job.stage, job.station, job.since = Stage.QUEUE, port, now
             job.task.target = port
@@ -653,6 +657,25 @@ class Scheduler:
         else:
             self.itinerary.pop(shelf.id, None)
 
+    def _at_working_cell(self, job: RobotJob, now: float) -> None:
+        """The operator works the shelf now, or next if another shelf is being worked: at
+        a port with two working cells it stands by, so the operator turns to it the moment
+        the other shelf is done instead of waiting for the swap."""
+        if job.station in self.presentations:
+            self.motion.hold(job.robot_id)
+        else:
+            self._present(job, now)
+
+    def _present_next(self, port: str, now: float) -> None:
+        """The shelf that came up first of those standing by at the port's working cells."""
+        queue = self.queues[port]
+        for robot_id in queue.robots:
+            job, state = self.jobs[robot_id], self.motion.robots[robot_id]
+            if (robot_id not in self.down and job.stage is Stage.QUEUE and state.phase is Phase.IDLE
+                    and queue.on_working_cell(robot_id, state.cell)):
+                self._present(job, now)
+                return
+
     def _present(self, job: RobotJob, now: float) -> None:
         port = job.station
         shelf = self.shelves[job.task.shelf]
@@ -677,10 +700,10 @@ class Scheduler:
         """While the operator works the shelf, the robot turns to face the working cell's
         way out (its turntable keeps the shelf still): turning there after the shelf is
         done kept the port empty a second longer at every swap (benchmarks/port_swap.py)."""
-        cell = self.queues[port].working
-        lines = {c for s in self.map.stations for c in s.queue}
+        cell = self.motion.robots[job.robot_id].cell
+        queue_cells = {c for s in self.map.stations for queue in s.queues for c in queue}
         exits = [h for h in Heading if (t := int(self.grid.ahead[self.grid.index(cell), h])) >= 0
-                 and self.grid.cell(t) not in lines]  # into another port's line: not the way out
+                 and self.grid.cell(t) not in queue_cells]  # into another port's queue: not the way out
         robot = self.motion.robots[job.robot_id]
         if len(exits) == 1 and robot.heading != exits[0] and robot.errand is None:
             self._errand(job, cell, heading=exits[0])
@@ -702,6 +725,7 @@ class Scheduler:
             job.leaving = True  # still turning to the exit: it goes on when the turn is done
         else:
             self._to_next_port(job, now)
+        self._present_next(port, now)
 
     def _move_up(self, queue: PortQueue, robot_id: str, now: float) -> None:
         self._send_to_slots(queue, queue.leave(robot_id), now)
@@ -715,8 +739,8 @@ class Scheduler:
                 self.motion.redirect(robot_id, slot)
             elif state.phase is Phase.IDLE:
                 job = self.jobs[robot_id]
-                if state.cell == slot == queue.working:
-                    self._present(job, now)
+                if queue.on_working_cell(robot_id, state.cell):
+                    self._at_working_cell(job, now)
                 else:
                     self._errand(job, slot)
 
@@ -900,7 +924,10 @@ class Scheduler:
             self.flagged[shelf.id] = f"on robot {robot_id} at {self.motion.robots[robot_id].cell}: {reason}"
             self._alarm(now, f"shelf {shelf.id} is {self.flagged[shelf.id]}; an operator must recover it")
             task.block(reason, now)
-            self.presentations = {p: pr for p, pr in self.presentations.items() if pr.shelf.id != shelf.id}
+            dropped = [p for p, pr in self.presentations.items() if pr.shelf.id == shelf.id]
+            for port in dropped:
+                del self.presentations[port]
+                self._present_next(port, now)  # a shelf standing by at the other working cell
             for port in self.itinerary.pop(shelf.id, []):
                 puts = self.stow_puts.pop((shelf.id, port), [])
                 self._restow(puts)

@@ -87,8 +87,8 @@ class ShelfOut(BaseModel):
 class StationOut(BaseModel):
     id: str
     kind: str
-    working: Position
-    queue: list[Position]
+    working: list[Position] = Field(description="one working cell, or two where the next shelf swaps in while the operator works")
+    queues: list[list[Position]] = Field(description="the queue leading to each working cell, from its entry to the front")
     operator_side: int
     robots: list[str] = Field(description="robots on the working cell and in the queue, front first")
     terminal: TerminalOut | None = Field(default=None, description="the scheduler's queue and what the terminal "
@@ -446,8 +446,9 @@ def _stations_out(runtime: Runtime) -> list[StationOut]:
     at = {(row[0], row[1]): robot_id for robot_id, row in runtime.snapshot().robots.items()}
     out = []
     for s in runtime.wmap.stations:
-        front_first = [s.working, *reversed(s.queue)]
-        out.append(StationOut(id=s.id, kind=s.kind.value, working=Position(x=s.working.x, y=s.working.y),
-                              queue=[Position(x=c.x, y=c.y) for c in s.queue], operator_side=int(s.operator_side),
+        front_first = [*s.working, *(c for queue in s.queues for c in reversed(queue))]
+        out.append(StationOut(id=s.id, kind=s.kind.value, working=[Position(x=c.x, y=c.y) for c in s.working],
+                              queues=[[Position(x=c.x, y=c.y) for c in queue] for queue in s.queues],
+                              operator_side=int(s.operator_side),
                               robots=[at[(c.x, c.y)] for c in front_first if (c.x, c.y) in at]))
     return out

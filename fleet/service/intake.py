@@ -45,8 +45,7 @@ class OrderLineIn(_Body):
 
 def _text(field: str, description: str):
     """A customer field as the domain bounds it (fleet.domain.order.CUSTOMER_FIELDS)."""
-    limit, pattern = CUSTOMER_FIELDS[field]
-    required = field in ("name", "address")
+    limit, pattern, _, required = CUSTOMER_FIELDS[field]
     return Field(... if required else None, min_length=1 if required else None, max_length=limit, repr=False,
                  description=description + ("" if pattern is None else f"; matches {pattern.pattern}"))
 
@@ -184,7 +183,16 @@ def notes_from_csv(text: str) -> list[InboundIn]:
 
 
 def _rows(text: str, required: tuple[str, ...], optional: tuple[str, ...]):
-    reader = csv.DictReader(io.StringIO(text))
+    """The rows as (line number, {column: text}); a file the csv module cannot read at
+    all (a stray quote or carriage return) is an IntakeError naming the line, never a crash."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        yield from _checked_rows(reader, required, optional)
+    except csv.Error as exc:
+        raise IntakeError([f"near line {reader.line_num + 1}: not readable as CSV: {exc}"]) from None
+
+
+def _checked_rows(reader: csv.DictReader, required: tuple[str, ...], optional: tuple[str, ...]):
     header = [h.strip() for h in reader.fieldnames or []]
     missing = [c for c in required if c not in header]
     if missing:

@@ -118,7 +118,8 @@ class CountingLink(RobotLink):
         self.inner.extend_job(robot_id, job_id, steps)
 
     def preview(self, robot_id: str, job_id: str, cells: Sequence[Cell]) -> None:
-        # not counted: a hint, which goes out (if at all) with the next order update
+        # not counted as a command: a hint; over VDA 5050 a changed or withdrawn horizon
+        # goes out as an order update of its own, so commands_out undercounts those
         self.inner.preview(robot_id, job_id, cells)
 
     def instant(self, robot_id: str, command: InstantCommand) -> None:

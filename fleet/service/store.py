@@ -193,7 +193,7 @@ order_customers = Table(
     Column("phone", String(32)),
     Column("email", String(254)),
 )
-CUSTOMER_COLUMNS = ("name", "address", "reference", "phone", "email")
+CUSTOMER_COLUMNS = tuple(c.name for c in order_customers.columns if c.name != "order_id")
 
 
 def _v4(conn: Connection) -> None:

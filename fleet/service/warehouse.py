@@ -368,7 +368,14 @@ class Warehouse:
         return None
 
     def queue(self, station_id: str) -> list[str]:
-        return list(self.scheduler.queues[station_id].robots)
+        """The port's robots, the one whose shelf is being worked first (at a port with two
+        working cells it need not have come first: the next one may stand by already)."""
+        robots = list(self.scheduler.queues[station_id].robots)
+        p = self.scheduler.presentations.get(station_id)
+        if p is not None and p.shelf.robot in robots:
+            robots.remove(p.shelf.robot)
+            robots.insert(0, p.shelf.robot)
+        return robots
 
 
 def stock_and_demand(settings: Settings, wmap: WarehouseMap) -> Scenario:

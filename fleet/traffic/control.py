@@ -157,6 +157,16 @@ class TrafficControl:
         self.robot(robot_id)
         return self.table.held(robot_id)
 
+    def way_ahead(self, robot_id: str, limit: int) -> list[Cell]:
+        """The next `limit` cells of the robot's cheapest way to its goal beyond the cells
+        it holds, on the floor it is planned on (no shelf cells while it carries one): what
+        a link may announce as the robot's horizon."""
+        robot, index = self.robot(robot_id), self.planner.floor.index
+        goal = index(robot.goal)
+        floor = self.planner.loaded_floor(goal) if robot.loaded else None
+        way = self.planner.way(index(self.table.held(robot_id)[-1]), goal, floor, limit)
+        return [self.planner.floor.cell(c) for c in way[1:]]
+
     def position(self, robot_id: str) -> Cell:
         self.robot(robot_id)
         return self.table.position(robot_id)

@@ -63,10 +63,10 @@ def _queues_one_way(wmap: WarehouseMap, ahead: np.ndarray) -> None:
     pushing every waiting robot back with it, and passers-by cut into the middle (half
     of a busy port's idle time on the medium map). A robot may still leave a queue cell
     sideways, so a faulted robot at the working cell does not lock the queue in."""
-    for station in wmap.stations:
-        if not station.queue:
+    for working, queue in ((w, q) for station in wmap.stations for w, q in zip(station.working, station.queues)):
+        if not queue:
             continue
-        line = [c.y * wmap.width + c.x for c in (*station.queue, station.working)]
+        line = [c.y * wmap.width + c.x for c in (*queue, working)]
         inside = set(line)
         before = dict(zip(line[1:], line[:-1]))
         for cell in line:

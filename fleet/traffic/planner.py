@@ -187,7 +187,7 @@ class LifelongPlanner:
             self._stall[i] = self._stall[i] + 1 if moving and cells[i] == self._last[i] else 0
             self._last[i] = cells[i]
         for j, (spot, i, goal) in list(self._detours.items()):
-            path = self._path(cells[i], targets[i])
+            path = self.way(cells[i], targets[i])
             if cells[i] == goal or goals[i] != goal or j in stopped or i in stopped or cells[j] not in path:
                 del self._detours[j]
                 continue
@@ -200,12 +200,12 @@ class LifelongPlanner:
         for i in range(n):
             if self._stall[i] < MAKE_WAY_AFTER or i in self._detours:
                 continue
-            j = occupant.get(self._next_cell(cells[i], targets[i]))
+            j = occupant.get(self.way(cells[i], targets[i], limit=1)[-1])  # the robot on its next cell
             if j is None or j in stopped or j in self._detours or priorities[j] >= priorities[i]:
                 continue
             if not self._pocket(cells[j], cells[i]):
                 continue  # j has other ways out: PIBT's pushing sorts it out
-            path = self._path(cells[i], targets[i])
+            path = self.way(cells[i], targets[i])
             spot = self._spot(cells[j], set(path) | set(occupant))
             if spot is not None:
                 self._detours[j] = (spot, i, goals[i])
@@ -226,14 +226,6 @@ class LifelongPlanner:
                     seen.add(v)
                     frontier.append(v)
         return True
-
-    def _next_cell(self, cell: int, goal: int) -> int:
-        """The first cell of a cheapest way from cell to goal (cell itself at the goal)."""
-        return self.way(cell, goal, limit=1)[-1]
-
-    def _path(self, cell: int, goal: int) -> list[int]:
-        """A cheapest way from cell to goal, following the guidance downhill."""
-        return self.way(cell, goal)
 
     def way(self, cell: int, goal: int, floor: Grid | None = None, limit: int | None = None) -> list[int]:
         """A cheapest way from cell to goal (cell first), following the guidance table PIBT
