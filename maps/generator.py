@@ -9,7 +9,9 @@ A generated floor, seen from above (north up):
     ring road
     last row       pick stations, then the packing area at the east end
 
-Chargers sit in the west and east edge columns, docking off the ring road. Every
+Chargers sit in the west and east edge columns, docking off the ring road. Packing
+cells that the last row has no room for continue up the west and east edge columns from
+the south corners, the nearest free edge to the pick stations. Every
 station's working cell is in an edge row, so the operator stands outside the grid.
 
 The generator writes nothing it has not validated: it returns the map as parsed back
@@ -163,6 +165,10 @@ def generate_layout(spec: LayoutSpec) -> WarehouseMap:
 
     stations, packing = _edge_features(spec, width, height)
     chargers = _charger_cells(spec.chargers, width, height, ring)
+    if clash := set(packing) & set(chargers) or [c for c in packing if c.y <= ring]:
+        raise LayoutError(f"{spec.packing} packing cells do not fit: beyond the south edge they go up the side "
+                          f"edges and reach {'the chargers' if set(packing) & set(chargers) else 'the north ring'} "
+                          f"at {min(clash, key=lambda c: (c.y, c.x))}; use fewer packing cells or chargers")
     for st in stations:
         _mark_station(grid, st)
     for kind, cells in ((CellKind.PACKING, packing), (CellKind.CHARGER, chargers)):
@@ -192,7 +198,8 @@ def _mark_station(grid: np.ndarray, station: Station) -> None:
 
 
 def _edge_features(spec: LayoutSpec, width: int, height: int) -> tuple[list[Station], list[Cell]]:
-    """Pick stations then the packing area along the south edge, stow stations along the north.
+    """Pick stations then the packing area along the south edge, stow stations along the north;
+    packing cells beyond the south edge's room go up the side edges from the south corners.
 
     Queues run in the ring road's counter-clockwise direction (east on the south side,
     west on the north side), so a robot joins at the upstream end and leaves downstream.
@@ -200,14 +207,14 @@ def _edge_features(spec: LayoutSpec, width: int, height: int) -> tuple[list[Stat
     the end of a mirrored queue that a robot enters after driving past the station.
     """
     inner = (1 + spec.ring_width, width - 1 - spec.ring_width)  # edge cells beside the straight ring lanes
-    packing_start = inner[1] - spec.packing
-    if packing_start < inner[0]:
-        raise LayoutError(f"{spec.packing} packing cells do not fit the {inner[1] - inner[0]} free cells of the south edge")
     length, two = spec.queue_length, spec.working_cells == 2
     footprint = (length + 1) * spec.working_cells
+    stations_need = spec.pick_stations * (footprint + 1)  # each with a wall after it
+    south_packing = min(spec.packing, max(inner[1] - inner[0] - stations_need, 0))
+    packing_start = inner[1] - south_packing
     south, north = height - 1, 0
     stations = []
-    pick_stop = packing_start - 1 if spec.packing else inner[1]
+    pick_stop = packing_start - 1 if south_packing else inner[1]
     for i, x0 in enumerate(_spread(spec.pick_stations, footprint, inner[0], pick_stop, f"{spec.pick_stations} pick stations")):
         upstream = (Cell(x0 + length, south), tuple(Cell(x0 + k, south) for k in range(length)))
         downstream = (Cell(x0 + length + 1, south), tuple(Cell(x0 + 2 * length + 1 - k, south) for k in range(length)))
@@ -221,7 +228,12 @@ def _edge_features(spec: LayoutSpec, width: int, height: int) -> tuple[list[Stat
         lines = (upstream, downstream) if two else (upstream,)
         stations.append(Station(f"stow-{i + 1}", StationKind.STOW, tuple(w for w, _ in lines),
                                 tuple(q for _, q in lines), Heading.NORTH))
-    return stations, [Cell(x, south) for x in range(packing_start, inner[1])]
+    side = spec.packing - south_packing
+    corner = south - 1 - spec.ring_width  # the side edges' southmost cells beside the ring's side lanes
+    packing = [Cell(x, south) for x in range(packing_start, inner[1])]
+    for x, n in ((0, math.ceil(side / 2)), (width - 1, side // 2)):
+        packing += [Cell(x, corner - k) for k in range(n)]
+    return stations, packing
 
 
 def _rows(spec: LayoutSpec) -> list[_Role]:
@@ -371,7 +383,7 @@ PRESETS: dict[str, LayoutSpec] = {
     "medium": LayoutSpec(
         name="medium", description="Medium floor: 6 pick + 2 stow stations with two working cells, one-way ring road, room for 150 robots",
         width=80, height=60, block_rows=None, block_columns=None, block_length=10, ring_width=2, one_way=True,
-        pick_stations=6, stow_stations=2, queue_length=4, working_cells=2, chargers=30, parking=150, packing=8,
+        pick_stations=6, stow_stations=2, queue_length=4, working_cells=2, chargers=30, parking=150, packing=24,
     ),
     "large": LayoutSpec(
         name="large", description="Large floor: 16 pick + 8 stow stations, two-wide aisles, one-way ring road, room for 1,100 robots",

@@ -105,14 +105,33 @@ def test_shipped_map_sizes_and_capacities() -> None:
         ({"height": 5, "block_rows": None, "chargers": 0}, "no room for a single block"),
         ({"pick_stations": 0, "stow_stations": 0}, "at least one pick or stow station"),
         ({"queue_length": 0}, "queue_length must be at least 1"),
-        ({"packing": 40}, "40 packing cells do not fit the 23 free cells of the south edge"),
+        ({"packing": 40}, r"40 packing cells do not fit: .* reach the chargers at \(0, 6\)"),
+        ({"packing": 40, "chargers": 0}, r"40 packing cells do not fit: .* reach the north ring"),
         ({"working_cells": 3}, "working_cells must be 1 or 2, got 3"),
-        ({"working_cells": 2}, "2 pick stations need 21 cells along the edge but only 18 are free"),
+        ({"working_cells": 2, "pick_stations": 3}, "3 pick stations need 32 cells along the edge but only 23 are free"),
     ],
 )
 def test_impossible_parameters_are_refused(spec_changes: dict, message: str) -> None:
     with pytest.raises(LayoutError, match=message):
         generate_layout(replace(LayoutSpec(), **spec_changes))
+
+
+def test_packing_beyond_the_south_edge_goes_up_the_side_edges_from_the_south_corners() -> None:
+    """The medium floor's pick stations leave the south edge room for 8 packing cells; the
+    other 16 stand in the side edge columns nearest the stations, each beside a two-way lane
+    cell so a loaded robot can turn in from the ring road."""
+    wmap = generate_layout(PRESETS["medium"])
+    packing = set(wmap.cells_of(CellKind.PACKING))
+    south = wmap.height - 1
+    corner = south - 1 - PRESETS["medium"].ring_width
+    assert len(packing) == PRESETS["medium"].packing == 24
+    assert {c for c in packing if c.y == south} == {Cell(x, south) for x in range(69, 77)}
+    for x, inward in ((0, 1), (wmap.width - 1, wmap.width - 2)):
+        assert {c for c in packing if c.x == x} == {Cell(x, corner - k) for k in range(8)}
+        for k in range(8):
+            lane = Cell(inward, corner - k)
+            assert wmap.traversable(lane) and lane not in wmap.one_way
+    assert not packing & set(wmap.cells_of(CellKind.CHARGER))
 
 
 @pytest.mark.parametrize("label", TWIN)

@@ -491,7 +491,8 @@ class Scheduler:
             if task.kind is TaskKind.MOVE_ORDER_SHELF:
                 if not packing:
                     continue
-                task.target = packing.pop(0)
+                task.target = min(packing, key=lambda c: (self._travel(self.shelves[shelf_id].cell, c), c.y, c.x))
+                packing.remove(task.target)
             elif shelf_id in self.itinerary:  # a move goes to no port, unless one called the shelf meanwhile
                 port = self.itinerary[shelf_id][0]
                 if coming[port] >= self.config.shelves_per_slot * self.queues[port].capacity:
