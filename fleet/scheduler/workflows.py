@@ -530,15 +530,18 @@ class Scheduler:
         for ever."""
         if self.config.batching is Batching.FCFS:
             return sorted(self.fetches.items(), key=lambda kv: (-kv[1].priority, kv[1].created))
+        open_lines: dict[str, Counter[str]] = {}  # port -> SKU -> its open lines there
+
         def worth(shelf_id: str, task: Task) -> float:
             stops = self.itinerary.get(shelf_id)
             shelf = self.shelves[shelf_id]
             if not stops or self.kind[stops[0]] is not StationKind.PICK or not isinstance(shelf, InventoryShelf):
                 return float("inf")  # stow, moves, order shelves: as they come
-            stock = shelf.stock()
-            lines = sum(1 for box in self._open_boxes(stops[0]) for sku in box.required
-                        if box.missing(sku) > 0 and stock.get(sku, 0) > 0)
-            return lines + (now - task.created) / FETCH_AGE_S
+            if (lines := open_lines.get(stops[0])) is None:
+                lines = open_lines[stops[0]] = Counter(sku for box in self._open_boxes(stops[0])
+                                                       for sku in box.required if box.missing(sku) > 0)
+            served = sum(lines[sku] for sku, units in shelf.stock().items() if units > 0 and sku in lines)
+            return served + (now - task.created) / FETCH_AGE_S
         return sorted(self.fetches.items(), key=lambda kv: (-kv[1].priority, -worth(*kv), kv[1].created))
 
     def _errand(self, job: RobotJob, goal: Cell, *actions: CellAction, heading: Heading | None = None) -> None:
