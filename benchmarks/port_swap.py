@@ -96,7 +96,8 @@ def main() -> None:
     parser.add_argument("--robots", type=int, default=120)
     parser.add_argument("--hours", type=float, default=0.5)
     parser.add_argument("--orders-per-hour", type=float, default=2400.0)
-    parser.add_argument("--order-shelves", type=int, default=4, help="order shelves per pick port (put wall)")
+    parser.add_argument("--order-shelves", type=int, default=SimConfig.order_shelves_per_port,
+                        help="order shelves per pick port (put wall)")
     parser.add_argument("--shelves-per-slot", type=float, default=SchedulerConfig.shelves_per_slot,
                         help="shelves on their way to a port at most, per slot of its queues")
     parser.add_argument("--seed", type=int, default=0)

@@ -44,7 +44,7 @@ class SimConfig:
     seconds_per_unit: float = 1.0  # each unit beyond the first of a pair
     seconds_per_stow: float = 10.0  # one put: goods into the lit bin, scan the bin
     operator_spread: float = 0.3  # sigma of the lognormal operator time
-    order_shelves_per_port: int = 4  # the put wall of each pick port
+    order_shelves_per_port: int = 8  # the put wall of each pick port (4 left ports without a round)
     warm_up_s: float = 900.0  # left out of utilisation KPIs (the first shelves are on their way)
     control_period_s: float = 0.25
     physics_dt_s: float = 0.05

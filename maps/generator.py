@@ -62,6 +62,11 @@ class LayoutSpec:
     parking: int = 20
     packing: int = 4
     one_way: bool = False
+    #: with one_way: the inner ring lane along the station edges (south and north, where it
+    #: borders no storage) one-way too, against the outer lane: a two-lane road in front of
+    #: the stations, so robots crossing to a far station meet none head-on there (the sides
+    #: stay two-way: robots turn off them into parking, chargers and packing)
+    counterflow: bool = False
     pitch: float = 1.0
     qr_prefix: str = ""
     width: int | None = None
@@ -83,6 +88,8 @@ class LayoutSpec:
             problems.append("a floor needs at least one pick or stow station")
         if self.one_way and self.ring_width < 2:
             problems.append("one_way needs ring_width >= 2: the one-way outer lane needs a two-way inner lane beside it")
+        if self.counterflow and not self.one_way:
+            problems.append("counterflow needs one_way: the inner lane runs against a one-way outer lane")
         if self.pitch <= 0:
             problems.append(f"pitch must be positive, got {self.pitch}")
         for count, size in (("block_rows", "height"), ("block_columns", "width")):
@@ -181,7 +188,7 @@ def generate_layout(spec: LayoutSpec) -> WarehouseMap:
     entries = {queue[0] for st in stations for queue in st.queues} | {c for st in stations for c in st.working}
     entries |= set(packing) | set(chargers)
 
-    one_way = _ring_arrows(rows, cols, entries) if spec.one_way else {}
+    one_way = _ring_arrows(rows, cols, entries, spec.counterflow) if spec.one_way else {}
     draft = WarehouseMap(
         name=spec.name, width=width, height=height, pitch=spec.pitch, kinds=grid, stations=tuple(stations),
         one_way=one_way, qr_prefix=spec.qr_prefix, description=spec.description,
@@ -287,8 +294,10 @@ def _charger_cells(count: int, width: int, height: int, ring: int) -> list[Cell]
     return cells
 
 
-def _ring_arrows(rows: list[_Role], cols: list[_Role], entries: set[Cell]) -> dict[Cell, Heading]:
-    """A counter-clockwise one-way outer lane, left two-way wherever a robot turns off it.
+def _ring_arrows(rows: list[_Role], cols: list[_Role], entries: set[Cell], counterflow: bool) -> dict[Cell, Heading]:
+    """A counter-clockwise one-way outer lane, left two-way wherever a robot turns off it;
+    with `counterflow` the innermost ring lane along the south and north edges runs the
+    other way (two-way where the outer lane is), where it does not border storage.
 
     A one-way cell may be left only along its arrow, so the lane stays plain where it
     meets an aisle or inner ring line, and beside every station entry, charger and
@@ -300,9 +309,13 @@ def _ring_arrows(rows: list[_Role], cols: list[_Role], entries: set[Cell]) -> di
         Cell(1, 1): Heading.SOUTH, Cell(1, height - 2): Heading.EAST,
         Cell(width - 2, height - 2): Heading.NORTH, Cell(width - 2, 1): Heading.WEST,
     }
-    lanes = (
-        (1, 0, Heading.WEST), (height - 2, height - 1, Heading.EAST),
-    )
+    lanes = [(1, 0, Heading.WEST), (height - 2, height - 1, Heading.EAST)]
+    if counterflow:
+        ring = rows.count(_Role.RING) // 2
+        # not beside storage: a loaded robot reaches a shelf there only by turning off the lane
+        lanes += [(y, edge_y, heading) for y, beside, edge_y, heading in (
+            (ring, ring + 1, 0, Heading.EAST), (height - 1 - ring, height - 2 - ring, height - 1, Heading.WEST))
+            if rows[beside] is not _Role.BLOCK]
     for y, edge_y, heading in lanes:
         for x in range(2, width - 2):
             if cols[x] not in crossing and Cell(x, edge_y) not in entries:
@@ -381,8 +394,8 @@ PRESETS: dict[str, LayoutSpec] = {
         pick_stations=2, stow_stations=1, queue_length=4, chargers=6, parking=20, packing=4,
     ),
     "medium": LayoutSpec(
-        name="medium", description="Medium floor: 6 pick + 2 stow stations with two working cells, one-way ring road, room for 150 robots",
-        width=80, height=60, block_rows=None, block_columns=None, block_length=10, ring_width=2, one_way=True,
+        name="medium", description="Medium floor: 6 pick + 2 stow stations with two working cells, one-way ring road, two-lane road in front of the pick stations, room for 150 robots",
+        width=80, height=60, block_rows=None, block_columns=None, block_length=10, ring_width=2, one_way=True, counterflow=True,
         pick_stations=6, stow_stations=2, queue_length=4, working_cells=2, chargers=30, parking=150, packing=24,
     ),
     "large": LayoutSpec(

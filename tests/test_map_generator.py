@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fleet.cli import main
-from maps import SHIPPED, Cell, CellKind, StationKind, dump_map, load_map, parse_map
+from maps import SHIPPED, Cell, CellKind, Heading, StationKind, dump_map, load_map, parse_map
 from maps.generator import PRESETS, LayoutError, LayoutSpec, generate_layout, kiva_layout
 from maps.loader import layout_text
 from shared_data import MOVINGAI
@@ -108,6 +108,7 @@ def test_shipped_map_sizes_and_capacities() -> None:
         ({"packing": 40}, r"40 packing cells do not fit: .* reach the chargers at \(0, 6\)"),
         ({"packing": 40, "chargers": 0}, r"40 packing cells do not fit: .* reach the north ring"),
         ({"working_cells": 3}, "working_cells must be 1 or 2, got 3"),
+        ({"counterflow": True}, "counterflow needs one_way"),
         ({"working_cells": 2, "pick_stations": 3}, "3 pick stations need 32 cells along the edge but only 23 are free"),
     ],
 )
@@ -132,6 +133,24 @@ def test_packing_beyond_the_south_edge_goes_up_the_side_edges_from_the_south_cor
             lane = Cell(inward, corner - k)
             assert wmap.traversable(lane) and lane not in wmap.one_way
     assert not packing & set(wmap.cells_of(CellKind.CHARGER))
+
+
+def test_counterflow_makes_a_two_lane_road_in_front_of_the_pick_stations() -> None:
+    """The inner ring lane along the south edge runs west against the eastbound outer lane,
+    plain exactly where the outer lane is (crossings, station entries, working cells). On
+    the north edge the inner lane borders storage, so it stays two-way: a loaded robot
+    reaches those shelves only by turning off it."""
+    spec = PRESETS["medium"]
+    wmap = generate_layout(spec)
+    outer, inner = wmap.height - 2, wmap.height - 1 - spec.ring_width
+    for x in range(2, wmap.width - 2):
+        east = wmap.one_way.get(Cell(x, outer))
+        west = wmap.one_way.get(Cell(x, inner))
+        assert (east, west) in ((Heading.EAST, Heading.WEST), (None, None)), x
+    assert sum(wmap.one_way.get(Cell(x, inner)) is Heading.WEST for x in range(wmap.width)) >= 30
+    assert not any(Cell(x, spec.ring_width) in wmap.one_way for x in range(wmap.width))
+    plain = generate_layout(replace(spec, counterflow=False))
+    assert not any(Cell(x, inner) in plain.one_way for x in range(wmap.width))
 
 
 @pytest.mark.parametrize("label", TWIN)

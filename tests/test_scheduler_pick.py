@@ -93,7 +93,7 @@ def test_while_ports_are_full_the_shelf_serving_more_lines_is_fetched_first_but_
         fleet.run_until(lambda: "S1" in sched.fetches, 10)
         sched.receive_order(Order(id="O2", lines=(OrderLine("B", 1), OrderLine("C", 1)), created=fleet.clock.now()))
         fleet.run_until(lambda: "S2" in sched.fetches, 20)
-        assert [s for s, _ in sched._fetch_order(fleet.clock.now())] == expected, batching
+        assert [s for s, _ in sched._fetch_order(fleet.clock.now(), set())] == expected, batching
 
 
 def test_a_presented_robot_turns_to_the_working_cells_exit_while_the_shelf_is_worked():

@@ -14,7 +14,8 @@ from scheduler_kit import alcove_map, alcoves
 
 #: A coarse emulator step and control cycle keep these runs to seconds of CPU; the
 #: emulator still judges collisions on true geometry at every step.
-FAST = dict(control_period_s=1.0, physics_dt_s=0.2, warm_up_s=300.0)
+FAST = dict(order_shelves_per_port=4,  # the small test floors have room for 4 per port
+            control_period_s=1.0, physics_dt_s=0.2, warm_up_s=300.0)
 
 
 def test_inventory_is_conserved_over_a_seeded_run():
@@ -63,8 +64,11 @@ def test_batching_serves_more_lines_per_presentation_than_first_come_first_serve
 def test_fleet_sim_prints_one_json_object_and_writes_plots(tmp_path, capsys):
     map_file = tmp_path / "alcoves.toml"
     map_file.write_text(alcoves(8))
-    code = main(["sim", "--map", str(map_file), "--robots", "2", "--hours", "0.05", "--orders-per-hour", "120",
-                 "--period", "1.0", "--dt", "0.2", "--json", "--quiet", "--plot", str(tmp_path / "plots")])
+    args = ["sim", "--map", str(map_file), "--robots", "2", "--hours", "0.05", "--orders-per-hour", "120",
+            "--period", "1.0", "--dt", "0.2", "--json", "--quiet"]
+    assert main(args) == 2  # the default put wall of 8 order shelves per port does not fit this floor
+    assert "use fewer order shelves per station" in capsys.readouterr().err
+    code = main([*args, "--order-shelves", "4", "--plot", str(tmp_path / "plots")])
     assert code == 0
     kpis = json.loads(capsys.readouterr().out)
     for key in ("orders_completed", "order_lines_picked", "units_stowed", "stations", "robot_utilisation",

@@ -50,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         generate.add_argument(flag, type=kind, default=None, help=text)
     generate.add_argument("--one-way", action=argparse.BooleanOptionalAction, default=None,
                           help="one-way outer lane on the ring road (needs --ring-width 2 or more)")
+    generate.add_argument("--counterflow", action=argparse.BooleanOptionalAction, default=None,
+                          help="with --one-way: the inner ring lane along the station edges one-way the other way")
     generate.add_argument("--endpoints", metavar="FILE",
                           help="also write the task endpoints as `x y` lines (storage cells; kiva: RHCR's endpoints)")
     generate.add_argument("--homes", metavar="FILE",
@@ -97,8 +99,9 @@ def _generate(args: argparse.Namespace) -> int:
     from maps.generator import PRESETS, LayoutError, generate_layout, kiva_layout, write_cells
 
     overrides = {field: getattr(args, field) for _, field, _, _ in _LAYOUT_OPTIONS if getattr(args, field) is not None}
-    if args.one_way is not None:
-        overrides["one_way"] = args.one_way
+    for flag in ("one_way", "counterflow"):
+        if getattr(args, flag) is not None:
+            overrides[flag] = getattr(args, flag)
     try:
         if args.preset == "kiva":
             if overrides:

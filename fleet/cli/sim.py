@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--batching", choices=["fcfs", "greedy", "optimal"], default="greedy",
                         help="order release strategy; fcfs is the baseline without batching (default greedy)")
     parser.add_argument("--seconds-per-pick", type=float, default=6.0, help="operator seconds per pick (mean)")
-    parser.add_argument("--order-shelves", type=int, default=4,
-                        help="order shelves in each pick port's put wall (default 4)")
+    parser.add_argument("--order-shelves", type=int, default=None,
+                        help="order shelves in each pick port's put wall (default: SimConfig's, 8)")
     parser.add_argument("--seconds-per-stow", type=float, default=10.0, help="operator seconds per stow put (mean)")
     parser.add_argument("--period", type=float, default=0.25, help="control cycle in simulated seconds (default 0.25)")
     parser.add_argument("--dt", type=float, default=0.05, help="emulator physics step in seconds (default 0.05)")
@@ -44,7 +44,8 @@ def _run(args: argparse.Namespace) -> int:
                            orders_per_hour=args.orders_per_hour, inbound_notes_per_hour=args.inbound_per_hour,
                            batching=Batching(args.batching), seconds_per_pick=args.seconds_per_pick,
                            seconds_per_stow=args.seconds_per_stow, control_period_s=args.period,
-                           physics_dt_s=args.dt, order_shelves_per_port=args.order_shelves)
+                           physics_dt_s=args.dt, **({} if args.order_shelves is None else
+                                                    {"order_shelves_per_port": args.order_shelves}))
         sim = Simulation(wmap, config)
     except (MapError, OSError, ValueError) as exc:
         print(f"fleet sim: {exc}", file=sys.stderr)

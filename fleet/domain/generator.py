@@ -188,8 +188,9 @@ def stock_shelves(warehouse_map: WarehouseMap, catalogue: Catalogue, popularity:
     taken = set(order_homes)
     shelf_homes = [c for c in homes if c not in taken]
     if config.spare_storage_cells >= len(shelf_homes):
-        raise ValueError(f"spare_storage_cells {config.spare_storage_cells} leaves none of the {len(shelf_homes)} "
-                         "storage cells without an order shelf for an inventory shelf")
+        raise ValueError(f"{len(homes)} storage cells: {len(order_homes)} order shelves "
+                         f"({config.order_shelves_per_pick_station} per pick station) and {config.spare_storage_cells} "
+                         "spare cells leave none for an inventory shelf; use fewer order shelves per station")
     shelf_homes = shelf_homes[:len(shelf_homes) - config.spare_storage_cells]
     small_count = round(config.small_parts_share * len(shelf_homes))
     if config.small_parts_share > 0 and len(shelf_homes) >= 2:
