@@ -60,6 +60,9 @@ class FleetLink(RobotLink):
     def extend_job(self, robot_id: str, job_id: str, steps: Sequence[Step]) -> None:
         self.link_of(robot_id).extend_job(robot_id, job_id, steps)
 
+    def takes_preview(self, robot_id: str) -> bool:
+        return self.link_of(robot_id).takes_preview(robot_id)
+
     def preview(self, robot_id: str, job_id: str, cells: Sequence[Cell]) -> None:
         self.link_of(robot_id).preview(robot_id, job_id, cells)
 

@@ -210,7 +210,8 @@ class MotionControl:
     def _preview(self, robot: RobotState) -> None:
         """Hand the link the robot's way beyond its granted cells: the first cells of its
         cheapest way to its goal, on the floor traffic control plans it on."""
-        if robot.job_id is None or robot.job_ending or robot.phase is not Phase.DRIVING or robot.errand is None:
+        if robot.job_id is None or robot.job_ending or robot.phase is not Phase.DRIVING or robot.errand is None \
+                or not self.link.takes_preview(robot.robot_id):
             return
         key = (robot.job_id, self.traffic.held_cells(robot.robot_id)[-1], robot.errand.goal)
         if key == robot.previewed:

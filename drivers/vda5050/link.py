@@ -94,6 +94,9 @@ class Vda5050Link(RobotLink):
         with self._serialised():
             self._session(robot_id).extend_job(job_id, steps, self._clock.now())
 
+    def takes_preview(self, robot_id: str) -> bool:
+        return True
+
     def preview(self, robot_id: str, job_id: str, cells: Sequence[Cell]) -> None:
         """Sent as the order's horizon (released false), replaced by every update."""
         with self._serialised():

@@ -117,6 +117,9 @@ class CountingLink(RobotLink):
         self._sent.inc()
         self.inner.extend_job(robot_id, job_id, steps)
 
+    def takes_preview(self, robot_id: str) -> bool:
+        return self.inner.takes_preview(robot_id)
+
     def preview(self, robot_id: str, job_id: str, cells: Sequence[Cell]) -> None:
         # not counted as a command: a hint; over VDA 5050 a changed or withdrawn horizon
         # goes out as an order update of its own, so commands_out undercounts those

@@ -93,6 +93,9 @@ class Adoption(RobotLink):
     def extend_job(self, robot_id: str, job_id: str, steps: Sequence[Step]) -> None:
         self.fleet.extend_job(robot_id, job_id, steps)
 
+    def takes_preview(self, robot_id: str) -> bool:
+        return self.fleet.takes_preview(robot_id)
+
     def preview(self, robot_id: str, job_id: str, cells: Sequence[Cell]) -> None:
         self.fleet.preview(robot_id, job_id, cells)
 
