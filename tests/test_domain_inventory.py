@@ -74,6 +74,8 @@ def assert_consistent(inv: Inventory) -> None:
     for shelf_class in inv.shelf_classes():
         expected = [s.id for s in inv.shelves() if s.shelf_class == shelf_class and all(not b.contents for b in s.bins)]
         assert [s.id for s in inv.empty_shelves(shelf_class)] == expected
+    for shelf in inv.shelves():  # the kept per-shelf stock, against one added up from the bins
+        assert dict(inv.shelf_stock(shelf.id)) == shelf.stock(), shelf.id
 
 
 def test_default_shelf_is_960_by_960_by_1600_with_labelled_bins():

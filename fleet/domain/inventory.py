@@ -9,7 +9,8 @@ change half-applied.
 
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple, Sequence
+from types import MappingProxyType
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from fleet.domain.errors import (
     BinCapacityExceeded,
@@ -44,6 +45,7 @@ class Inventory:
         self._where: dict[str, dict[str, int]] = {}
         self._totals: dict[str, int] = {}
         self._units_on_shelf: dict[str, int] = {}
+        self._stock_on_shelf: dict[str, dict[str, int]] = {}  # shelf -> SKU -> units (InventoryShelf.stock, kept)
         self._by_class: dict[str, list[InventoryShelf]] = {}
         for shelf in shelves:
             self.add_shelf(shelf)
@@ -62,9 +64,16 @@ class Inventory:
         self._shelves[shelf.id] = shelf
         self._bins.update((b.label, b) for b in shelf.bins)
         self._units_on_shelf[shelf.id] = 0
+        self._stock_on_shelf[shelf.id] = {}
         self._by_class.setdefault(shelf.shelf_class, []).append(shelf)
 
     # --- look-ups ---------------------------------------------------------------------
+    def shelf_stock(self, shelf_id: str) -> Mapping[str, int]:
+        """Units of each SKU on the shelf, as `InventoryShelf.stock` adds them up from its
+        bins, but kept up to date with every change: the scheduler asks it of every shelf
+        on its way to a port at every planning cycle. A live read-only view."""
+        return MappingProxyType(self._stock_on_shelf[shelf_id])
+
     def shelf(self, shelf_id: str) -> InventoryShelf:
         try:
             return self._shelves[shelf_id]
@@ -200,4 +209,9 @@ class Inventory:
         else:
             del self._totals[item.id]
         self._units_on_shelf[bin_.shelf_id] += delta
+        on_shelf = self._stock_on_shelf[bin_.shelf_id]
+        if units := on_shelf.get(item.id, 0) + delta:
+            on_shelf[item.id] = units
+        else:
+            del on_shelf[item.id]
 

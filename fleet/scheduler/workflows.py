@@ -401,7 +401,7 @@ class Scheduler:
             for shelf_id in coming:
                 shelf = self.shelves[shelf_id]
                 if isinstance(shelf, InventoryShelf):
-                    have.update(shelf.stock())
+                    have.update(self.inventory.shelf_stock(shelf_id))
             short = [sku for sku in need if have[sku] < need[sku]]
             holding = sku_shelves(self.inventory, short)
             holding = {sku: [s for s in shelves if s not in self.flagged and s not in coming]
@@ -547,7 +547,7 @@ class Scheduler:
             if (lines := open_lines.get(stops[0])) is None:
                 lines = open_lines[stops[0]] = Counter(sku for box in self._open_boxes(stops[0])
                                                        for sku in box.required if box.missing(sku) > 0)
-            served = sum(lines[sku] for sku, units in shelf.stock().items() if units > 0 and sku in lines)
+            served = sum(lines[sku] for sku in self.inventory.shelf_stock(shelf_id) if sku in lines)
             return served + (now - task.created) / FETCH_AGE_S
         return sorted(fetches, key=lambda kv: (-kv[1].priority, -worth(*kv), kv[1].created))
 
@@ -646,7 +646,7 @@ class Scheduler:
     def _still_needed(self, shelf: Shelf, port: str) -> bool:
         if self.kind[port] is StationKind.STOW:
             return (shelf.id, port) in self.stow_puts
-        stock = shelf.stock() if isinstance(shelf, InventoryShelf) else {}
+        stock = self.inventory.shelf_stock(shelf.id) if isinstance(shelf, InventoryShelf) else {}
         return any(box.missing(sku) > 0 and stock.get(sku, 0) > 0
                    for box in self._open_boxes(port) for sku in box.required)
 
