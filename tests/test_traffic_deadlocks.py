@@ -10,7 +10,7 @@ import pytest
 from fleet.traffic.checker import check_paths
 from fleet.traffic.grid import Grid
 from fleet.traffic.planner import LifelongPlanner
-from maps.model import Cell
+from maps.model import Cell, Heading
 from traffic_kit import floor
 
 
@@ -166,3 +166,37 @@ def test_operator_block_reroutes_and_reports_a_blocked_goal_until_unblocked():
     assert plan.cells == cells  # holds position instead of pushing in vain
     planner.unblock([Cell(0, 0), Cell(4, 0)])
     assert not planner.plan(cells, [0], [grid.index(Cell(0, 0))]).blocked
+
+
+def test_loaded_and_unloaded_head_on_between_shelves_the_unloaded_one_ducks_under_a_shelf():
+    """A loaded robot may not leave the one-wide aisle between two rows of shelves; an
+    unloaded one coming the other way gets out of its way only by turning and ducking under
+    a shelf. (The FCFS gridlock on the medium floor that UNJAM_AFTER breaks had this pair
+    at its heart, in a crowd this small floor does not reproduce: two robots alone are
+    sorted out by PIBT's pushing, with or without that rule.)"""
+    wmap = floor(
+        ".......",
+        ".......",
+        ".......",
+    )
+    grid = Grid.from_map(wmap)
+    shelves = [grid.index(Cell(x, y)) for y in (0, 2) for x in range(7)]
+    planner = LifelongPlanner(grid, rotation=True, seed=0, shelf_cells=shelves)
+    cells = [grid.index(Cell(1, 1)), grid.index(Cell(5, 1))]
+    headings = [int(Heading.EAST), int(Heading.WEST)]
+    goals = [grid.index(Cell(6, 1)), grid.index(Cell(0, 1))]
+    history, heads, reached = [list(cells)], [list(headings)], [None, None]
+    for t in range(200):
+        plan = planner.plan(cells, headings, goals, loaded=[0])
+        cells, headings = plan.cells, plan.headings
+        history.append(list(cells))
+        heads.append(list(headings))
+        for i in range(2):
+            if cells[i] == goals[i] and reached[i] is None:
+                reached[i] = t + 1
+        assert cells[0] not in shelves, f"step {t}: the loaded robot drove under a shelf"
+    flat = np.array(history)
+    conflicts = check_paths(wmap, np.stack((flat % grid.width, flat // grid.width), axis=-1), np.array(heads))
+    assert conflicts.collisions == 0 and conflicts.illegal_moves == 0
+    assert cells == goals, f"stuck at {[grid.cell(c) for c in cells]}"
+    assert reached[0] is not None and reached[0] <= 100
