@@ -172,10 +172,11 @@ def generate_layout(spec: LayoutSpec) -> WarehouseMap:
 
     stations, packing = _edge_features(spec, width, height)
     chargers = _charger_cells(spec.chargers, width, height, ring)
-    if clash := set(packing) & set(chargers) or [c for c in packing if c.y <= ring]:
-        raise LayoutError(f"{spec.packing} packing cells do not fit: beyond the south edge they go up the side "
-                          f"edges and reach {'the chargers' if set(packing) & set(chargers) else 'the north ring'} "
-                          f"at {min(clash, key=lambda c: (c.y, c.x))}; use fewer packing cells or chargers")
+    for what, clash in (("the chargers", set(packing) & set(chargers)), ("the north ring", {c for c in packing if c.y <= ring})):
+        if clash:
+            raise LayoutError(f"{spec.packing} packing cells do not fit: beyond the south edge they go up the side "
+                              f"edges and reach {what} at {min(clash, key=lambda c: (c.y, c.x))}; "
+                              "use fewer packing cells or chargers")
     for st in stations:
         _mark_station(grid, st)
     for kind, cells in ((CellKind.PACKING, packing), (CellKind.CHARGER, chargers)):

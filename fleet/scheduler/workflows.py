@@ -487,7 +487,7 @@ class Scheduler:
         if not robots:
             return
         coming = Counter(stops[0] for s, stops in self.itinerary.items() if stops and s not in self.fetches)
-        full = {port for port, queue in self.queues.items() if coming[port] >= self.config.shelves_per_slot * queue.capacity}
+        full = {port for port in self.queues if self._full(port, coming)}
         packing = [c for c in self.packing if c not in self.claimed]
         tasks = []
         for shelf_id, task in self._fetch_order(now, full):
@@ -498,7 +498,7 @@ class Scheduler:
                 packing.remove(task.target)
             elif shelf_id in self.itinerary:  # a move goes to no port, unless one called the shelf meanwhile
                 port = self.itinerary[shelf_id][0]
-                if coming[port] >= self.config.shelves_per_slot * self.queues[port].capacity:
+                if self._full(port, coming):
                     continue
                 coming[port] += 1
             tasks.append(OpenTask(task.id, self.shelves[shelf_id].cell, task.priority))
@@ -524,6 +524,10 @@ class Scheduler:
             self.jobs[robot_id] = job
             self.idle_since.pop(robot_id, None)
             self._errand(job, shelf.cell, CellAction(self._action_id(), ActionKind.LIFT, shelf_id=shelf.id))
+
+    def _full(self, port: str, coming: Counter[str]) -> bool:
+        """The port has `shelves_per_slot` x its slots shelves on their way already."""
+        return coming[port] >= self.config.shelves_per_slot * self.queues[port].capacity
 
     def _fetch_order(self, now: float, full: set[str]) -> list[tuple[str, Task]]:
         """Which shelves go first while ports have no room for all: by priority, then (but

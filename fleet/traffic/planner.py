@@ -44,7 +44,8 @@ POCKET = 8
 #: not only in a dead end: two robots facing each other in a one-wide aisle, one of which
 #: would have to turn before it could step aside (under a shelf, unloaded), each waited
 #: for the other for good (FCFS, 8 h on the medium floor: 108 stuck tasks from 2.6 h on).
-#: Long enough that it never acts in flowing traffic (see `_make_way` on jams).
+#: Long, so that it leaves waits in flowing traffic to PIBT (acting on every head-on wait
+#: made jams, see `_make_way`); 30 was the one value measured (docs/traffic.md).
 UNJAM_AFTER = 30
 #: Priority added to a robot that has just lifted a shelf and stands on a storage cell.
 #: Its only ways out are the aisle cells next to it; a robot standing on the one it needs
