@@ -40,6 +40,7 @@ class SimConfig:
     orders_per_hour: float = 600.0
     inbound_notes_per_hour: float = 4.0
     batching: Batching = Batching.GREEDY
+    slotting: bool = False  # shelves go back near the port they left (SchedulerConfig.slotting)
     seconds_per_pick: float = 6.0  # one pick pair: take from the bin, put in the box, confirm
     seconds_per_unit: float = 1.0  # each unit beyond the first of a pair
     seconds_per_stow: float = 10.0  # one put: goods into the lit bin, scan the bin
@@ -102,7 +103,7 @@ class Simulation:
         for robot_id, cell in zip(robot_ids, cells):
             self.motion.add_robot(robot_id, cell, Heading.EAST)
             self.motion.robots[robot_id].charge = float(self.world.soc[self.world.robots[robot_id].index])
-        sched = scheduler_config or SchedulerConfig(batching=config.batching)
+        sched = scheduler_config or SchedulerConfig(batching=config.batching, slotting=config.slotting)
         self.scheduler = Scheduler(wmap, self.motion, self.scenario.inventory, self.scenario.order_shelves, sched)
         self.stock_at_start = self.scenario.inventory.totals()
         self._orders = sorted(self.scenario.orders, key=lambda o: (o.created, o.id))

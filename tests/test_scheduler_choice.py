@@ -64,6 +64,15 @@ def test_cover_lines_uses_few_shelves_and_prefers_shelves_on_their_way():
         cover_lines(["Z"], where)
 
 
+def test_cover_lines_takes_the_nearer_of_two_shelves_serving_as_many_lines():
+    where = {"A": ["S1", "S2"], "B": ["S3"]}
+    assert cover_lines(["A", "B"], where, distance={"S1": 30.0, "S2": 4.0, "S3": 9.0}) == ["S2", "S3"]
+    assert cover_lines(["A", "B"], where, distance={"S1": 4.0, "S2": 30.0, "S3": 9.0}) == ["S1", "S3"]
+    # lines served first, then fewer bookings, then distance
+    assert cover_lines(["A", "B"], {"A": ["S1", "S2"], "B": ["S2"]}, distance={"S1": 1.0, "S2": 50.0}) == ["S2"]
+    assert cover_lines(["A"], where, booked={"S2": 1}, distance={"S1": 30.0, "S2": 4.0}) == ["S1"]
+
+
 def test_sku_shelves_lists_shelves_by_stock():
     inv = _inventory({"S1": Cell(1, 1), "S2": Cell(2, 2)})
     inv.put(inv.shelf("S1").bins[0].label, "A", 2)

@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--inbound-per-hour", type=float, default=4.0, help="inbound notes per hour (default 4)")
     parser.add_argument("--batching", choices=["fcfs", "greedy", "optimal"], default="greedy",
                         help="order release strategy; fcfs is the baseline without batching (default greedy)")
+    parser.add_argument("--slotting", action="store_true",
+                        help="a shelf leaving a port goes back to the empty storage cell nearest it, not its home")
     parser.add_argument("--seconds-per-pick", type=float, default=6.0, help="operator seconds per pick (mean)")
     parser.add_argument("--order-shelves", type=int, default=None,
                         help="order shelves in each pick port's put wall (default: SimConfig's, 8)")
@@ -42,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
         wmap = load_map(args.map_path)
         config = SimConfig(robots=args.robots, hours=args.hours, seed=args.seed,
                            orders_per_hour=args.orders_per_hour, inbound_notes_per_hour=args.inbound_per_hour,
-                           batching=Batching(args.batching), seconds_per_pick=args.seconds_per_pick,
+                           batching=Batching(args.batching), slotting=args.slotting, seconds_per_pick=args.seconds_per_pick,
                            seconds_per_stow=args.seconds_per_stow, control_period_s=args.period,
                            physics_dt_s=args.dt, **({} if args.order_shelves is None else
                                                     {"order_shelves_per_port": args.order_shelves}))

@@ -81,13 +81,16 @@ def plan_stow(inventory: Inventory, sku: str, quantity: int, port: Cell, distanc
 
 
 def cover_lines(skus: Iterable[str], sku_shelves: Mapping[str, Sequence[str]], preferred: Sequence[str] = (),
-                booked: Mapping[str, int] | None = None) -> list[str]:
+                booked: Mapping[str, int] | None = None, distance: Mapping[str, float] | None = None) -> list[str]:
     """Few shelves that together hold every SKU: greedy set cover (within ln n of the
     optimum), taking first the `preferred` shelves that help (they are already on their
     way to, or queued at, the port). Between shelves serving as many lines, the one with
     fewer ports `booked` before this one wins: a port waiting for a shelf that first
-    tours three other ports starves while an idle copy of the SKU stands in storage."""
+    tours three other ports starves while an idle copy of the SKU stands in storage.
+    Then the shelf at the shorter `distance` from the port wins: the trip there and back
+    is the robot time a presentation costs."""
     booked = booked or {}
+    distance = distance or {}
     needed = set(skus)
     missing = sorted(s for s in needed if not sku_shelves.get(s))
     if missing:
@@ -103,7 +106,7 @@ def cover_lines(skus: Iterable[str], sku_shelves: Mapping[str, Sequence[str]], p
         for sku in needed:
             for shelf in sku_shelves[sku]:
                 gain[shelf] = gain.get(shelf, 0) + 1
-        best = max(gain, key=lambda s: (gain[s], -booked.get(s, 0), s))
+        best = max(gain, key=lambda s: (gain[s], -booked.get(s, 0), -distance.get(s, 0.0), s))
         chosen.append(best)
         needed = {sku for sku in needed if best not in sku_shelves[sku]}
     return chosen

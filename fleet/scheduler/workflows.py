@@ -109,6 +109,7 @@ class SchedulerConfig:
     packing_s: float = 60.0
     optimal_assignment: bool = True
     batching_time_limit_s: float = 1.0
+    slotting: bool = False
 
 
 def check_storage_cell(wmap: WarehouseMap, cell: Cell) -> None:
@@ -414,7 +415,11 @@ class Scheduler:
                 # its SKU, as batching._fcfs plans it, not a set cover over the port's lines
                 shelves = list(dict.fromkeys(holding[sku][0] for sku in servable))
             else:
-                shelves = cover_lines(servable, holding, booked={s: len(stops) for s, stops in self.itinerary.items()})
+                table, index = self.grid.distances(self.grid.index(self.queues[port].working[0])), self.grid.index
+                far = {s: float(table[index(self.shelves[s].cell)]) for sku in servable for s in holding[sku]
+                       if not self.shelves[s].carried}
+                shelves = cover_lines(servable, holding, booked={s: len(stops) for s, stops in self.itinerary.items()},
+                                      distance=far)
             for shelf_id in shelves:
                 self._route(shelf_id, port, now, priority=self._priority(port))
 
@@ -656,8 +661,30 @@ class Scheduler:
 
     def _return(self, job: RobotJob, now: float) -> None:
         shelf = self.shelves[job.task.shelf]
+        if self.config.slotting and job.station is not None and isinstance(shelf, InventoryShelf):
+            self._slot(shelf, job.station)
         job.stage, job.station, job.since = Stage.RETURN, None, now
         self._errand(job, shelf.home, CellAction(self._action_id(), ActionKind.LOWER, shelf_id=shelf.id))
+
+    def _slot(self, shelf: InventoryShelf, port: str) -> None:
+        """Slotting: the shelf leaving `port` takes the home nearest that port among its own
+        and those of shelves now at or on their way to a port (their cells stand empty); the
+        shelf whose home it takes gets this one's in exchange, so homes stay one per cell.
+        Shelves in demand end up near the stations, and the trip back is short."""
+        table = self.grid.distances(self.grid.index(self.queues[port].working[0]))
+        index = self.grid.index
+        best, best_d = None, table[index(shelf.home)]
+        for job in self.jobs.values():
+            other = self.shelves.get(job.task.shelf) if job.task is not None and job.task.shelf else None
+            if other is None or other is shelf or not isinstance(other, InventoryShelf) or \
+                    job.stage not in (Stage.QUEUE, Stage.PRESENT) or job.task.kind is not TaskKind.FETCH_SHELF or \
+                    self.motion.robots[job.robot_id].cell == other.home:
+                continue  # still standing on its home: a robot beyond a full port's slots waits there
+            d = table[index(other.home)]
+            if d < best_d:
+                best, best_d = other, d
+        if best is not None:
+            shelf.home, best.home = best.home, shelf.home
 
     def _lowered(self, job: RobotJob, now: float) -> None:
         shelf = self.shelves[job.task.shelf]
