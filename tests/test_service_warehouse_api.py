@@ -565,3 +565,35 @@ def test_open_orders_and_stock_survive_a_restart(tmp_path, database_url):
             assert c.post("/api/orders/KEEP/cancel", headers=OPERATOR).status_code == 200
     finally:
         second.close()
+
+
+def test_homes_changed_by_slotting_are_written_and_survive_a_restart(tmp_path, database_url):
+    settings = service_settings(tmp_path, database={"url": database_url}, robots={"emulated": 4},
+                                warehouse={"simulated_operators": False, "orders_per_hour": 0, "slotting": True})
+    first = Service(settings)
+    first.runtime.start()
+    try:
+        wh = first.runtime.work
+        assert wh.scheduler.config.slotting
+        a, b = sorted(s.id for s in wh.inventory.shelves())[:2]
+
+        def swap() -> dict:
+            before = {s: wh.scheduler.shelves[s].home for s in (a, b)}
+            wh.scheduler.swap_homes(a, b)
+            wh.flush()
+            return before
+
+        before = first.runtime.call(swap)
+        rows = first.store.shelves()
+        assert {s: (rows[s]["home_x"], rows[s]["home_y"]) for s in (a, b)} == \
+            {a: (before[b].x, before[b].y), b: (before[a].x, before[a].y)}
+    finally:
+        first.close()
+    second = Service(settings)
+    second.runtime.start()
+    try:
+        wh = second.runtime.work
+        assert second.runtime.call(lambda: {s: wh.scheduler.shelves[s].home for s in (a, b)}) == \
+            {a: before[b], b: before[a]}
+    finally:
+        second.close()

@@ -165,6 +165,9 @@ class Scheduler:
         self.packing = wmap.cells_of(CellKind.PACKING)
         self.claimed: dict[Cell, str] = {}  # parking and packing cells promised to a robot
         self.flagged: dict[str, str] = {}  # shelf id -> why it needs an operator
+        #: shelves whose home slotting changed, until the service has written them (at most
+        #: one entry per shelf)
+        self.rehomed: dict[str, Cell] = {}
         self.alarms: list[tuple[float, str]] = []
         self.down: set[str] = set()  # robots faulted, offline or out of service
         #: robots an operator sent to charge: no new work until they have charged full
@@ -684,7 +687,13 @@ class Scheduler:
             if d < best_d:
                 best, best_d = other, d
         if best is not None:
-            shelf.home, best.home = best.home, shelf.home
+            self.swap_homes(shelf.id, best.id)
+
+    def swap_homes(self, a: str, b: str) -> None:
+        """Two shelves exchange homes (slotting); the service writes `rehomed` to its store."""
+        first, second = self.shelves[a], self.shelves[b]
+        first.home, second.home = second.home, first.home
+        self.rehomed[a], self.rehomed[b] = first.home, second.home
 
     def _lowered(self, job: RobotJob, now: float) -> None:
         shelf = self.shelves[job.task.shelf]

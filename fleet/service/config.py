@@ -243,6 +243,9 @@ class WarehouseSettings(_Section):
     #: Seconds between two rounds of orders released to the pick ports' put walls (fewer,
     #: larger rounds batch better; more frequent ones start work sooner).
     release_every_s: float = Field(default=30.0, gt=0, le=3600)
+    #: A shelf leaving a port takes the home of a shelf now at a port when that home is
+    #: nearer the port (the two swap homes): shelves in demand gather near the stations.
+    slotting: bool = False
     #: Storage cells the generated floor leaves without a shelf (the last in row order),
     #: so that operators can move shelves (POST /api/shelves/{id}/move).
     spare_storage_cells: int = Field(default=0, ge=0, le=100000)

@@ -246,9 +246,10 @@ class Bookings:
     picked: list[tuple[str, str, int]] = field(default_factory=list)  # order, sku, units added
     stowed: list[tuple[str, str, int]] = field(default_factory=list)  # note, sku, units added
     placed: dict[str, tuple[str, str]] = field(default_factory=dict)  # order -> (order shelf, slot) of its box
+    homes: dict[str, tuple[int, int]] = field(default_factory=dict)  # shelf -> its home, changed by slotting
 
     def __bool__(self) -> bool:
-        return any((self.orders, self.notes, self.tasks, self.bins, self.picked, self.stowed, self.placed))
+        return any((self.orders, self.notes, self.tasks, self.bins, self.picked, self.stowed, self.placed, self.homes))
 
 
 class Store:
@@ -491,7 +492,7 @@ class Store:
 
     # --- what the warehouse did -----------------------------------------------------------
     def book(self, b: Bookings) -> None:
-        """One transaction: statuses, tasks, bin contents, units picked and stowed."""
+        """One transaction: statuses, tasks, bin contents, units picked and stowed, shelf homes."""
         if not b:
             return
         with self._write, self.engine.begin() as conn:
@@ -515,6 +516,8 @@ class Store:
                 conn.execute(delete(box_places).where(box_places.c.order_id.in_(list(b.placed))))
                 conn.execute(insert(box_places), [{"order_id": o, "shelf": shelf, "slot": slot}
                                                   for o, (shelf, slot) in b.placed.items()])
+            for shelf_id, (x, y) in b.homes.items():
+                conn.execute(update(shelves).where(shelves.c.id == shelf_id).values(home_x=x, home_y=y))
             for note_id, sku, units in b.stowed:
                 first_open = select(func.min(inbound_lines.c.line_no)).where(
                     inbound_lines.c.note_id == note_id, inbound_lines.c.sku == sku,

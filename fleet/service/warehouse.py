@@ -221,6 +221,8 @@ class Warehouse:
                     self._note_status[note_id] = note.status
         if placed:
             b.placed.update(self._box_places(placed))
+        b.homes.update((shelf_id, (cell.x, cell.y)) for shelf_id, cell in self.scheduler.rehomed.items())
+        self.scheduler.rehomed.clear()
         for task in self.live_tasks():
             self._tasks.setdefault(task.id, (task, ()))
         for task_id, (task, written) in list(self._tasks.items()):
@@ -401,7 +403,7 @@ def build_warehouse(settings: Settings, wmap: WarehouseMap, scenario: Scenario, 
     """The scheduler on the scenario's floor, restored from the store."""
     w = settings.warehouse
     scheduler = Scheduler(wmap, motion, scenario.inventory, scenario.order_shelves,
-                          SchedulerConfig(release_every_s=w.release_every_s))
+                          SchedulerConfig(release_every_s=w.release_every_s, slotting=w.slotting))
     warehouse = Warehouse(scheduler, store, operators=OperatorTimes() if w.simulated_operators else None,
                           seed=settings.robots.seed, arrivals=Arrivals(list(scenario.orders), list(scenario.inbound)))
     restored = warehouse.restore(now)
