@@ -671,23 +671,32 @@ class Scheduler:
 
     def _slot(self, shelf: InventoryShelf, port: str) -> None:
         """Slotting: the shelf leaving `port` takes the home nearest that port among its own
-        and those of shelves now at or on their way to a port (their cells stand empty); the
-        shelf whose home it takes gets this one's in exchange, so homes stay one per cell.
+        and those of shelves now at a port or in one of its slots, whose cells stand empty;
+        the shelf whose home it takes gets this one's in exchange, so homes stay one per cell.
         Shelves in demand end up near the stations, and the trip back is short."""
         table = self.grid.distances(self.grid.index(self.queues[port].working[0]))
         index = self.grid.index
         best, best_d = None, table[index(shelf.home)]
         for job in self.jobs.values():
             other = self.shelves.get(job.task.shelf) if job.task is not None and job.task.shelf else None
-            if other is None or other is shelf or not isinstance(other, InventoryShelf) or \
-                    job.stage not in (Stage.QUEUE, Stage.PRESENT) or job.task.kind is not TaskKind.FETCH_SHELF or \
-                    self.motion.robots[job.robot_id].cell == other.home:
-                continue  # still standing on its home: a robot beyond a full port's slots waits there
+            if other is None or other is shelf or not isinstance(other, InventoryShelf) or not self._away(job, other):
+                continue
             d = table[index(other.home)]
             if d < best_d:
                 best, best_d = other, d
         if best is not None:
             self.swap_homes(shelf.id, best.id)
+
+    def _away(self, job: RobotJob, shelf: InventoryShelf) -> bool:
+        """The shelf's robot is at a port or bound for one of its slots, and neither stands
+        on nor is granted the shelf's home: a robot beyond a full port's slots waits where it
+        lifted the shelf, and pushed aside by traffic it drives back there, so that home is
+        not free even while the robot is off it."""
+        if job.stage is not Stage.PRESENT and not (
+                job.stage is Stage.QUEUE and job.task.kind is TaskKind.FETCH_SHELF and job.station is not None
+                and self.queues[job.station].slot_of(job.robot_id) is not None):
+            return False
+        return shelf.home not in self.motion.traffic.held_cells(job.robot_id)
 
     def swap_homes(self, a: str, b: str) -> None:
         """Two shelves exchange homes (slotting); the service writes `rehomed` to its store."""
