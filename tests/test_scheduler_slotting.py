@@ -4,8 +4,9 @@ now at a port, whose cell stands empty), and that shelf gets its home in exchang
 import pytest
 
 from fleet.domain import Order, OrderLine
+from fleet.domain.task import Task, TaskKind
 from fleet.scheduler.terminals import PickPresentation
-from fleet.scheduler.workflows import SchedulerConfig
+from fleet.scheduler.workflows import RobotJob, SchedulerConfig, Stage
 from maps.model import Cell
 from scheduler_kit import Fleet
 
@@ -54,3 +55,29 @@ def test_the_shelf_leaving_a_port_takes_the_nearer_home_of_a_shelf_at_a_port(slo
     homes = [s.home for s in sched.shelves.values()]
     assert len(set(homes)) == len(homes)
     assert fleet.world.collisions == []
+
+
+def test_the_home_of_a_shelf_waiting_beyond_a_full_ports_slots_is_not_given_away():
+    """A robot beyond a full port's slots waits where it lifted its shelf, and drives back
+    there when traffic pushes it aside: its shelf's home is not free. Given away, another
+    shelf was set down on it and the loaded robot, granted the cell, stood locked out of it
+    (the west of the medium floor gridlocked within the hour)."""
+    fleet = Fleet({"r1": Cell(2, 3), "r2": Cell(4, 3), "r3": Cell(6, 3), "r4": Cell(8, 3)},
+                  config=SchedulerConfig(slotting=True))
+    sched = fleet.scheduler
+    shelves = sorted(fleet.inventory.shelves(), key=lambda s: (s.home.x, s.home.y))
+    near, leaving = shelves[0], shelves[-1]
+    queue = sched.queues["pick-1"]
+    for robot_id in ("r2", "r3", "r4"):  # the port's three slots are taken
+        queue.join(robot_id)
+    waiting = RobotJob("r1", Stage.QUEUE, 0.0, Task(id="T1", kind=TaskKind.FETCH_SHELF, target="pick-1", created=0.0, shelf=near.id),
+                       station="pick-1")
+    sched.jobs["r1"] = waiting
+    assert queue.join("r1") is None  # beyond the slots
+    home = {s.id: s.home for s in (near, leaving)}
+    sched._slot(leaving, "pick-1")
+    assert {s.id: s.home for s in (near, leaving)} == home
+    queue.leave("r2")  # a slot frees: r1 moves into the line, its shelf's home stands empty
+    assert queue.slot_of("r1") is not None
+    sched._slot(leaving, "pick-1")
+    assert (near.home, leaving.home) == (home[leaving.id], home[near.id])
