@@ -4,7 +4,7 @@ batching against the first-come-first-served baseline on the same seeded order s
 Each run is `fleet sim` in-process (fleet/simulation.py). Prints one JSON object. Usage:
 
     .venv/bin/python benchmarks/simulation.py [--map maps/medium.toml] [--robots 30 60 90]
-        [--hours 1] [--batching greedy fcfs] [--seed 0] [--period 0.5] [--dt 0.1]
+        [--hours 1] [--batching greedy fcfs] [--seed 0] [--period 0.5] [--dt 0.1] [--slotting]
 
 `--period` (control cycle) and `--dt` (emulator physics step) trade fidelity for speed;
 the figures are only comparable at the same values.
@@ -36,13 +36,15 @@ def main() -> None:
     parser.add_argument("--orders-per-hour", type=float, default=600.0)
     parser.add_argument("--period", type=float, default=0.5)
     parser.add_argument("--dt", type=float, default=0.1)
+    parser.add_argument("--slotting", action="store_true", help="shelves go back near the port they left")
     args = parser.parse_args()
     wmap = load_map(args.map)
     runs = []
     for robots in args.robots:
         for batching in args.batching:
             config = SimConfig(robots=robots, hours=args.hours, seed=args.seed, orders_per_hour=args.orders_per_hour,
-                               batching=Batching(batching), control_period_s=args.period, physics_dt_s=args.dt)
+                               batching=Batching(batching), control_period_s=args.period, physics_dt_s=args.dt,
+                               slotting=args.slotting)
             kpis = Simulation(wmap, config).run()
             runs.append({"robots": robots, "batching": batching, **{k: kpis[k] for k in KEEP}})
             print(f"{robots} robots, {batching}: {kpis['wall_seconds']} s wall", file=sys.stderr)
@@ -53,7 +55,7 @@ def main() -> None:
             ratio[robots] = {b: round(r["lines_per_presentation"] / by["fcfs"]["lines_per_presentation"], 3)
                              for b, r in by.items() if b != "fcfs"}
     print(json.dumps({
-        "map": wmap.name, "hours": args.hours, "seed": args.seed, "period_s": args.period, "dt_s": args.dt,
+        "map": wmap.name, "hours": args.hours, "seed": args.seed, "slotting": args.slotting, "period_s": args.period, "dt_s": args.dt,
         "real_time_factor": {f"{r['robots']}/{r['batching']}": round(r["simulated_seconds"] / r["wall_seconds"], 2)
                              for r in runs},
         "lines_per_presentation_vs_fcfs": ratio,
