@@ -68,6 +68,8 @@ class TrafficControl:
         if window < 1 or max_ahead < 1:
             raise ValueError("window and max_ahead must be at least 1")
         self.grid = Grid.from_map(wmap)
+        #: Every cell of the floor by index: plans come back as indices, the table takes Cells.
+        self._cells = [self.grid.cell(c) for c in range(self.grid.size)]
         # Shelves stand on storage cells; a loaded robot keeps out of every one of them
         # but its goal (one whose shelf is away is avoided too: it is rarely a shortcut).
         shelf_cells = [self.grid.index(c) for c in wmap.cells_of(CellKind.STORAGE)]
@@ -185,46 +187,46 @@ class TrafficControl:
         robots = self._order
         if not robots:
             return []
+        table = self.table
         for r in robots:
-            self.table.cancel(r.robot_id)
+            table.cancel(r.robot_id)
         self._refresh_blocks()
-        index = self.grid.index
-        ends = [self.table.held(r.robot_id)[-1] if not r.stopped else self.table.position(r.robot_id) for r in robots]
-        cells = [index(c) for c in ends]
+        held = [table.held(r.robot_id) for r in robots]  # what each holds: unchanged until granted more
+        ends = [h[0] if r.stopped else h[-1] for r, h in zip(robots, held)]
+        width = self.grid.width
+        cells = [c.y * width + c.x for c in ends]
         headings = [r.heading for r in robots]
-        goals = [index(r.goal) for r in robots]
+        goals = [r.goal.y * width + r.goal.x for r in robots]
         stopped = [r.index for r in robots if r.stopped]
         loaded = [r.index for r in robots if r.loaded]
         pinned = [r.index for r in robots if r.busy and not r.stopped]
-        paths: dict[str, list[Cell]] = {r.robot_id: [ends[r.index]] for r in robots if not (r.stopped or r.busy)}
-        end_headings: list[list[int]] = [[h] for h in headings]
+        steps = []
         for _ in range(self.window):
             step = self.planner.plan(cells, headings, goals, stopped, loaded, pinned)
             for r in robots:
                 r.blocked_reason = step.blocked.get(r.index, "")
-                if r.robot_id in paths:
-                    paths[r.robot_id].append(self.grid.cell(step.cells[r.index]))
-                    end_headings[r.index].append(step.headings[r.index])
+            steps.append(step)
             cells, headings = step.cells, step.headings
-        for r in robots:
+        moving = [r for r in robots if not (r.stopped or r.busy)]
+        cell_of = self._cells
+        paths = {r.robot_id: [ends[r.index], *(cell_of[step.cells[r.index]] for step in steps)] for r in moving}
+        for r in moving:
             # A way that reaches the robot's goal ends there (also when the cells granted
             # before end on it and it has not got there yet). Resting on its goal makes a
             # robot the one to push aside, and the plan may push it on before it arrives;
             # granted that, it drove over its goal without stopping (its lift never ran),
             # back and forth, for good. Whoever the plan let through waits a cycle.
-            path = paths.get(r.robot_id)
-            if path is None:
-                continue
-            first = 0 if len(self.table.held(r.robot_id)) > 1 else 1
+            path = paths[r.robot_id]
+            first = 0 if len(held[r.index]) > 1 else 1
             if r.goal in path[first:]:
                 del path[path.index(r.goal, first) + 1:]
-        self.table.commit(paths)
+        table.commit(paths)
         grants = []
-        for r in robots:
-            if r.stopped or r.busy:
-                continue
-            new = self.table.grant(r.robot_id, horizon=self.max_ahead)
-            r.heading = end_headings[r.index][_last_step_at(paths[r.robot_id], len(new))]
+        for r in moving:
+            new = table.grant(r.robot_id, horizon=self.max_ahead)
+            turned = _last_step_at(paths[r.robot_id], len(new))
+            if turned:
+                r.heading = steps[turned - 1].headings[r.index]
             if new:
                 grants.append(Grant(r.robot_id, tuple(new)))
         return grants

@@ -31,6 +31,7 @@ stale distance can outlive the floor it was computed on.
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import cached_property
 from typing import Iterable
 
 import numba
@@ -152,6 +153,8 @@ class Grid:
         self._cache_bytes = cache_bytes
         self._cached_bytes = 0
         self._tables: OrderedDict[tuple[int, bool, bool], np.ndarray] = OrderedDict()
+        self._lists: dict[tuple[int, bool, bool], list[int]] = {}
+        self._cell_lists: dict[tuple[int, bool, bool], list[int]] = {}
         self._reach: dict[tuple[int, bool], np.ndarray] = {}
 
     @classmethod
@@ -216,9 +219,46 @@ class Grid:
         self._tables[key] = table
         self._cached_bytes += table.nbytes
         while self._cached_bytes > self._cache_bytes and len(self._tables) > 1:
-            self._cached_bytes -= self._tables.popitem(last=False)[1].nbytes
+            old, evicted = self._tables.popitem(last=False)
+            self._cached_bytes -= evicted.nbytes
+            if self._lists.pop(old, None) is not None:
+                self._cached_bytes -= 8 * evicted.size
+            if self._cell_lists.pop(old, None) is not None:
+                self._cached_bytes -= 8 * len(evicted)
         return table
 
+    def distance_list(self, goal: int, oriented: bool = False, guided: bool = False) -> list[int]:
+        """`distances` flattened into a list of Python ints (state cell * 4 + heading if
+        `oriented`): PIBT reads a handful of entries per robot per step, and indexing a
+        list is several times cheaper than indexing numpy and converting the scalar.
+        Cached and evicted with the table it was made from."""
+        key = (goal, oriented, guided)
+        flat = self._lists.get(key)
+        if flat is None:
+            table = self.distances(goal, oriented, guided)
+            flat = self._lists[key] = table.ravel().tolist()
+            self._cached_bytes += 8 * table.size
+        return flat
+
+    def cell_distance_list(self, goal: int, oriented: bool = False, guided: bool = False) -> list[int]:
+        """Per cell, `distances` from it (from its best heading if `oriented`) as a list
+        of Python ints: a way is traced downhill one cell at a time, where numpy's per-call
+        cost dominates. Cached and evicted with the table it was made from."""
+        key = (goal, oriented, guided)
+        cells = self._cell_lists.get(key)
+        if cells is None:
+            table = self.distances(goal, oriented, guided)
+            cells = self._cell_lists[key] = (table.min(axis=1) if oriented else table).tolist()
+            self._cached_bytes += 8 * len(table)
+        return cells
+
+    @cached_property
+    def cost_list(self) -> list[int]:
+        """`cost` flattened (state cell * 4 + heading) into one list of Python ints, for
+        loops that read it one move at a time. One flat list, not a list per cell: a
+        floor is derived for every loaded robot's goal, and thousands of small lists per
+        floor cost more to build (and to garbage-collect) than the loop saves."""
+        return self.cost.ravel().tolist()
 
     def reaches(self, goal: int, oriented: bool) -> np.ndarray:
         """Per cell, whether the goal can be reached from it (in some heading): asked

@@ -36,6 +36,9 @@ from fleet.traffic.grid import Grid
 STUCK, WAITING, MOVED = 0, 1, 2
 _FREE = -1
 _BUSY = -2  # being planned: may not be pushed again in the same chain
+#: Quarter turns from heading h to heading d, indexed by d - h (a negative index wraps
+#: round, as the headings do).
+_TURNS = (0, 1, 2, 1)
 
 
 class PIBT:
@@ -48,6 +51,7 @@ class PIBT:
         self.swap = swap
         self.rng = random.Random(seed)
         self._cost = grid.cost.tolist()
+        self._ahead = grid.ahead.tolist()
         self._occupant = [_FREE] * grid.size  # who stands on a cell now
         self._reserved = [_FREE] * grid.size  # who stands on it after this step
 
@@ -72,8 +76,11 @@ class PIBT:
         self._cells, self._headings, self._goals = cells, headings, goals
         self._next = [_FREE] * n
         self._next_heading = list(headings)
-        self._tables = [((floors[i] if floors and floors[i] else self.grid)
-                         .distances(g, oriented=self.rotation, guided=True).ravel()) for i, g in enumerate(goals)]
+        grid, rotation = self.grid, self.rotation
+        if floors:
+            self._tables = [(f or grid).distance_list(g, rotation, True) for f, g in zip(floors, goals)]
+        else:
+            self._tables = [grid.distance_list(g, rotation, True) for g in goals]
         self._floors = floors or [None] * n
         occupant, reserved = self._occupant, self._reserved
         for i, c in enumerate(cells):
@@ -104,7 +111,7 @@ class PIBT:
         on back along the chain (chains are acyclic, see _plan_following)."""
         cells, nxt = self._cells, self._next
         entering = {v: i for i, v in enumerate(nxt) if v != cells[i]}
-        held = [i for v, i in entering.items() if self.grid.ahead[cells[i], self._headings[i]] != v]
+        held = [i for v, i in entering.items() if self._ahead[cells[i]][self._headings[i]] != v]
         for i in held:
             self._turn_towards(i, nxt[i])
         while held:
@@ -145,7 +152,7 @@ class PIBT:
                 j = occupant[v]
                 if j != _FREE and (not self.following or self._next[j] == c):
                     return False
-                if self.rotation and self.grid.ahead[c, self._headings[i]] != v:
+                if self.rotation and self._ahead[c][self._headings[i]] != v:
                     return False
             reserved[v] = i
             self._next[i] = v
@@ -154,37 +161,38 @@ class PIBT:
         return True
 
     # --- costs -------------------------------------------------------------------------
-    def _options(self, i: int) -> tuple[list[tuple[int, int]], int]:
-        """Candidates in the order to try them, and the swap partner (-1 if none)."""
-        options = self._candidates(i)
+    def _options(self, i: int) -> tuple[list[int], int]:
+        """Cells to try, in order, and the swap partner (-1 if none)."""
+        options = [v for *_, v in self._candidates(i)]
         # The swap needs its pull (the partner entering the cell the leader leaves in the
         # same step); without following, the planner's make-way rule does this job.
-        partner = self._swap_partner(i, options[0][1]) if self.swap and self.following else -1
+        partner = self._swap_partner(i, options[0]) if self.swap and self.following else -1
         if partner >= 0:
             options.reverse()
-            # Reversed, the list is no longer sorted by cost; rank by position instead.
-            options = [(rank, v) for rank, (_, v) in enumerate(options)]
         return options, partner
 
-    def _candidates(self, i: int) -> list[tuple[int, int]]:
-        """(cost, cell) of every cell robot i could aim for, best first, ties shuffled."""
+    def _candidates(self, i: int) -> list[tuple[int, float, int, int]]:
+        """(cost, random draw, position, cell) of every cell robot i could aim for, best
+        first: ties on cost go in a fresh random order each time, and the position (staying
+        first, then the moves in heading order) settles a tie of draws as a stable sort
+        would."""
         c = self._cells[i]
-        table, cost = self._tables[i], self._cost
+        table, cost = self._tables[i], self._cost[c]
         moves = self.grid.moves[c]
         floor = self._floors[i]
         if floor is not None:
             moves = floor.moves[c] if floor.passable[c] else [(d, v) for d, v in moves if floor.passable[v]]
+        draw = self.rng.random
         if self.rotation:
             h = self._headings[i]
-            stay = int(table[c * 4 + h]) + 1
-            options = [(stay, c)]
-            for d, v in moves:
-                turns = (d - h) % 4
-                options.append((min(turns, 4 - turns) + cost[c][d] + int(table[v * 4 + d]), v))
+            options = [(table[c * 4 + h] + 1, draw(), 0, c)]
+            for k, (d, v) in enumerate(moves, 1):
+                options.append((_TURNS[d - h] + cost[d] + table[v * 4 + d], draw(), k, v))
         else:
-            options = [(int(table[c]) + 1, c)] + [(cost[c][d] + int(table[v]), v) for d, v in moves]
-        draw = self.rng.random  # ties in a fresh random order each time
-        options.sort(key=lambda o: (o[0], draw()))
+            options = [(table[c] + 1, draw(), 0, c)]
+            for k, (d, v) in enumerate(moves, 1):
+                options.append((cost[d] + table[v], draw(), k, v))
+        options.sort()
         return options
 
     def _turn_towards(self, i: int, v: int) -> None:
@@ -201,9 +209,10 @@ class PIBT:
         self._reserved[c] = i
         if self.rotation:
             table, h = self._tables[i], self._headings[i]
-            best = min((h, (h + 1) % 4, (h + 3) % 4), key=lambda d: table[c * 4 + d])
-            if table[c * 4 + best] < table[c * 4 + h]:
-                self._next_heading[i] = best
+            left, right = (h + 1) % 4, (h + 3) % 4
+            to_left, to_right = table[c * 4 + left], table[c * 4 + right]
+            if min(to_left, to_right) < table[c * 4 + h]:
+                self._next_heading[i] = left if to_left <= to_right else right
 
     # --- corridor swaps (LaCAM3's swap operation, Okumura 2023) ----------------------------
     # Two robots that must pass each other in a one-wide corridor defeat plain PIBT: the
@@ -277,8 +286,7 @@ class PIBT:
         c = cells[i]
         nxt[i] = _BUSY
         waiting_cost, waiting_for = None, c
-        options, _ = self._options(i)
-        for cost, v in options:
+        for cost, _, _, v in self._candidates(i):
             if waiting_cost is not None and cost > waiting_cost:
                 break
             if v == c:
@@ -295,7 +303,7 @@ class PIBT:
                 ):
                     waiting_cost, waiting_for = cost, v
                 continue
-            if self.rotation and self.grid.ahead[c, self._headings[i]] != v:
+            if self.rotation and self._ahead[c][self._headings[i]] != v:
                 self._turn_towards(i, v)
                 nxt[i] = c
                 reserved[c] = i
@@ -317,7 +325,7 @@ class PIBT:
         c = cells[i]
         nxt[i] = _BUSY
         options, partner = self._options(i)
-        for rank, (_, v) in enumerate(options):
+        for rank, v in enumerate(options):
             if reserved[v] != _FREE:
                 continue
             j = occupant[v]

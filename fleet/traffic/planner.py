@@ -244,15 +244,16 @@ class LifelongPlanner:
         follows downhill on `floor` (the planner's own unless given, e.g. a loaded floor), at
         most `limit` steps; it ends early where no step leads closer (no way on)."""
         floor = floor or self._floor
-        table, cost = floor.distances(goal, oriented=self.rotation, guided=True), floor.cost
+        left, cost, moves = floor.cell_distance_list(goal, self.rotation, True), floor.cost_list, floor.moves
         path = [cell]
         steps = floor.size if limit is None else limit
-        while path[-1] != goal and len(path) <= steps:
-            here = path[-1]
-            step = min(floor.moves[here], key=lambda m: cost[here, m[0]] + table[m[1]].min(), default=None)
-            if step is None or not table[step[1]].min() < table[here].min():
+        here = cell
+        while here != goal and len(path) <= steps:
+            step = _downhill(moves[here], cost, here * 4, left)
+            if step < 0 or not left[step] < left[here]:
                 break
-            path.append(step[1])
+            path.append(step)
+            here = step
         return path
 
     def _spot(self, cell: int, taken: set[int], floor: Grid | None = None) -> int | None:
@@ -291,6 +292,17 @@ class LifelongPlanner:
         if self.base.distances(goal)[cell] >= UNREACHABLE:
             return f"goal {where} cannot be reached from {self.base.cell(cell)} on this map"
         return f"goal {where} is cut off from {self.base.cell(cell)} by blocked cells or stopped robots"
+
+
+def _downhill(moves: list[tuple[int, int]], cost: list[int], state: int, left: list[int]) -> int:
+    """The neighbour (of `moves` from the cell whose first state is `state`, costed by the
+    flat `cost`) cheapest to reach the goal through, the first of equals; -1 if none."""
+    best, best_cost = -1, 0
+    for d, v in moves:
+        through = cost[state + d] + left[v]
+        if best < 0 or through < best_cost:
+            best, best_cost = v, through
+    return best
 
 
 def _one_way_aisles(grid: Grid, shelf_cells: frozenset[int]) -> np.ndarray | None:

@@ -87,7 +87,7 @@ class ReservationTable:
                     raise ReservationError(f"path of robot {robot!r} jumps from {a} to {b} at step {step}")
                 if b != a:
                     arrivals.append((step, order, robot, b))
-        arrivals.sort(key=lambda a: (a[0], a[1]))
+        arrivals.sort()  # by step, then by order: no two arrivals share both
         for _, _, robot, cell in arrivals:
             visit = _Visit(robot, cell)
             self._queues.setdefault(cell, deque()).append(visit)
