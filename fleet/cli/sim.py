@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--batching", choices=["fcfs", "greedy", "optimal"], default="greedy",
                         help="order release strategy; fcfs is the baseline without batching (default greedy)")
     parser.add_argument("--slotting", action="store_true",
-                        help="a shelf leaving a port goes back to the empty storage cell nearest it, not its home")
+                        help="a shelf leaving a port takes the nearer home of a shelf now at a port (they swap homes): "
+                             "shelves in demand gather near the stations")
     parser.add_argument("--seconds-per-pick", type=float, default=6.0, help="operator seconds per pick (mean)")
     parser.add_argument("--order-shelves", type=int, default=None,
                         help="order shelves in each pick port's put wall (default: SimConfig's, 8)")
