@@ -5,6 +5,8 @@ terminal keys, each with good and bad input, roles and the audit log."""
 
 import json
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -67,6 +69,17 @@ def stocked(service):
     """SKUs in stock, fullest first (read before any order changes the stock)."""
     totals = service.runtime.work.inventory.totals()
     return sorted(totals, key=lambda s: (-totals[s], s))
+
+
+@contextmanager
+def running(settings) -> Iterator[Service]:
+    """A service started on `settings`, closed on leaving (a restart is two of these)."""
+    svc = Service(settings)
+    svc.runtime.start()
+    try:
+        yield svc
+    finally:
+        svc.close()
 
 
 def waiting_line(service) -> dict:
@@ -537,9 +550,7 @@ def test_the_store_matches_the_scheduler(client, service, stocked):
 def test_open_orders_and_stock_survive_a_restart(tmp_path, database_url):
     settings = service_settings(tmp_path, database={"url": database_url}, robots={"emulated": 4},
                                 warehouse={"simulated_operators": False, "orders_per_hour": 0})
-    first = Service(settings)
-    first.runtime.start()
-    try:
+    with running(settings) as first:
         wh = first.runtime.work
         line = waiting_line(first)
         shelf: InventoryShelf = next(s for s in wh.inventory.shelves() if s.stock())
@@ -547,11 +558,7 @@ def test_open_orders_and_stock_survive_a_restart(tmp_path, database_url):
             assert c.post("/api/orders", json={"id": "KEEP", "customer": ANN, "lines": [line]},
                           headers=OPERATOR).status_code == 200
         stock = first.store.stock_by_bin()
-    finally:
-        first.close()
-    second = Service(settings)
-    second.runtime.start()
-    try:
+    with running(settings) as second:
         wh = second.runtime.work
         assert second.runtime.call(lambda: wh.scheduler.orders["KEEP"].status.value) == "pending"
         assert second.runtime.call(lambda: wh.scheduler.orders["KEEP"].customer) == Customer(**ANN)
@@ -563,16 +570,12 @@ def test_open_orders_and_stock_survive_a_restart(tmp_path, database_url):
             assert r.status_code == 409
             assert customers_by_role(c, "KEEP") == {"admin": ANN, "operator": LABEL, "viewer": None}
             assert c.post("/api/orders/KEEP/cancel", headers=OPERATOR).status_code == 200
-    finally:
-        second.close()
 
 
 def test_homes_changed_by_slotting_are_written_and_survive_a_restart(tmp_path, database_url):
     settings = service_settings(tmp_path, database={"url": database_url}, robots={"emulated": 4},
                                 warehouse={"simulated_operators": False, "orders_per_hour": 0, "slotting": True})
-    first = Service(settings)
-    first.runtime.start()
-    try:
+    with running(settings) as first:
         wh = first.runtime.work
         assert wh.scheduler.config.slotting
         a, b = sorted(s.id for s in wh.inventory.shelves())[:2]
@@ -587,13 +590,7 @@ def test_homes_changed_by_slotting_are_written_and_survive_a_restart(tmp_path, d
         rows = first.store.shelves()
         assert {s: (rows[s]["home_x"], rows[s]["home_y"]) for s in (a, b)} == \
             {a: (before[b].x, before[b].y), b: (before[a].x, before[a].y)}
-    finally:
-        first.close()
-    second = Service(settings)
-    second.runtime.start()
-    try:
+    with running(settings) as second:
         wh = second.runtime.work
         assert second.runtime.call(lambda: {s: wh.scheduler.shelves[s].home for s in (a, b)}) == \
             {a: before[b], b: before[a]}
-    finally:
-        second.close()
