@@ -301,6 +301,10 @@ class MotionControl:
         elif isinstance(event, BatteryReport):
             robot.charge, robot.charging = event.charge, event.charging
         elif isinstance(event, LoadChanged):
+            if robot.shelf_id is None and event.shelf_id is not None:
+                self.traffic.shelf_lifted(robot.cell)
+            elif robot.shelf_id is not None and event.shelf_id is None:
+                self.traffic.shelf_set_down(robot.cell)
             robot.shelf_id = event.shelf_id
 
     def _job_over(self, robot: RobotState) -> None:

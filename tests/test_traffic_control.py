@@ -109,6 +109,44 @@ def test_unreachable_goal_is_reported_with_a_reason():
     assert list(tc.blocked()) == ["a"]
 
 
+SHELVES = """name = "shelves"
+layout = '''
+#######
+#.....#
+#.SSS.#
+#.....#
+#W#####
+'''
+[[stations]]
+id = "p"
+kind = "pick"
+working = [1, 4]
+queue = []
+operator_side = "south"
+"""
+
+
+def test_a_loaded_robot_sent_onto_a_standing_shelf_is_blocked_until_it_is_lifted():
+    """Traffic control keeps a loaded robot out of shelf cells but its goal; a goal with
+    another shelf on it would be granted and never entered (a scheduler's mistake that
+    gridlocked the medium floor once): it is reported instead."""
+    tc = TrafficControl(parse_map(SHELVES), rotation=False)
+    tc.add_robot("loaded", Cell(1, 1), Heading.EAST)
+    tc.add_robot("empty", Cell(5, 3), Heading.WEST)
+    tc.set_loaded("loaded", True)
+    tc.shelf_set_down(Cell(3, 2))
+    for robot in ("loaded", "empty"):
+        tc.set_goal(robot, Cell(3, 2))
+    tc.plan()
+    assert "another shelf standing on it" in tc.robot("loaded").blocked_reason
+    assert tc.held_cells("loaded") == [Cell(1, 1)]
+    assert tc.robot("empty").blocked_reason == ""  # it drives under the shelf
+    tc.set_goal("empty", Cell(5, 3))
+    tc.shelf_lifted(Cell(3, 2))
+    tc.plan()
+    assert tc.robot("loaded").blocked_reason == "" and len(tc.held_cells("loaded")) > 1
+
+
 def test_misuse_is_refused_clearly():
     wmap = parse_map(RING)
     tc = TrafficControl(wmap)

@@ -141,6 +141,9 @@ class Scheduler:
         self.grid = motion.traffic.grid
         self.shelves: dict[str, Shelf] = {s.id: s for s in inventory.shelves()}
         self.shelves.update((s.id, s) for s in order_shelves)
+        for shelf in self.shelves.values():
+            if not shelf.carried:
+                motion.traffic.shelf_set_down(shelf.cell)
         self.queues = {s.id: PortQueue.of(s) for s in wmap.stations}
         self.kind = {s.id: s.kind for s in wmap.stations}
         self.pick_ports = [s.id for s in wmap.stations_of(StationKind.PICK)]
@@ -868,11 +871,14 @@ class Scheduler:
         its home (an operator may have moved it)."""
         shelf = self.shelves[shelf_id]
         shelf.home = home
+        if not shelf.carried:
+            self.motion.traffic.shelf_lifted(shelf.cell)
         if isinstance(where, str):
             shelf.lift(where)
             self.restored_loads[where] = shelf_id
         else:
             shelf.cell = where
+            self.motion.traffic.shelf_set_down(where)
 
     def restore_box(self, order: Order, shelf_id: str, slot: str, picked: dict[str, int]) -> None:
         """A released order's box back in its put-wall slot, holding the units picked into
@@ -913,6 +919,7 @@ class Scheduler:
         if state.shelf_id is None:  # it set the shelf down where it stands before the store heard
             if self.shelves[recorded].robot == robot_id:
                 self.shelves[recorded].lower(state.cell)
+                self.motion.traffic.shelf_set_down(state.cell)
             return
         shelf = self.shelves.get(state.shelf_id)
         if shelf is None:

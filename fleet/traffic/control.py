@@ -140,6 +140,15 @@ class TrafficControl:
         self.robot(robot_id).heading = int(heading)
 
     # --- the floor ----------------------------------------------------------------------
+    def shelf_set_down(self, cell: Cell) -> None:
+        """A shelf now stands on `cell`: a loaded robot sent there is reported blocked,
+        not granted a cell it cannot enter (traffic control does not otherwise know which
+        storage cells hold a shelf; the scheduler must not send one there)."""
+        self.planner.standing.add(self.grid.index(self._check(cell)))
+
+    def shelf_lifted(self, cell: Cell) -> None:
+        self.planner.standing.discard(self.grid.index(self._check(cell)))
+
     def block(self, cells: Iterable[Cell]) -> set[str]:
         """Operator: no robot is planned through or granted these cells from now on. A
         robot already granted one keeps it. Returns the robots whose plan crossed them."""

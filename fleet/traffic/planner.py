@@ -77,6 +77,8 @@ class LifelongPlanner:
         self.seed = seed
         self._rng = random.Random(seed)
         self._operator_blocked: frozenset[int] = frozenset()
+        #: Cells a shelf stands on now (set down, not carried), as far as anyone has said.
+        self.standing: set[int] = set()
         self._stopped_cells: frozenset[int] = frozenset()
         self._floor_key: frozenset[int] = frozenset()  # the operator blocks self._floor was built with
         self._floor = grid
@@ -270,6 +272,8 @@ class LifelongPlanner:
                      loaded_floor: Grid | None = None) -> str:
         if goal == cell:
             return ""
+        if loaded_floor is not None and goal in self.standing:
+            return f"goal {self.base.cell(goal)} has another shelf standing on it: a loaded robot cannot enter"
         if loaded_floor is None:
             if self._floor.reaches(goal, self.rotation)[cell]:
                 return ""
