@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from fleet.traffic.control import TrafficControl, TrafficError
 from fleet.traffic.grid import Grid
 from maps import Cell, CellKind, Heading, parse_map
+from traffic_kit import floor
 
 RING = """name = "ring"
 layout = '''
@@ -109,28 +110,11 @@ def test_unreachable_goal_is_reported_with_a_reason():
     assert list(tc.blocked()) == ["a"]
 
 
-SHELVES = """name = "shelves"
-layout = '''
-#######
-#.....#
-#.SSS.#
-#.....#
-#W#####
-'''
-[[stations]]
-id = "p"
-kind = "pick"
-working = [1, 4]
-queue = []
-operator_side = "south"
-"""
-
-
 def test_a_loaded_robot_sent_onto_a_standing_shelf_is_blocked_until_it_is_lifted():
     """Traffic control keeps a loaded robot out of shelf cells but its goal; a goal with
     another shelf on it would be granted and never entered (a scheduler's mistake that
     gridlocked the medium floor once): it is reported instead."""
-    tc = TrafficControl(parse_map(SHELVES), rotation=False)
+    tc = TrafficControl(floor("#######", "#.....#", "#.SSS.#", "#.....#", "#######"), rotation=False)
     tc.add_robot("loaded", Cell(1, 1), Heading.EAST)
     tc.add_robot("empty", Cell(5, 3), Heading.WEST)
     tc.set_loaded("loaded", True)

@@ -1,5 +1,5 @@
-"""Small hand-drawn floors for the traffic tests: '#' blocked, anything else an aisle,
-and '<', '>', '^', 'v' one-way aisle cells."""
+"""Small hand-drawn floors for the traffic tests: '#' blocked, 'S' storage (where shelves
+stand), anything else an aisle, and '<', '>', '^', 'v' one-way aisle cells."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import numpy as np
 from maps.model import KIND_CODES, ONE_WAY_SYMBOLS, Cell, CellKind, WarehouseMap
 
 
+_KINDS = {"#": CellKind.BLOCKED, "S": CellKind.STORAGE}
+
+
 def floor(*rows: str, name: str = "test") -> WarehouseMap:
     kinds = np.array(
-        [[KIND_CODES[CellKind.BLOCKED if ch == "#" else CellKind.AISLE] for ch in row] for row in rows],
+        [[KIND_CODES[_KINDS.get(ch, CellKind.AISLE)] for ch in row] for row in rows],
         dtype=np.uint8,
     )
     one_way = {Cell(x, y): ONE_WAY_SYMBOLS[ch] for y, row in enumerate(rows) for x, ch in enumerate(row)
