@@ -88,7 +88,8 @@ def cover_lines(skus: Iterable[str], sku_shelves: Mapping[str, Sequence[str]], p
     fewer ports `booked` before this one wins: a port waiting for a shelf that first
     tours three other ports starves while an idle copy of the SKU stands in storage.
     Then the shelf at the shorter `distance` from the port wins: the trip there and back
-    is the robot time a presentation costs."""
+    is the robot time a presentation costs. A shelf `distance` leaves out counts as
+    nearest: it is on a robot already."""
     booked = booked or {}
     distance = distance or {}
     needed = set(skus)

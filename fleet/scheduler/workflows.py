@@ -18,6 +18,7 @@ import itertools
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from typing import Callable
 from enum import Enum
 
 from drivers.commands import ActionKind, CellAction
@@ -421,8 +422,8 @@ class Scheduler:
                 # its SKU, as batching._fcfs plans it, not a set cover over the port's lines
                 shelves = list(dict.fromkeys(holding[sku][0] for sku in servable))
             else:
-                table, index = self.grid.distances(self.grid.index(self.queues[port].working[0])), self.grid.index
-                far = {s: float(table[index(self.shelves[s].cell)]) for sku in servable for s in holding[sku]
+                to_port = self._from_port(port)
+                far = {s: to_port(self.shelves[s].cell) for sku in servable for s in holding[sku]
                        if not self.shelves[s].carried}
                 shelves = cover_lines(servable, holding, booked={s: len(stops) for s, stops in self.itinerary.items()},
                                       distance=far)
@@ -471,6 +472,11 @@ class Scheduler:
         return sum(1 for stops in self.itinerary.values() if stops and stops[0] == port)
 
     # --- robots: assignment ---------------------------------------------------------
+    def _from_port(self, port: str) -> Callable[[Cell], float]:
+        """Travel from a cell to the port's first working cell, from one table for all cells."""
+        table, index = self.grid.distances(self.grid.index(self.queues[port].working[0])), self.grid.index
+        return lambda cell: float(table[index(cell)])
+
     def _travel(self, a: Cell, b: Cell) -> float:
         d = int(self.grid.distances(self.grid.index(b))[self.grid.index(a)])
         return float("inf") if d >= UNREACHABLE else float(d)
@@ -677,14 +683,13 @@ class Scheduler:
         and those of shelves now at a port or in one of its slots, whose cells stand empty;
         the shelf whose home it takes gets this one's in exchange, so homes stay one per cell.
         Shelves in demand end up near the stations, and the trip back is short."""
-        table = self.grid.distances(self.grid.index(self.queues[port].working[0]))
-        index = self.grid.index
-        best, best_d = None, table[index(shelf.home)]
+        far = self._from_port(port)
+        best, best_d = None, far(shelf.home)
         for job in self.jobs.values():
             other = self.shelves.get(job.task.shelf) if job.task is not None and job.task.shelf else None
             if other is None or other is shelf or not isinstance(other, InventoryShelf) or not self._away(job, other):
                 continue
-            d = table[index(other.home)]
+            d = far(other.home)
             if d < best_d:
                 best, best_d = other, d
         if best is not None:
