@@ -89,3 +89,49 @@ def test_a_robot_whose_goal_moves_on_keeps_its_priority_over_a_newer_one(rotatio
             assert cells[1] == spur
         step = planner.plan(cells, headings, [moved_goal, newcomer_goal])
         assert step.cells == [merge, spur], f"seed {seed}: the newcomer cut in: {[grid.cell(c) for c in step.cells]}"
+
+
+#: A road along the top; below it, a port whose working cell (3, 2) is entered from its
+#: queue (1, 2), (2, 2) and left onto the road.
+PORT = """name = "port"
+layout = '''
+#######
+#.....#
+#QQW###
+#######
+'''
+[[stations]]
+id = "p"
+kind = "pick"
+working = [3, 2]
+queue = [[1, 2], [2, 2]]
+operator_side = "south"
+"""
+
+
+@pytest.mark.parametrize("rotation", [False, True])
+def test_a_robot_leaving_a_working_cell_goes_before_an_older_one_on_the_road(rotation):
+    """A robot has been worked at the port (pinned on its working cell) while a robot on
+    the road waited behind a third one standing on the exit (3, 1). When the exit frees,
+    the robot on the road has waited far longer, so by elapsed time it would take (3, 1)
+    first; but the port can serve no one while its working cell is taken, so the leaving
+    robot goes first (medium floor, seeds 0 and 2: a port stood with a served robot on its
+    working cell 9-13 % of the time without this rule, 3 % with it)."""
+    wmap = parse_map(PORT)
+    grid = Grid.from_map(wmap)
+    working, exit_, road, beyond, end = (grid.index(Cell(x, y)) for x, y in ((3, 2), (3, 1), (2, 1), (4, 1), (5, 1)))
+    for seed in range(4):
+        planner = LifelongPlanner(grid, rotation=rotation, seed=seed)
+        cells, headings = [working, road, exit_], [1, 0, 0]
+        for _ in range(6):  # the port works the shelf; the exit is taken; the road robot waits
+            step = planner.plan(cells, headings, [working, beyond, exit_], pinned=[0, 2])
+            cells, headings = step.cells, step.headings
+        assert cells == [working, road, exit_]
+        while cells[2] == exit_:  # the third robot drives on, east
+            step = planner.plan(cells, headings, [exit_, beyond, end])
+            cells, headings = step.cells, step.headings
+            assert cells[0] == working
+        assert cells[1] == road
+        step = planner.plan(cells, headings, [exit_, beyond, end])
+        assert step.cells[0] == exit_ and step.cells[1] == road, \
+            f"seed {seed}: the robot on the road went first: {[grid.cell(c) for c in step.cells]}"

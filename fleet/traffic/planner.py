@@ -52,6 +52,9 @@ UNJAM_AFTER = 30
 #: could go anywhere else, but if it outranks the loaded one it waits there for it to
 #: move, and both wait for good. Outranking everyone, the loaded robot pushes it aside.
 LEAVING_SHELF_CELL = 1e9
+#: Priority added to a robot leaving a port's working cell: the port cannot serve the next
+#: shelf of that line until it is gone, so everyone in its way makes room.
+LEAVING_WORKING_CELL = 1e9
 
 
 @dataclass
@@ -68,6 +71,7 @@ class LifelongPlanner:
         self.base = grid
         #: Cells a loaded robot may not drive through (where shelves stand).
         self.shelf_cells = frozenset(shelf_cells)
+        self.working_cells = frozenset(grid.index(c) for station in grid.map.stations for c in station.working)
         self._loaded_floors: dict[int, Grid] = {}
         #: Directions of the aisles between shelves, driven one way by loaded robots; None
         #: where one-way aisles would cut some cell off (then the lanes stay a preference).
@@ -164,6 +168,8 @@ class LifelongPlanner:
                 priorities[i] = self._since[i] + self._tiebreak[i]
                 if floor is not None and not floor.passable[cells[i]]:
                     priorities[i] += LEAVING_SHELF_CELL
+                if cells[i] in self.working_cells:
+                    priorities[i] += LEAVING_WORKING_CELL
                 continue
             self._since[i] = 0
             priorities[i] = self._tiebreak[i]
