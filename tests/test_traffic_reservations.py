@@ -34,6 +34,21 @@ def test_second_robot_gets_a_cell_only_after_the_first_reports_leaving_it():
     assert table.grant("r2") == [C]
 
 
+def test_waiting_for_names_the_cell_whose_queue_holds_a_robot_up():
+    # The executor retries a robot only when this cell is handed back.
+    table = ReservationTable({"r1": A, "r2": Cell(1, 1)})
+    table.commit({"r1": [A, B, C], "r2": [Cell(1, 1), Cell(1, 1), Cell(1, 1), B]})
+    assert table.grant("r2", horizon=1) == []
+    assert table.waiting_for("r2") == B
+    table.grant("r1", horizon=1)
+    assert table.reached("r1", B) == [A]
+    assert table.waiting_for("r2") == B  # r1 stands on B
+    table.grant("r1", horizon=1)
+    assert table.reached("r1", C) == [B]  # B handed back: r2 may go
+    assert table.grant("r2", horizon=1) == [B]
+    assert table.waiting_for("r2") is None  # granted everything committed for it
+
+
 def test_a_late_robot_keeps_its_turn():
     # r1 is planned through B first; r2 is ready earlier but must wait for it anyway.
     table = ReservationTable({"r1": A, "r2": Cell(1, 1)})

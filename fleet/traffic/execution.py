@@ -29,28 +29,38 @@ def execute(
     stood at each step. `delayed(robot, step)` says whether a robot sits out a step
     (late, slow, stopped). Raises Deadlock when nobody is delayed and nobody can move."""
     robots = table.robots()
-    active = [r for r in robots if not table.finished(r)]
     history = [{r: table.position(r) for r in robots}]
+    # Only a robot that was delayed, or whose awaited cell has just been handed back,
+    # can be granted anything new: a visit reaches the head of its cell's queue only
+    # when the visit before it leaves. Trying every robot every step was most of the
+    # work in a congested plan.
+    ready = [r for r in robots if not table.finished(r)]
+    waiting: dict[Cell, list[Hashable]] = {}
     for step in range(max_steps):
-        if not active:
+        if not ready and not waiting:
             return history
         moved: dict[Hashable, Cell] = {}
-        anyone_delayed = False
-        for robot in active:
+        delays = []
+        for robot in ready:
             if delayed(robot, step):
-                anyone_delayed = True
+                delays.append(robot)
                 continue
             table.grant(robot, horizon=1)
             held = table.held(robot)
             if len(held) > 1:
                 moved[robot] = held[1]
-        if not moved and not anyone_delayed:
-            stuck = {r: table.position(r) for r in active}
+            else:
+                waiting.setdefault(table.waiting_for(robot), []).append(robot)
+        if not moved and not delays:
+            stuck = {r: table.position(r) for r in robots if not table.finished(r)}
             raise Deadlock(f"no robot can move at step {step}; waiting: {stuck}")
+        ready = delays
         for robot, cell in moved.items():
-            table.reached(robot, cell)
+            for freed in table.reached(robot, cell):
+                ready += waiting.pop(freed, [])
+            if not table.finished(robot):
+                ready.append(robot)
         positions = dict(history[-1])
         positions.update(moved)
         history.append(positions)
-        active = [r for r in active if not table.finished(r)]
     return history

@@ -147,6 +147,9 @@ class Grid:
             wrong = moves & against_lane[:, h]
             self.cost[wrong, h] = np.maximum(self.cost[wrong, h], lane_penalty)
         self._ones = np.ones((self.size, 4), dtype=np.int32)
+        #: Whether guidance changes any cost: without lanes and streets (one-shot runs) a
+        #: guided table equals the plain one, and is neither searched nor stored twice.
+        self._guiding = bool((self.cost != 1).any())
         #: (heading, next cell) per cell, as plain Python ints: the planner's inner loop
         #: reads these (indexing numpy scalars one by one is 20x slower).
         self.moves = _Moves(ahead)
@@ -202,7 +205,7 @@ class Grid:
         (cell, heading) state (shape (size, 4), a turn of 90 degrees costing one step) to
         standing on `goal` with any heading. `guided` counts moves against lanes at
         `lane_penalty`; otherwise every move costs one step. UNREACHABLE where no way exists."""
-        key = (goal, oriented, guided)
+        key = (goal, oriented, guided and self._guiding)
         table = self._tables.get(key)
         if table is not None:
             self._tables.move_to_end(key)
@@ -232,7 +235,7 @@ class Grid:
         `oriented`): PIBT reads a handful of entries per robot per step, and indexing a
         list is several times cheaper than indexing numpy and converting the scalar.
         Cached and evicted with the table it was made from."""
-        key = (goal, oriented, guided)
+        key = (goal, oriented, guided and self._guiding)
         flat = self._lists.get(key)
         if flat is None:
             table = self.distances(goal, oriented, guided)
@@ -244,7 +247,7 @@ class Grid:
         """Per cell, `distances` from it (from its best heading if `oriented`) as a list
         of Python ints: a way is traced downhill one cell at a time, where numpy's per-call
         cost dominates. Cached and evicted with the table it was made from."""
-        key = (goal, oriented, guided)
+        key = (goal, oriented, guided and self._guiding)
         cells = self._cell_lists.get(key)
         if cells is None:
             table = self.distances(goal, oriented, guided)

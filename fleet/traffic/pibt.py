@@ -54,6 +54,9 @@ class PIBT:
         self._ahead = grid.ahead.tolist()
         self._occupant = [_FREE] * grid.size  # who stands on a cell now
         self._reserved = [_FREE] * grid.size  # who stands on it after this step
+        # The goals the distance tables were fetched for: LaCAM asks hundreds of steps
+        # towards the same goals, and fetching 400 tables each step cost a tenth of it.
+        self._tables_for: list[int] | None = None
 
     def step(
         self,
@@ -79,8 +82,10 @@ class PIBT:
         grid, rotation = self.grid, self.rotation
         if floors:
             self._tables = [(f or grid).distance_list(g, rotation, True) for f, g in zip(floors, goals)]
-        else:
+            self._tables_for = None
+        elif self._tables_for is None or list(goals) != self._tables_for:
             self._tables = [grid.distance_list(g, rotation, True) for g in goals]
+            self._tables_for = list(goals)
         self._floors = floors or [None] * n
         occupant, reserved = self._occupant, self._reserved
         for i, c in enumerate(cells):
@@ -220,26 +225,31 @@ class PIBT:
     # required (one is in the other's way all along the corridor) and possible (there is a
     # place further on where two robots fit side by side), the stronger robot turns round
     # and leads the weaker one out to that place instead of pushing against it.
-    def _distance(self, i: int, v: int) -> int:
-        table = self._tables[i]
+    def _cell_table(self, i: int) -> list[int]:
+        """Robot i's distance to its goal from every cell (from the best heading with
+        rotation): the corridor walks below read it cell after cell."""
         if self.rotation:
-            return min(table[v * 4 + d] for d in range(4))
-        return int(table[v])
+            return (self._floors[i] or self.grid).cell_distance_list(self._goals[i], True, True)
+        return self._tables[i]
 
     def _branches(self, v: int, behind: int) -> tuple[int, int]:
         """Ways on from v, not counting `behind` nor a dead end where a robot sits on its
         goal; and one such way."""
+        moves, occupant, goals = self.grid.moves, self._occupant, self._goals
         count, way = 0, -1
-        for _, u in self.grid.moves[v]:
-            a = self._occupant[u]
-            if u == behind or (len(self.grid.moves[u]) == 1 and a >= 0 and self._goals[a] == u):
+        for _, u in moves[v]:
+            if u == behind:
+                continue
+            a = occupant[u]
+            if a >= 0 and len(moves[u]) == 1 and goals[a] == u:
                 continue
             count, way = count + 1, u
         return count, way
 
     def _swap_required(self, pusher: int, puller: int, v_pusher: int, v_puller: int) -> bool:
+        pushing, pulled = self._cell_table(pusher), self._cell_table(puller)
         start = v_pusher
-        while self._distance(pusher, v_puller) < self._distance(pusher, v_pusher):
+        while pushing[v_puller] < pushing[v_pusher]:
             count, way = self._branches(v_puller, v_pusher)
             if count >= 2:
                 return False
@@ -248,8 +258,7 @@ class PIBT:
             v_pusher, v_puller = v_puller, way
             if v_puller == start:
                 break
-        return self._distance(puller, v_pusher) < self._distance(puller, v_puller) and (
-            self._distance(pusher, v_pusher) == 0 or self._distance(pusher, v_puller) < self._distance(pusher, v_pusher))
+        return pulled[v_pusher] < pulled[v_puller] and (pushing[v_pusher] == 0 or pushing[v_puller] < pushing[v_pusher])
 
     def _swap_possible(self, v_pusher: int, v_puller: int) -> bool:
         origin = v_pusher
@@ -323,6 +332,13 @@ class PIBT:
     def _plan_following(self, i: int, parent: int | None) -> int:
         cells, occupant, reserved, nxt = self._cells, self._occupant, self._reserved, self._next
         c = cells[i]
+        if parent is None and c == self._goals[i] and reserved[c] == _FREE:
+            # On its goal and not pushed: staying is its best option (every move costs a
+            # step more), so its options need no ranking. Over half of the robots planned
+            # in a step of a one-shot plan are such robots.
+            nxt[i] = c
+            reserved[c] = i
+            return STUCK
         nxt[i] = _BUSY
         options, partner = self._options(i)
         for rank, v in enumerate(options):

@@ -83,10 +83,11 @@ class ReservationTable:
             if not path or path[0] != last:
                 raise ReservationError(f"path of robot {robot!r} must start at {last}, where its route ends")
             for step, (a, b) in enumerate(zip(path, path[1:]), 1):
+                if b == a:
+                    continue  # a wait: most steps of a congested plan
                 if abs(a.x - b.x) + abs(a.y - b.y) > 1:
                     raise ReservationError(f"path of robot {robot!r} jumps from {a} to {b} at step {step}")
-                if b != a:
-                    arrivals.append((step, order, robot, b))
+                arrivals.append((step, order, robot, b))
         arrivals.sort()  # by step, then by order: no two arrivals share both
         for _, _, robot, cell in arrivals:
             visit = _Visit(robot, cell)
@@ -163,6 +164,12 @@ class ReservationTable:
     def remaining(self, robot: Robot) -> list[Cell]:
         """Committed cells the robot has yet to reach (granted or not)."""
         return [v.cell for v in self._route(robot).visits[1:]]
+
+    def waiting_for(self, robot: Robot) -> Cell | None:
+        """The first cell of the robot's route not granted to it yet (None if it has
+        everything): the cell whose queue it waits on."""
+        route = self._route(robot)
+        return route.visits[route.granted + 1].cell if route.granted + 1 < len(route.visits) else None
 
     def finished(self, robot: Robot) -> bool:
         """Whether the robot has reached the end of everything committed for it."""

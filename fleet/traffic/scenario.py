@@ -156,6 +156,9 @@ def _xy(grid: Grid, paths: np.ndarray) -> np.ndarray:
 def _executed(grid: Grid, configs: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
     """The configurations robots pass through when the plan runs through the table."""
     robots = range(len(configs[0]))
-    table = ReservationTable({i: grid.cell(configs[0][i]) for i in robots})
-    table.commit({i: [grid.cell(c[i]) for c in configs] for i in robots})
-    return [tuple(grid.index(step[i]) for i in robots) for step in execute(table)]
+    # Each cell converted once, not once per robot and step (a hundred thousand times).
+    cell_of = {v: grid.cell(v) for v in set().union(*configs)}
+    index_of = {c: v for v, c in cell_of.items()}
+    table = ReservationTable({i: cell_of[configs[0][i]] for i in robots})
+    table.commit({i: [cell_of[c[i]] for c in configs] for i in robots})
+    return [tuple(index_of[step[i]] for i in robots) for step in execute(table)]
