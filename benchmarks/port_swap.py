@@ -2,7 +2,7 @@
 work per shelf (issue 6, utilisation).
 
 Runs `fleet sim` in-process and watches every pick port after every control cycle: each
-second after warm-up it files the port's state under one reason (busy, or idle because
+second after warm-up it files each port's state under one reason, per port (busy, or idle because
 the next robot stands on a working cell but is not presented, the last robot is still on
 the working cell, the next one is in the queue but not yet on a working cell, it is still
 on its way, a robot is on its way to lift the next shelf, the next shelf waits for a free
@@ -13,7 +13,7 @@ work / (work + swap) of the time however many robots there are; at a port with t
 next shelf swaps in while the operator works, and the swap seen by the operator is
 about zero. Prints one JSON object.
 
-    .venv/bin/python benchmarks/port_swap.py [--map maps/medium.toml] [--robots 120] [--hours 0.5] [--orders-per-hour 2400]
+    .venv/bin/python benchmarks/port_swap.py [--map maps/medium.toml] [--robots 120] [--hours 0.5] [--orders-per-hour 2400] [--slotting] [--seed S]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from maps import load_map
 class PortWatch:
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
-        self.reasons: Counter[str] = Counter()
+        self.reasons: dict[str, Counter[str]] = {port: Counter() for port in sim.scheduler.pick_ports}
         self.work: list[float] = []
         self.swaps: list[float] = []
         self._since: dict[str, float] = {}  # port -> when its last shelf departed
@@ -62,7 +62,7 @@ class PortWatch:
         if now >= self._next_sample and now > warm:
             self._next_sample = now + 1.0
             for port in sched.pick_ports:
-                self.reasons[self._reason(port)] += 1
+                self.reasons[port][self._reason(port)] += 1
 
     def _someone_in_a_slot(self, port: str) -> bool:
         """A robot of the port's queue stands in a slot of its line (working or queue cell)."""
@@ -100,6 +100,7 @@ def main() -> None:
                         help="order shelves per pick port (put wall)")
     parser.add_argument("--shelves-per-slot", type=float, default=SchedulerConfig.shelves_per_slot,
                         help="shelves on their way to a port at most, per slot of its queues")
+    parser.add_argument("--slotting", action="store_true", help="shelves go back near the port they left")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--period", type=float, default=0.5)
     parser.add_argument("--dt", type=float, default=0.1)
@@ -108,16 +109,18 @@ def main() -> None:
         robots=args.robots, hours=args.hours, seed=args.seed, orders_per_hour=args.orders_per_hour,
         batching=Batching.GREEDY, order_shelves_per_port=args.order_shelves,
         control_period_s=args.period, physics_dt_s=args.dt),
-        scheduler_config=SchedulerConfig(batching=Batching.GREEDY, shelves_per_slot=args.shelves_per_slot))
+        scheduler_config=SchedulerConfig(batching=Batching.GREEDY, shelves_per_slot=args.shelves_per_slot,
+                                         slotting=args.slotting))
     watch = PortWatch(sim)
     kpis = sim.run(watch=watch)
-    samples = sum(watch.reasons.values())
+    samples = sum(next(iter(watch.reasons.values())).values())
     work, swap = statistics.mean(watch.work), statistics.mean(watch.swaps)
     print(json.dumps({
         "map": sim.map.name, "robots": args.robots, "hours": args.hours, "orders_per_hour": args.orders_per_hour,
         "order_shelves_per_port": args.order_shelves, "shelves_per_slot": args.shelves_per_slot, "period_s": args.period,
         "pick_utilisation_mean": kpis["pick_utilisation_mean"], "lines_per_presentation": kpis["lines_per_presentation"],
-        "port_time": {k: round(v / samples, 3) for k, v in watch.reasons.most_common()},
+        "port_time": {port: {k: round(v / samples, 3) for k, v in reasons.most_common()}
+                      for port, reasons in watch.reasons.items()},
         "work_s": {"mean": round(work, 2), "p50": round(statistics.median(watch.work), 2), "n": len(watch.work)},
         "swap_s": {"mean": round(swap, 2), "p50": round(statistics.median(watch.swaps), 2), "n": len(watch.swaps)},
         "utilisation_bound_one_working_cell": round(work / (work + swap), 3),
