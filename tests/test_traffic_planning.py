@@ -11,8 +11,9 @@ from fleet.traffic.grid import Grid
 from fleet.traffic.lacam import solve
 from fleet.traffic.lifelong import run_lifelong
 from fleet.traffic.pibt import PIBT
+from fleet.traffic.planner import _along_the_ring
 from fleet.traffic.scenario import run_mapf
-from maps.model import Cell
+from maps.model import Cell, CellKind, Heading
 from traffic_kit import floor
 
 WAREHOUSE = floor(
@@ -98,3 +99,38 @@ def test_run_mapf_executes_without_following_and_counts_costs():
     assert report["lower_bound"] == 4 * 14
     assert report["sum_of_costs"] >= report["lower_bound"]
     assert report["ratio"] == pytest.approx(report["sum_of_costs"] / report["lower_bound"], abs=1e-3)
+
+
+#: A block of shelves with an aisle row below it and a westbound ring lane below that.
+RING = (
+    "#########",
+    "#.......#",
+    "#.SSSSS.#",
+    "#.......#",
+    "#<<<<<<.#",
+    "#########",
+)
+
+
+def test_the_aisle_row_beside_a_one_way_ring_lane_runs_against_it_for_loaded_robots():
+    """Loaded robots drive the row between the shelves and the ring lane east only (the
+    lane runs west): the two make a road with a lane each way, instead of a two-way row
+    where loaded robots meet head-on. Turning off it into a shelf cell (a goal) stays allowed.
+    Without arrows on the ring the row keeps no direction."""
+    for rows, expected in ((RING, Heading.EAST), (tuple(r.replace("<", ".") for r in RING), None)):
+        grid = Grid.from_map(floor(*rows))
+        shelves = frozenset(grid.index(c) for c in grid.map.cells_of(CellKind.STORAGE))
+        base = grid.without(shelves).lanes
+        aisles = _along_the_ring(grid, shelves, base)
+        row = [int(aisles[grid.index(Cell(x, 3))]) for x in range(2, 7)]
+        before = [int(base[grid.index(Cell(x, 3))]) for x in range(2, 7)]
+        assert row == (before if expected is None else [int(expected)] * 5)
+        assert aisles[grid.index(Cell(1, 3))] == base[grid.index(Cell(1, 3))]  # beyond the block: as it was
+        if expected is None:
+            continue
+        goal = grid.index(Cell(4, 2))
+        loaded = grid.one_way(shelves - {goal}, aisles)
+        here = grid.index(Cell(4, 3))
+        assert loaded.ahead[here, Heading.WEST] == -1
+        assert loaded.ahead[here, Heading.EAST] == grid.index(Cell(5, 3))
+        assert loaded.ahead[here, Heading.NORTH] == goal
