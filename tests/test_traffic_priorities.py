@@ -8,6 +8,7 @@ import pytest
 from fleet.traffic.grid import Grid
 from fleet.traffic.planner import LifelongPlanner
 from maps import Cell, CellKind, parse_map
+from maps.model import Heading, Station, StationKind
 from traffic_kit import floor
 
 BLOCK = """name = "block"
@@ -93,20 +94,14 @@ def test_a_robot_whose_goal_moves_on_keeps_its_priority_over_a_newer_one(rotatio
 
 #: A road along the top; below it, a port whose working cell (3, 2) is entered from its
 #: queue (1, 2), (2, 2) and left onto the road.
-PORT = """name = "port"
-layout = '''
-#######
-#.....#
-#QQW###
-#######
-'''
-[[stations]]
-id = "p"
-kind = "pick"
-working = [3, 2]
-queue = [[1, 2], [2, 2]]
-operator_side = "south"
-"""
+PORT = floor(
+    "#######",
+    "#.....#",
+    "#QQW###",
+    "#######",
+    stations=(Station("p", StationKind.PICK, working=(Cell(3, 2),), queues=((Cell(1, 2), Cell(2, 2)),),
+                      operator_side=Heading.SOUTH),),
+)
 
 
 @pytest.mark.parametrize("rotation", [False, True])
@@ -117,8 +112,7 @@ def test_a_robot_leaving_a_working_cell_goes_before_an_older_one_on_the_road(rot
     first; but the port can serve no one while its working cell is taken, so the leaving
     robot goes first (medium floor, seeds 0 and 2: a port stood with a served robot on its
     working cell 9-13 % of the time without this rule, 3 % with it)."""
-    wmap = parse_map(PORT)
-    grid = Grid.from_map(wmap)
+    grid = Grid.from_map(PORT)
     working, exit_, road, beyond, end = (grid.index(Cell(x, y)) for x, y in ((3, 2), (3, 1), (2, 1), (4, 1), (5, 1)))
     for seed in range(4):
         planner = LifelongPlanner(grid, rotation=rotation, seed=seed)

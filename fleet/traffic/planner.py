@@ -57,8 +57,8 @@ LEAVING_SHELF_CELL = 1e9
 #: serves nobody on that line until it is gone, so traffic passing in front of the station
 #: makes room for it. Bounded, unlike LEAVING_SHELF_CELL: with the same 1e9, the leavers of
 #: all six ports of the medium floor outranked the robots that had waited longest in front
-#: of them and the whole front jammed for two hours of eight (seed 0); 200 was the one
-#: bounded value measured (docs/kpis.md).
+#: of them and the whole front jammed for two hours of eight (seed 0); of 100, 200 and 600,
+#: 200 left the weakest station highest (docs/kpis.md).
 LEAVING_WORKING_CELL = 200
 
 
@@ -342,7 +342,7 @@ def _along_the_ring(grid: Grid, shelf_cells: frozenset[int], aisles: np.ndarray)
     Two-way, it was where loaded robots crossed the floor east-west, meeting head-on in
     front of the ports and blocking the robots leaving them; one way, it and the ring lane
     make a road with a lane each way (medium floor, 8 h, seeds 0 and 2: min station
-    0.916 / 0.899 -> 0.960 / 0.955, docs/kpis.md). Turning off it into a shelf cell stays
+    0.916 / 0.899 -> 0.957 / 0.957, docs/kpis.md). Turning off it into a shelf cell stays
     allowed: only moves against the direction are taken away."""
     aisles = aisles.copy()
     width, arrows = grid.width, grid.map.one_way
