@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     routing.add_argument("--street-penalty", type=int, default=1,
                          help="cost of a step against a row's or column's direction in the guidance (1 = no streets)")
     routing.add_argument("--seed", type=int, default=0)
+    routing.add_argument("--table-memory", type=float, default=2.0, metavar="GB",
+                         help="cap on cached distance tables (1.1 MB per goal with rotation on 500 x 140)")
     routing.set_defaults(run=_routing)
 
     mapf = benches.add_parser("mapf", help="one-shot MAPF on a MovingAI map and scenario")
@@ -59,12 +61,14 @@ def _routing(args: argparse.Namespace) -> int:
 
     if args.agents < 1 or args.steps < 1:
         return _fail("--agents and --steps must be at least 1")
+    if args.table_memory <= 0:
+        return _fail("--table-memory must be a positive number of GB")
     try:
         wmap = _load(args.map)
         endpoints = read_cells(args.endpoints, wmap) if args.endpoints else None
         starts = read_cells(args.starts, wmap) if args.starts else None
         report = run_lifelong(wmap, args.agents, args.steps, args.rotation, endpoints, starts, args.seed,
-                              args.following, args.street_penalty)
+                              args.following, args.street_penalty, args.table_memory)
     except (MapError, ScenarioError, ValueError) as exc:
         return _fail(str(exc))
     print(json.dumps(report))

@@ -156,9 +156,8 @@ class Grid:
         self._cache_bytes = cache_bytes
         self._cached_bytes = 0
         self._tables: OrderedDict[tuple[int, bool, bool], np.ndarray] = OrderedDict()
-        self._lists: dict[tuple[int, bool, bool], list[int]] = {}
-        self._cell_lists: dict[tuple[int, bool, bool], list[int]] = {}
-        self._reach: dict[tuple[int, bool], np.ndarray] = {}
+        self._cell_tables: dict[tuple[int, bool, bool], np.ndarray] = {}
+        self._reach: dict[tuple[int, bool, bool], np.ndarray] = {}
 
     @classmethod
     def from_map(cls, wmap: WarehouseMap, lane_penalty: int = LANE_PENALTY, cache_bytes: int = CACHE_BYTES,
@@ -224,36 +223,37 @@ class Grid:
         while self._cached_bytes > self._cache_bytes and len(self._tables) > 1:
             old, evicted = self._tables.popitem(last=False)
             self._cached_bytes -= evicted.nbytes
-            if self._lists.pop(old, None) is not None:
-                self._cached_bytes -= 8 * evicted.size
-            if self._cell_lists.pop(old, None) is not None:
-                self._cached_bytes -= 8 * len(evicted)
+            for derived in (self._cell_tables, self._reach):
+                gone = derived.pop(old, None)
+                if gone is not None:
+                    self._cached_bytes -= gone.nbytes
         return table
 
-    def distance_list(self, goal: int, oriented: bool = False, guided: bool = False) -> list[int]:
-        """`distances` flattened into a list of Python ints (state cell * 4 + heading if
-        `oriented`): PIBT reads a handful of entries per robot per step, and indexing a
-        list is several times cheaper than indexing numpy and converting the scalar.
-        Cached and evicted with the table it was made from."""
-        key = (goal, oriented, guided and self._guiding)
-        flat = self._lists.get(key)
-        if flat is None:
-            table = self.distances(goal, oriented, guided)
-            flat = self._lists[key] = table.ravel().tolist()
-            self._cached_bytes += 8 * table.size
-        return flat
+    def _derived(self, store: dict[tuple[int, bool, bool], np.ndarray], key: tuple[int, bool, bool],
+                 table: np.ndarray, make) -> np.ndarray:
+        """A table derived from a cached distance table, cached and evicted with it."""
+        derived = store.get(key)
+        if derived is None:
+            derived = store[key] = make(table)
+            self._cached_bytes += derived.nbytes
+        return derived
 
-    def cell_distance_list(self, goal: int, oriented: bool = False, guided: bool = False) -> list[int]:
-        """Per cell, `distances` from it (from its best heading if `oriented`) as a list
-        of Python ints: a way is traced downhill one cell at a time, where numpy's per-call
-        cost dominates. Cached and evicted with the table it was made from."""
+    def distance_list(self, goal: int, oriented: bool = False, guided: bool = False) -> memoryview:
+        """`distances` flattened (state cell * 4 + heading if `oriented`) as a memoryview:
+        PIBT reads a handful of entries per robot per step, and a memoryview hands them out
+        as Python ints twice as fast as numpy indexing, without a copy. (A list of ints did
+        that a fifth faster but cost 10 MB and 10 ms per oriented table on the 500 x 140
+        floor: at 1,000 robots 18 GB, and more time building lists than planning.)"""
+        return memoryview(self.distances(goal, oriented, guided).reshape(-1))
+
+    def cell_distance_list(self, goal: int, oriented: bool = False, guided: bool = False) -> memoryview:
+        """Per cell, `distances` from it (from its best heading if `oriented`), read a cell
+        at a time: a way is traced downhill one cell at a time."""
         key = (goal, oriented, guided and self._guiding)
-        cells = self._cell_lists.get(key)
-        if cells is None:
-            table = self.distances(goal, oriented, guided)
-            cells = self._cell_lists[key] = (table.min(axis=1) if oriented else table).tolist()
-            self._cached_bytes += 8 * len(table)
-        return cells
+        table = self.distances(goal, oriented, guided)
+        if not oriented:
+            return memoryview(table)
+        return memoryview(self._derived(self._cell_tables, key, table, _best_heading))
 
     @cached_property
     def cost_list(self) -> list[int]:
@@ -264,14 +264,18 @@ class Grid:
         return self.cost.ravel().tolist()
 
     def reaches(self, goal: int, oriented: bool) -> np.ndarray:
-        """Per cell, whether the goal can be reached from it (in some heading): asked
-        for every robot at every planning step, so kept apart from the tables."""
-        key = (goal, oriented)
-        reach = self._reach.get(key)
-        if reach is None:
-            table = self.distances(goal, oriented=oriented, guided=True)
-            reach = self._reach[key] = (table.min(axis=1) if oriented else table) < UNREACHABLE
-        return reach
+        """Per cell, whether the goal can be reached from it: asked for every robot at
+        every planning step, so kept apart from the tables. (A robot can always turn in
+        place, so one heading tells for all.)"""
+        key = (goal, oriented, self._guiding)
+        table = self.distances(goal, oriented=oriented, guided=True)
+        return self._derived(self._reach, key, table, lambda t: (t[:, 0] if oriented else t) < UNREACHABLE)
+
+
+def _best_heading(table: np.ndarray) -> np.ndarray:
+    """Per cell, the least of its four headings' distances (min(axis=1) is 8x slower:
+    numpy reduces a four-wide axis element by element)."""
+    return np.minimum(np.minimum(table[:, 0], table[:, 1]), np.minimum(table[:, 2], table[:, 3]))
 
 
 class _Moves(dict):

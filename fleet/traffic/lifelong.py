@@ -9,6 +9,7 @@ checker, so a throughput figure never comes from paths that collide.
 from __future__ import annotations
 
 import random
+import resource
 import statistics
 import time
 from typing import Sequence
@@ -16,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from fleet.traffic.checker import check_paths
-from fleet.traffic.grid import UNREACHABLE, Grid, warm_up
+from fleet.traffic.grid import CACHE_BYTES, UNREACHABLE, Grid, warm_up
 from fleet.traffic.planner import LifelongPlanner
 from maps.model import Cell, WarehouseMap
 
@@ -47,11 +48,15 @@ def run_lifelong(
     seed: int = 0,
     following: bool = False,
     street_penalty: int = 1,
+    table_memory_gb: float = CACHE_BYTES / 2**30,
 ) -> dict:
+    """`table_memory_gb` caps the cached distance tables: a robot's goal needs one (1.1 MB
+    with rotation on 500 x 140), and a cap under the goals in play makes every step
+    search them all again."""
     began = time.perf_counter()
     warm_up()
     warm_up_ms = (time.perf_counter() - began) * 1000
-    grid = Grid.from_map(wmap, street_penalty=street_penalty)
+    grid = Grid.from_map(wmap, street_penalty=street_penalty, cache_bytes=int(table_memory_gb * 2**30))
     rng = random.Random(seed)
     free = [int(c) for c in grid.free_cells()]
     ends = [grid.index(c) for c in endpoints] if endpoints else free
@@ -131,6 +136,8 @@ def run_lifelong(
         "plan_ms_max": round(max(plan_ms), 3) if plan_ms else 0.0,
         "first_plan_ms": round(plan_ms[0], 3) if plan_ms else 0.0,
         "jit_load_ms": round(warm_up_ms, 1),
+        "table_memory_gb": table_memory_gb,
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "collisions": conflicts.collisions,
         "conflicts": conflicts.as_dict(),
         "max_wait_steps": max_wait,
