@@ -56,6 +56,10 @@ def main() -> None:
     parser.add_argument("--scale-agents", type=int, nargs="*", default=[1000], help="robot counts on 500 x 140")
     parser.add_argument("--scale-without-rotation", action="store_true",
                         help="500 x 140 without rotation (a quarter of the table memory per goal)")
+    parser.add_argument("--scale-one-way-aisles", action="store_true",
+                        help="500 x 140 with one-wide aisles driven one way (as loaded robots do)")
+    parser.add_argument("--table-memory", type=float, default=14.0, metavar="GB",
+                        help="cap on cached distance tables on 500 x 140: 10,000 robots' goals take 11 GB")
     parser.add_argument("--kiva-agents", type=int, nargs="*", default=[100, 190])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kiva-street-penalty", type=int, default=4, help="streets on Kiva (measured to help there)")
@@ -77,7 +81,8 @@ def main() -> None:
         big, ends = shelved(generate_layout(LayoutSpec(name="warehouse-500x140", width=500, height=140)))
         for agents in args.scale_agents:
             runs.append(run_lifelong(big, agents, args.scale_steps, not args.scale_without_rotation, ends, None,
-                                     args.seed))
+                                     args.seed, table_memory_gb=args.table_memory,
+                                     one_way_aisles=args.scale_one_way_aisles))
     if args.plot:
         plot(runs, Path(args.plot))
     print(json.dumps({"benchmark": "routing", "runs": runs}))

@@ -83,3 +83,11 @@ def test_bad_inputs_give_a_specific_error(tmp_path, capsys):
         code, report = _run(capsys, "bench", *argv)
         assert code == 2, argv
         assert message in report["error"], (argv, report)
+
+
+def test_routing_takes_one_way_aisles_and_a_table_memory_cap(capsys):
+    kiva = str(Path(__file__).parent.parent / "maps" / "kiva.toml")
+    code, report = _run(capsys, "bench", "routing", "--map", kiva, "--agents", "30", "--steps", "120",
+                        "--one-way-aisles", "--table-memory", "0.5")
+    assert code == 0 and report["one_way_aisles"] is True and report["table_memory_gb"] == 0.5
+    assert report["collisions"] == 0 and report["tasks_finished"] > 0 and report["blocked_robot_steps"] == 0

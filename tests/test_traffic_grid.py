@@ -181,3 +181,28 @@ def test_at_a_station_with_two_working_cells_each_line_is_its_own_one_way_convey
             assert targets(working) == {inward[working]}, f"{station.id}: {working} is left only into the grid"
             for cell in queue:  # up the line, or out sideways (a faulted robot ahead does not lock it in)
                 assert targets(cell) == {line[line.index(cell) + 1], inward[cell]}, f"{station.id}: {cell}"
+
+
+@pytest.mark.parametrize("oriented", [False, True])
+def test_prefetch_searches_the_tables_one_search_at_a_time_would(oriented: bool):
+    alone, batched = Grid.from_map(ROOM), Grid.from_map(ROOM)
+    goals = [int(g) for g in alone.free_cells()]
+    batched.prefetch(goals + [goals[0]], oriented, guided=True)
+    for goal in goals:
+        assert np.array_equal(batched.distances(goal, oriented, guided=True), alone.distances(goal, oriented, guided=True))
+    # A blocked goal is left to `distances`, which knows it unreachable.
+    wall = batched.index(Cell(1, 1))
+    batched.prefetch([0, wall], oriented, guided=True)
+    assert (batched.distances(wall, oriented) == UNREACHABLE).all()
+
+
+def test_the_table_cache_stays_under_its_cap_with_what_was_derived_from_the_tables():
+    one = Grid.from_map(ROOM).distances(0, oriented=True, guided=True).nbytes
+    grid = Grid(ROOM, Grid.from_map(ROOM).passable, cache_bytes=3 * one)
+    for goal in grid.free_cells():
+        grid.reaches(int(goal), oriented=True)
+        grid.cell_distance_list(int(goal), oriented=True, guided=True)
+        assert grid._cached_bytes <= 3 * one + one
+    last = int(grid.free_cells()[-1])
+    # What is still cached answers as a fresh search would.
+    assert list(grid.cell_distance_list(last, True, True)) == Grid.from_map(ROOM).distances(last, True, True).min(axis=1).tolist()

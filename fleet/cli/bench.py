@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     routing.add_argument("--street-penalty", type=int, default=1,
                          help="cost of a step against a row's or column's direction in the guidance (1 = no streets)")
     routing.add_argument("--seed", type=int, default=0)
+    routing.add_argument("--one-way-aisles", action="store_true",
+                         help="drive one-wide aisles only in their lane's direction (as loaded robots do)")
     routing.add_argument("--table-memory", type=float, default=2.0, metavar="GB",
                          help="cap on cached distance tables (1.1 MB per goal with rotation on 500 x 140)")
     routing.set_defaults(run=_routing)
@@ -68,7 +70,8 @@ def _routing(args: argparse.Namespace) -> int:
         endpoints = read_cells(args.endpoints, wmap) if args.endpoints else None
         starts = read_cells(args.starts, wmap) if args.starts else None
         report = run_lifelong(wmap, args.agents, args.steps, args.rotation, endpoints, starts, args.seed,
-                              args.following, args.street_penalty, args.table_memory)
+                              args.following, args.street_penalty, args.table_memory,
+                              args.one_way_aisles)
     except (MapError, ScenarioError, ValueError) as exc:
         return _fail(str(exc))
     print(json.dumps(report))

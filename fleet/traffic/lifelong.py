@@ -49,14 +49,19 @@ def run_lifelong(
     following: bool = False,
     street_penalty: int = 1,
     table_memory_gb: float = CACHE_BYTES / 2**30,
+    one_way_aisles: bool = False,
 ) -> dict:
     """`table_memory_gb` caps the cached distance tables: a robot's goal needs one (1.1 MB
     with rotation on 500 x 140), and a cap under the goals in play makes every step
-    search them all again."""
+    search them all again. `one_way_aisles` drives every one-wide aisle only in its lane's
+    direction, as loaded robots do in the warehouse (docs/traffic.md); a goal that this
+    cuts off shows as blocked robots."""
     began = time.perf_counter()
     warm_up()
     warm_up_ms = (time.perf_counter() - began) * 1000
     grid = Grid.from_map(wmap, street_penalty=street_penalty, cache_bytes=int(table_memory_gb * 2**30))
+    if one_way_aisles:
+        grid = grid.one_way((), grid.lanes)
     rng = random.Random(seed)
     free = [int(c) for c in grid.free_cells()]
     ends = [grid.index(c) for c in endpoints] if endpoints else free
@@ -126,6 +131,7 @@ def run_lifelong(
         "rotation": rotation,
         "following": following,
         "street_penalty": street_penalty,
+        "one_way_aisles": one_way_aisles,
         "seed": seed,
         "tasks_finished": finished,
         "throughput": finished / steps if steps else 0.0,

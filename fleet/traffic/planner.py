@@ -157,6 +157,7 @@ class LifelongPlanner:
         stopped_cells = frozenset(cells[i] for i in stopped)
         self._refresh_floor(stopped_cells)
         floor = self._floor
+        floor.prefetch((goals[i] for i in range(n) if i not in loaded), self.rotation, guided=True)
         blocked: dict[int, str] = {}
         targets = list(goals)
         priorities = [0.0] * n
