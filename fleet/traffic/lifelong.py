@@ -47,6 +47,7 @@ def run_lifelong(
     seed: int = 0,
     following: bool = False,
     street_penalty: int = 1,
+    guidance: str = "shortest",
 ) -> dict:
     began = time.perf_counter()
     warm_up()
@@ -79,7 +80,7 @@ def run_lifelong(
         return goal
 
     goals = [new_goal(c) for c in cells]
-    planner = LifelongPlanner(grid, rotation=rotation, following=following, seed=seed)
+    planner = LifelongPlanner(grid, rotation=rotation, following=following, seed=seed, guidance=guidance)
     xy = np.zeros((steps + 1, agents, 2), dtype=np.int32)
     heads = np.zeros((steps + 1, agents), dtype=np.int8)
     xy[0, :, 0] = np.asarray(cells) % grid.width
@@ -121,6 +122,7 @@ def run_lifelong(
         "rotation": rotation,
         "following": following,
         "street_penalty": street_penalty,
+        "guidance": guidance,
         "seed": seed,
         "tasks_finished": finished,
         "throughput": finished / steps if steps else 0.0,
