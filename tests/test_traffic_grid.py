@@ -181,3 +181,14 @@ def test_at_a_station_with_two_working_cells_each_line_is_its_own_one_way_convey
             assert targets(working) == {inward[working]}, f"{station.id}: {working} is left only into the grid"
             for cell in queue:  # up the line, or out sideways (a faulted robot ahead does not lock it in)
                 assert targets(cell) == {line[line.index(cell) + 1], inward[cell]}, f"{station.id}: {cell}"
+
+
+def test_search_from_seeds_takes_the_cheapest_seed_plus_its_offset():
+    line = floor(".......")
+    grid = Grid.from_map(line)
+    cost = np.full((grid.size, 4), 2, dtype=np.int32)
+    table = grid.search([1, 5], [0, 3], cost, oriented=False)
+    assert table.tolist() == [2, 0, 2, 4, 5, 3, 5]  # cell 4: seed 1 costs 6, seed 5 costs 2 + 3
+    states = grid.search([5 * 4 + Heading.WEST], [1], cost, oriented=True)
+    assert states[6, Heading.WEST] == 3 and states[6, Heading.EAST] == 5  # two turns, then one move
+    assert grid.search([], [], cost, oriented=False).min() == UNREACHABLE
