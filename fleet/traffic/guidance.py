@@ -40,7 +40,7 @@ class _Route:
     goal: int
     cells: list[int]  # the path's cells, the robot's at the time first
     moves: list[tuple[int, int]]  # moves[k] leaves cells[k] (turns are not moves)
-    table: list[int]
+    table: memoryview  # flat, cell * 4 + heading with rotation: 4 bytes a state, not a list's 36
     done: int = 0
 
 
@@ -63,11 +63,11 @@ class TrafficFlow:
         self._reverse = (np.arange(4) + 2) % 4
 
     def tables(self, cells: Sequence[int], headings: Sequence[int], goals: Sequence[int],
-               robots: Sequence[int]) -> list[list[int] | None]:
-        """Per robot, the distance table it follows (flattened like `Grid.distance_list`),
+               robots: Sequence[int]) -> list[Sequence[int] | None]:
+        """Per robot, the distance table it follows (flat, indexed like `Grid.distance_list`),
         None for robots not in `robots`. A robot with a new goal gets a new guide path; the
         others' paths lose the moves they have made."""
-        tables: list[list[int] | None] = [None] * len(cells)
+        tables: list[Sequence[int] | None] = [None] * len(cells)
         for i in robots:
             route = self._routes.get(i)
             if route is not None and route.goal == goals[i]:
@@ -106,7 +106,7 @@ class TrafficFlow:
             moves.append((here, after))
             cells.append(step)
             here, h = step, after
-        route = _Route(goal, cells, moves, table.ravel().tolist())
+        route = _Route(goal, cells, moves, memoryview(table.reshape(-1)))
         self._count(moves, 1)
         return route
 

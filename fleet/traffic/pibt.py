@@ -66,7 +66,7 @@ class PIBT:
         priorities: Sequence[float],
         fixed: dict[int, int] | None = None,
         floors: Sequence[Grid | None] | None = None,
-        guides: Sequence[list[int] | None] | None = None,
+        guides: Sequence[Sequence[int] | None] | None = None,
     ) -> tuple[list[int], list[int]] | None:
         """Next (cells, headings) of all robots, or None if a pinned move is impossible.
 
