@@ -4,6 +4,8 @@
   the home cells in file order), 100 and 190 robots, with and without rotation.
 - With --with-following, the Kiva runs again with following allowed, the rule RHCR and
   the League of Robot Runners use (our floors forbid it; see docs/traffic.md).
+- --guidance flow: every run follows traffic flow guide paths (fleet/traffic/guidance.py)
+  instead of the floor's shortest ways.
 - Scale: a generated 500 x 140 warehouse with every storage cell treated as a shelf
   standing there (loaded robots, the hard case: only aisles are free, as on the League
   of Robot Runners' warehouse_large), tasks between aisle cells beside shelves.
@@ -12,7 +14,7 @@ Each entry is run_lifelong's report (the same as `fleet bench routing`); the Kiv
 can be reproduced one by one with
     fleet bench routing --map maps/kiva.toml --endpoints benchmarks/data/kiva-endpoints.txt \\
         --starts benchmarks/data/kiva-homes.txt --street-penalty 4 --agents 100 --steps 5000 \
-        [--rotation] [--following]
+        [--rotation] [--following] [--guidance flow]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from fleet.traffic.lifelong import run_lifelong
+from fleet.traffic.planner import GUIDANCE
 from fleet.traffic.scenario import read_cells
 from maps import load_map
 from maps.generator import LayoutSpec, generate_layout
@@ -66,6 +69,8 @@ def main() -> None:
     parser.add_argument("--plot", metavar="PNG", help="also draw Kiva throughput against robot count into PNG")
     parser.add_argument("--with-following", action="store_true",
                         help="also run Kiva with following allowed (RHCR's and the League's rule)")
+    parser.add_argument("--guidance", choices=GUIDANCE, default=GUIDANCE[0],
+                        help="what robots follow: the floor's shortest ways, or traffic flow guide paths")
     args = parser.parse_args()
 
     kiva = load_map(ROOT / "maps" / "kiva.toml")
@@ -76,12 +81,12 @@ def main() -> None:
         for agents in args.kiva_agents:
             for rotation in (False, True):
                 runs.append(run_lifelong(kiva, agents, args.steps, rotation, endpoints, homes, args.seed, following,
-                                         args.kiva_street_penalty))
+                                         args.kiva_street_penalty, args.guidance))
     if args.scale_agents:
         big, ends = shelved(generate_layout(LayoutSpec(name="warehouse-500x140", width=500, height=140)))
         for agents in args.scale_agents:
             runs.append(run_lifelong(big, agents, args.scale_steps, not args.scale_without_rotation, ends, None,
-                                     args.seed, table_memory_gb=args.table_memory,
+                                     args.seed, guidance=args.guidance, table_memory_gb=args.table_memory,
                                      one_way_aisles=args.scale_one_way_aisles))
     if args.plot:
         plot(runs, Path(args.plot))

@@ -3,6 +3,7 @@ bad input with a clear message instead of a traceback."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -51,6 +52,25 @@ def test_routing_on_a_movingai_map(tmp_path, capsys):
     code, report = _run(capsys, "bench", "routing", "--map", str(tmp_path / "small.map"), "--agents", "5",
                         "--steps", "30")
     assert code == 0 and report["collisions"] == 0 and report["map"] == "small"
+
+
+def test_routing_with_flow_guidance(capsys):
+    code, report = _run(capsys, "bench", "routing", "--map", TINY, "--agents", "3", "--steps", "40",
+                        "--guidance", "flow", "--following", "--rotation")
+    assert code == 0 and report["guidance"] == "flow"
+    assert report["collisions"] == 0 and report["tasks_finished"] > 0
+
+
+def test_the_cli_offers_the_planners_guidance_choices():
+    from fleet.cli import bench
+    from fleet.traffic.planner import GUIDANCE
+
+    parser = argparse.ArgumentParser()
+    bench.register(parser.add_subparsers())
+    args = parser.parse_args(["bench", "routing", "--map", TINY, "--agents", "1", "--steps", "1"])
+    assert args.guidance == GUIDANCE[0] == "shortest"
+    for choice in GUIDANCE:
+        parser.parse_args(["bench", "routing", "--map", TINY, "--agents", "1", "--steps", "1", "--guidance", choice])
 
 
 def test_mapf_reports_solution_quality(tmp_path, capsys):

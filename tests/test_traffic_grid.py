@@ -206,3 +206,14 @@ def test_the_table_cache_stays_under_its_cap_with_what_was_derived_from_the_tabl
     last = int(grid.free_cells()[-1])
     # What is still cached answers as a fresh search would.
     assert list(grid.cell_distance_list(last, True, True)) == Grid.from_map(ROOM).distances(last, True, True).min(axis=1).tolist()
+
+
+def test_search_from_seeds_takes_the_cheapest_seed_plus_its_offset():
+    line = floor(".......")
+    grid = Grid.from_map(line)
+    cost = np.full((grid.size, 4), 2, dtype=np.int32)
+    table = grid.search([1, 5], [0, 3], cost, oriented=False)
+    assert table.tolist() == [2, 0, 2, 4, 5, 3, 5]  # cell 4: seed 1 costs 6, seed 5 costs 2 + 3
+    states = grid.search([5 * 4 + Heading.WEST], [1], cost, oriented=True)
+    assert states[6, Heading.WEST] == 3 and states[6, Heading.EAST] == 5  # two turns, then one move
+    assert grid.search([], [], cost, oriented=False).min() == UNREACHABLE

@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     routing.add_argument("--starts", help="file of start cells, one 'x y' per line (default: random free cells)")
     routing.add_argument("--street-penalty", type=int, default=1,
                          help="cost of a step against a row's or column's direction in the guidance (1 = no streets)")
+    routing.add_argument("--guidance", choices=("shortest", "flow"), default="shortest",  # planner.GUIDANCE
+                         help="what robots follow: the floor's shortest ways, or guide paths round each other's (flow)")
     routing.add_argument("--seed", type=int, default=0)
     routing.add_argument("--one-way-aisles", action="store_true",
                          help="drive one-wide aisles only in their lane's direction (as loaded robots do)")
@@ -70,8 +72,8 @@ def _routing(args: argparse.Namespace) -> int:
         endpoints = read_cells(args.endpoints, wmap) if args.endpoints else None
         starts = read_cells(args.starts, wmap) if args.starts else None
         report = run_lifelong(wmap, args.agents, args.steps, args.rotation, endpoints, starts, args.seed,
-                              args.following, args.street_penalty, args.table_memory,
-                              args.one_way_aisles)
+                              args.following, args.street_penalty, guidance=args.guidance,
+                              table_memory_gb=args.table_memory, one_way_aisles=args.one_way_aisles)
     except (MapError, ScenarioError, ValueError) as exc:
         return _fail(str(exc))
     print(json.dumps(report))

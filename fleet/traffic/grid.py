@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from functools import cached_property
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numba
 import numpy as np
@@ -214,9 +214,8 @@ class Grid:
         if table is not None:
             self._tables.move_to_end(key)
             return table
-        table = self._blank(oriented)
-        if self.passable[goal]:
-            (_search_states if oriented else _search_cells)(self.behind, self.cost if guided else self._ones, goal, table)
+        seeds = ([goal * 4 + h for h in range(4)] if oriented else [goal]) if self.passable[goal] else []
+        table = self.search(seeds, [0] * len(seeds), self.cost if guided else self._ones, oriented)
         self._keep(key, table)
         return table
 
@@ -262,6 +261,17 @@ class Grid:
             derived = store[key] = make(table)
             self._cached_bytes += derived.nbytes
         return derived
+
+    def search(self, seeds: Sequence[int], offsets: Sequence[int], cost: np.ndarray, oriented: bool) -> np.ndarray:
+        """Cheapest way from every cell (or, if `oriented`, every (cell, heading) state, a
+        quarter turn costing one step) to any seed (a cell, or a state cell * 4 + heading),
+        plus that seed's offset, moving at `cost` per (cell, heading). Not cached: for
+        costs that change as robots come and go, such as a guide path's congestion.
+        `offsets` must be ascending."""
+        table = self._blank(oriented)
+        search = _search_states if oriented else _search_cells
+        search(self.behind, cost, np.asarray(seeds, dtype=np.int64), np.asarray(offsets, dtype=np.int32), table)
+        return table
 
     def distance_list(self, goal: int, oriented: bool = False, guided: bool = False) -> memoryview:
         """`distances` flattened (state cell * 4 + heading if `oriented`) as a memoryview:
@@ -321,8 +331,9 @@ def warm_up() -> None:
     that the first plan is not charged for it."""
     behind = np.full((1, 4), -1, dtype=np.int64)
     ones = np.ones((1, 4), dtype=np.int32)
-    _search_cells(behind, ones, 0, np.full(1, UNREACHABLE, dtype=np.int32))
-    _search_states(behind, ones, 0, np.full((1, 4), UNREACHABLE, dtype=np.int32))
+    seeds, offsets = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int32)
+    _search_cells(behind, ones, seeds, offsets, np.full(1, UNREACHABLE, dtype=np.int32))
+    _search_states(behind, ones, seeds, offsets, np.full((1, 4), UNREACHABLE, dtype=np.int32))
     goals = np.zeros(1, dtype=np.int64)
     _search_many_cells(behind, ones, goals, np.full((1, 1), UNREACHABLE, dtype=np.int32))
     _search_many_states(behind, ones, goals, np.full((1, 1, 4), UNREACHABLE, dtype=np.int32))
@@ -347,18 +358,27 @@ def _lanes(passable: np.ndarray, open_towards: np.ndarray, xs: np.ndarray, ys: n
 # Python loop per level; compiled, a search over 280,000 states takes milliseconds
 # instead of seconds (measured in docs/traffic.md). Move costs are small integers, so
 # Dial's bucket queue replaces the heap: bucket d % (max cost + 1) holds the states at
-# distance d, and a state is final when its bucket comes round.
+# distance d, and a state is final when its bucket comes round. A search starts from
+# seeds, each with its own distance (the goal at 0; a guide path's cells at what is left
+# of the path from them), sorted by it: a seed enters its bucket when d comes round to it.
 @numba.njit(cache=True)
-def _search_cells(behind: np.ndarray, cost: np.ndarray, goal: int, dist: np.ndarray) -> None:
+def _search_cells(behind: np.ndarray, cost: np.ndarray, seeds: np.ndarray, offsets: np.ndarray,
+                  dist: np.ndarray) -> None:
     span = cost.max() + 1
     buckets = np.empty((span, dist.size), dtype=np.int64)
     counts = np.zeros(span, dtype=np.int64)
-    dist[goal] = 0
-    buckets[0, 0] = goal
-    counts[0] = 1
-    pending, d = 1, 0
-    while pending:
+    pending, d, s = 0, 0, 0
+    while pending or s < seeds.size:
+        if not pending:
+            d = max(d, offsets[s])
         b = d % span
+        while s < seeds.size and offsets[s] == d:
+            if d < dist[seeds[s]]:
+                dist[seeds[s]] = d
+                buckets[b, counts[b]] = seeds[s]
+                counts[b] += 1
+                pending += 1
+            s += 1
         while counts[b]:
             counts[b] -= 1
             pending -= 1
@@ -379,19 +399,27 @@ def _search_cells(behind: np.ndarray, cost: np.ndarray, goal: int, dist: np.ndar
 
 
 @numba.njit(cache=True)
-def _search_states(behind: np.ndarray, cost: np.ndarray, goal: int, dist: np.ndarray) -> None:
-    """Backwards over (cell, heading): a state is reached from the same cell turned one
-    way or the other (one step), or from the cell behind it along its heading."""
+def _search_states(behind: np.ndarray, cost: np.ndarray, seeds: np.ndarray, offsets: np.ndarray,
+                   dist: np.ndarray) -> None:
+    """Backwards over (cell, heading), seeds being states (cell * 4 + heading): a state is
+    reached from the same cell turned one way or the other (one step), or from the cell
+    behind it along its heading."""
     span = cost.max() + 1
     buckets = np.empty((span, dist.size), dtype=np.int64)
     counts = np.zeros(span, dtype=np.int64)
-    for h in range(4):
-        dist[goal, h] = 0
-        buckets[0, h] = goal * 4 + h
-    counts[0] = 4
-    pending, d = 4, 0
-    while pending:
+    pending, d, k = 0, 0, 0
+    while pending or k < seeds.size:
+        if not pending:
+            d = max(d, offsets[k])
         b = d % span
+        while k < seeds.size and offsets[k] == d:
+            c, h = seeds[k] >> 2, seeds[k] & 3
+            if d < dist[c, h]:
+                dist[c, h] = d
+                buckets[b, counts[b]] = seeds[k]
+                counts[b] += 1
+                pending += 1
+            k += 1
         while counts[b]:
             counts[b] -= 1
             pending -= 1
@@ -419,13 +447,14 @@ def _search_states(behind: np.ndarray, cost: np.ndarray, goal: int, dist: np.nda
 
 
 @numba.njit(cache=True, parallel=True)
-def _search_many_states(behind: np.ndarray, cost: np.ndarray, goals: np.ndarray, tables) -> None:
-    """`_search_states` for many goals, spread over the cores."""
+def _search_many_states(behind: np.ndarray, cost: np.ndarray, goals: np.ndarray, tables: np.ndarray) -> None:
+    """`_search_states` to each of many goals (standing on it in any heading), spread
+    over the cores."""
     for k in numba.prange(goals.size):
-        _search_states(behind, cost, goals[k], tables[k])
+        _search_states(behind, cost, goals[k] * 4 + np.arange(4), np.zeros(4, dtype=np.int32), tables[k])
 
 
 @numba.njit(cache=True, parallel=True)
-def _search_many_cells(behind: np.ndarray, cost: np.ndarray, goals: np.ndarray, tables) -> None:
+def _search_many_cells(behind: np.ndarray, cost: np.ndarray, goals: np.ndarray, tables: np.ndarray) -> None:
     for k in numba.prange(goals.size):
-        _search_cells(behind, cost, goals[k], tables[k])
+        _search_cells(behind, cost, goals[k:k + 1], np.zeros(1, dtype=np.int32), tables[k])

@@ -50,6 +50,7 @@ def run_lifelong(
     street_penalty: int = 1,
     table_memory_gb: float = CACHE_BYTES / 2**30,
     one_way_aisles: bool = False,
+    guidance: str = "shortest",
 ) -> dict:
     """`table_memory_gb` caps the cached distance tables: a robot's goal needs one (1.1 MB
     with rotation on 500 x 140), and a cap under the goals in play makes every step
@@ -89,7 +90,7 @@ def run_lifelong(
         return goal
 
     goals = [new_goal(c) for c in cells]
-    planner = LifelongPlanner(grid, rotation=rotation, following=following, seed=seed)
+    planner = LifelongPlanner(grid, rotation=rotation, following=following, seed=seed, guidance=guidance)
     xy = np.zeros((steps + 1, agents, 2), dtype=np.int32)
     heads = np.zeros((steps + 1, agents), dtype=np.int8)
     xy[0, :, 0] = np.asarray(cells) % grid.width
@@ -132,6 +133,7 @@ def run_lifelong(
         "following": following,
         "street_penalty": street_penalty,
         "one_way_aisles": one_way_aisles,
+        "guidance": guidance,
         "seed": seed,
         "tasks_finished": finished,
         "throughput": finished / steps if steps else 0.0,

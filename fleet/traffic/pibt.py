@@ -66,13 +66,16 @@ class PIBT:
         priorities: Sequence[float],
         fixed: dict[int, int] | None = None,
         floors: Sequence[Grid | None] | None = None,
+        guides: Sequence[Sequence[int] | None] | None = None,
     ) -> tuple[list[int], list[int]] | None:
         """Next (cells, headings) of all robots, or None if a pinned move is impossible.
 
         `floors[i]`, if given, is robot i's own floor: its distances are measured on it
         and it moves only as that floor allows. A loaded robot's floor has no shelf cells
         but its goal, and one-way aisles; off that floor (on the storage cell where it
-        has just lifted its shelf) it may only step onto it."""
+        has just lifted its shelf) it may only step onto it. `guides[i]`, if given, is
+        the distance table robot i follows instead of its floor's guidance table (laid
+        out as `Grid.distance_list`), such as one that steers round traffic."""
         n = len(cells)
         if sys.getrecursionlimit() < 4 * n + 1000:
             sys.setrecursionlimit(4 * n + 1000)  # a push chain can run through every robot
@@ -80,8 +83,9 @@ class PIBT:
         self._next = [_FREE] * n
         self._next_heading = list(headings)
         grid, rotation = self.grid, self.rotation
-        if floors:
-            self._tables = [(f or grid).distance_list(g, rotation, True) for f, g in zip(floors, goals)]
+        if floors or guides:
+            self._tables = [t if t is not None else (f or grid).distance_list(g, rotation, True)
+                            for f, g, t in zip(floors or [None] * n, goals, guides or [None] * n)]
             self._tables_for = None
         elif self._tables_for is None or list(goals) != self._tables_for:
             self._tables = [grid.distance_list(g, rotation, True) for g in goals]

@@ -20,6 +20,8 @@ Each call plans one step for every robot with PIBT. What makes it lifelong and f
 - A goal that cannot be reached (operator block, a stopped robot standing on it or
   walling it off) is reported with the reason, and the robot holds position as a
   low-priority robot that anyone may push aside, instead of pushing in vain forever.
+- Opt-in, `guidance="flow"`: robots follow guide paths planned round the other robots'
+  guide paths (fleet/traffic/guidance.py) instead of the floor's fixed guidance.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import networkx as nx
 import numpy as np
 
 from fleet.traffic.grid import UNREACHABLE, Grid
+from fleet.traffic.guidance import TrafficFlow
 from fleet.traffic.pibt import PIBT
 from maps.model import Cell, Heading
 
@@ -60,6 +63,9 @@ LEAVING_SHELF_CELL = 1e9
 #: of them and the whole front jammed for two hours of eight (seed 0); of 100, 200 and 600,
 #: 200 left the weakest station highest (docs/kpis.md).
 LEAVING_WORKING_CELL = 200
+#: What robots follow to their goals: "shortest", the floor's guidance table (streets,
+#: lanes) per goal; "flow", guide paths that avoid the other robots' (TrafficFlow).
+GUIDANCE = ("shortest", "flow")
 
 
 @dataclass
@@ -72,8 +78,11 @@ class StepPlan:
 
 class LifelongPlanner:
     def __init__(self, grid: Grid, rotation: bool = False, following: bool = False, seed: int = 0,
-                 shelf_cells: Iterable[int] = ()) -> None:
+                 shelf_cells: Iterable[int] = (), guidance: str = "shortest") -> None:
+        if guidance not in GUIDANCE:
+            raise ValueError(f"guidance must be one of {GUIDANCE}, got {guidance!r}")
         self.base = grid
+        self.guidance = guidance
         #: Cells a loaded robot may not drive through (where shelves stand).
         self.shelf_cells = frozenset(shelf_cells)
         self.working_cells = frozenset(grid.index(c) for station in grid.map.stations for c in station.working)
@@ -92,6 +101,7 @@ class LifelongPlanner:
         self._floor_key: frozenset[int] = frozenset()  # the operator blocks self._floor was built with
         self._floor = grid
         self._pibt = PIBT(grid, rotation, following, seed)
+        self._flow = self._traffic_flow()
         self._since: list[int] = []
         self._tiebreak: list[float] = []
         self._stall: list[int] = []  # steps each robot has stood still short of its goal
@@ -120,6 +130,11 @@ class LifelongPlanner:
             self._operator_blocked or stopped_cells) else self.base
         self._loaded_floors.clear()
         self._pibt = PIBT(self._floor, self.rotation, self.following, self._rng.randrange(2**31))
+        self._flow = self._traffic_flow()
+
+    def _traffic_flow(self) -> TrafficFlow | None:
+        """Guide paths on the floor as it is now (a changed floor starts them afresh)."""
+        return TrafficFlow(self._floor, self.rotation) if self.guidance == "flow" else None
 
     def loaded_floor(self, goal: int) -> Grid:
         """The floor for a robot carrying a shelf to `goal`: no shelf cells but the goal,
@@ -182,7 +197,13 @@ class LifelongPlanner:
         self._make_way(cells, goals, targets, priorities, stopped | pinned, blocked, loaded)
         fixed = {i: cells[i] for i in stopped | pinned}
         floors = [self.loaded_floor(targets[i]) if i in loaded else None for i in range(n)] if loaded else None
-        result = self._pibt.step(cells, headings, targets, priorities, fixed, floors)
+        guides = None
+        if self._flow is not None:
+            # Loaded robots keep their own floors' tables; robots making way or held where
+            # they are follow their targets', not their goals'.
+            guided = [i for i in range(n) if targets[i] == goals[i] and i not in loaded and i not in fixed]
+            guides = self._flow.tables(cells, headings, goals, guided)
+        result = self._pibt.step(cells, headings, targets, priorities, fixed, floors, guides)
         if result is None:
             raise RuntimeError("stopped robots overlap: two robots report the same cell")
         return StepPlan(result[0], result[1], blocked)
