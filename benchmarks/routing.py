@@ -69,56 +69,72 @@ def main() -> None:
     parser.add_argument("--plot", metavar="PNG", help="also draw Kiva throughput against robot count into PNG")
     parser.add_argument("--with-following", action="store_true",
                         help="also run Kiva with following allowed (RHCR's and the League's rule)")
-    parser.add_argument("--guidance", choices=GUIDANCE, default=GUIDANCE[0],
-                        help="what robots follow: the floor's shortest ways, or traffic flow guide paths")
+    parser.add_argument("--guidance", choices=GUIDANCE, nargs="+", default=[GUIDANCE[0]],
+                        help="what robots follow: the floor's shortest ways, or traffic flow guide paths (each given)")
     args = parser.parse_args()
 
     kiva = load_map(ROOT / "maps" / "kiva.toml")
     endpoints = read_cells(ROOT / "benchmarks" / "data" / "kiva-endpoints.txt", kiva)
     homes = read_cells(ROOT / "benchmarks" / "data" / "kiva-homes.txt", kiva)
     runs = []
-    for following in (False, True) if args.with_following else (False,):
-        for agents in args.kiva_agents:
-            for rotation in (False, True):
-                runs.append(run_lifelong(kiva, agents, args.steps, rotation, endpoints, homes, args.seed, following,
-                                         args.kiva_street_penalty, args.guidance))
+    for guidance in args.guidance:
+        for following in (False, True) if args.with_following else (False,):
+            for agents in args.kiva_agents:
+                for rotation in (False, True):
+                    runs.append(run_lifelong(kiva, agents, args.steps, rotation, endpoints, homes, args.seed,
+                                             following, args.kiva_street_penalty, guidance=guidance))
     if args.scale_agents:
         big, ends = shelved(generate_layout(LayoutSpec(name="warehouse-500x140", width=500, height=140)))
         for agents in args.scale_agents:
             runs.append(run_lifelong(big, agents, args.scale_steps, not args.scale_without_rotation, ends, None,
-                                     args.seed, guidance=args.guidance, table_memory_gb=args.table_memory,
+                                     args.seed, guidance=args.guidance[0], table_memory_gb=args.table_memory,
                                      one_way_aisles=args.scale_one_way_aisles))
     if args.plot:
         plot(runs, Path(args.plot))
     print(json.dumps({"benchmark": "routing", "runs": runs}))
 
 
+#: RHCR's published Kiva figures and the issue's targets (tasks per step), for the plot:
+#: (robots, rotation) -> throughput. RHCR allows following; it planned nothing at 190
+#: robots with rotation.
+RHCR = {(100, True): 2.83, (100, False): 3.39, (190, False): 5.67}
+TARGETS = {(100, True): 3.2, (190, True): 5.4, (190, False): 6.2}
+
+
 def plot(runs: list[dict], path: Path) -> None:
-    """Tasks per step against robots on Kiva, with and without rotation, beside the
-    ceiling (every robot on a shortest path, nobody in the way)."""
+    """Tasks per step against robots on Kiva, one line per rotation, following rule and
+    guidance measured, beside the ceiling (every robot on a shortest path, nobody in the
+    way), RHCR's figures and the targets."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for rotation, colour in ((False, "tab:blue"), (True, "tab:orange")):
-        rows = sorted((r for r in runs if r["map"] == "kiva" and r["rotation"] == rotation and not r["following"]),
-                      key=lambda r: r["agents"])
-        if not rows:
-            continue
-        label = "with rotation" if rotation else "without rotation"
-        agents = [r["agents"] for r in rows]
-        ax.plot(agents, [r["throughput"] for r in rows], "o-", color=colour, label=f"measured, {label}")
-        ax.plot(agents, [r["throughput_ceiling"] for r in rows], "--", color=colour, label=f"ceiling, {label}")
-    ax.set_xlabel("robots")
-    ax.set_ylabel("tasks finished per step")
-    ax.set_title(f"Kiva floor, lifelong PIBT, no following, {rows[0]['steps'] if rows else 0} steps")
-    ax.legend(fontsize="small")
+    kiva = [r for r in runs if r["map"] == "kiva"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for ax, rotation in zip(axes, (False, True)):
+        rows = [r for r in kiva if r["rotation"] == rotation]
+        for following, guidance in sorted({(r["following"], r["guidance"]) for r in rows}):
+            line = sorted((r for r in rows if (r["following"], r["guidance"]) == (following, guidance)),
+                          key=lambda r: r["agents"])
+            label = f"{guidance}, {'following' if following else 'no following'}"
+            ax.plot([r["agents"] for r in line], [r["throughput"] for r in line], "o-" if following else "o:",
+                    label=label)
+        ceiling = {r["agents"]: r["throughput_ceiling"] for r in rows}
+        ax.plot(sorted(ceiling), [ceiling[a] for a in sorted(ceiling)], "k--", label="ceiling")
+        for figures, marker, colour, label in ((RHCR, "s", "black", "RHCR (following)"),
+                                               (TARGETS, "*", "gold", "target")):
+            points = [(a, v) for (a, turning), v in figures.items() if turning == rotation]
+            ax.scatter([a for a, _ in points], [v for _, v in points], marker=marker, s=90, color=colour,
+                       edgecolors="black", zorder=3, label=label)
+        ax.set_title(f"{'with' if rotation else 'without'} rotation")
+        ax.set_xlabel("robots")
+        ax.legend(fontsize="x-small")
+    axes[0].set_ylabel("tasks finished per step")
+    fig.suptitle(f"Kiva floor, lifelong PIBT, {kiva[0]['steps'] if kiva else 0} steps")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
 
 if __name__ == "__main__":
     main()
