@@ -1,5 +1,11 @@
 """The planner's view of the floor: indices, moves, one-way lanes, distance tables."""
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -217,3 +223,32 @@ def test_search_from_seeds_takes_the_cheapest_seed_plus_its_offset():
     states = grid.search([5 * 4 + Heading.WEST], [1], cost, oriented=True)
     assert states[6, Heading.WEST] == 3 and states[6, Heading.EAST] == 5  # two turns, then one move
     assert grid.search([], [], cost, oriented=False).min() == UNREACHABLE
+
+
+def test_prefetch_from_several_threads_at_once_keeps_the_process_and_the_tables():
+    """Each fleet runtime plans in its own thread. numba's workqueue threading layer (its
+    choice where OpenMP and TBB are missing) kills the process when two parallel searches
+    start at once, so they must take turns: run under that layer, in a process of its own."""
+    script = textwrap.dedent("""
+        import threading
+        import numpy as np
+        from maps import load_map
+        from fleet.traffic.grid import Grid
+        kiva = load_map("maps/kiva.toml")
+        grids = [Grid.from_map(kiva) for _ in range(4)]
+        goals = [int(g) for g in grids[0].free_cells()[::3]]
+        threads = [threading.Thread(target=g.prefetch, args=(goals, True, True)) for g in grids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        alone = Grid.from_map(kiva)
+        for goal in goals[::10]:
+            expected = alone.distances(goal, True, True)
+            assert all(np.array_equal(g.distances(goal, True, True), expected) for g in grids)
+        print("tables agree")
+    """)
+    root = Path(__file__).parent.parent
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120,
+                          env=os.environ | {"NUMBA_THREADING_LAYER": "workqueue", "PYTHONPATH": str(root)})
+    assert done.returncode == 0 and "tables agree" in done.stdout, done.stderr[-2000:]

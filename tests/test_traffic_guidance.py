@@ -10,20 +10,13 @@ from fleet.traffic.guidance import TrafficFlow
 from fleet.traffic.lifelong import run_lifelong
 from fleet.traffic.planner import LifelongPlanner
 from maps.model import Cell, Heading
-from traffic_kit import floor
+from traffic_kit import WAREHOUSE, floor
 
 # Two corridors between the same ends: the top one two moves shorter end to end.
 LOOP = floor(
     "........",
     ".######.",
     "........",
-)
-WAREHOUSE = floor(
-    "...........",
-    ".###.###.#.",
-    "...........",
-    ".###.###.#.",
-    "...........",
 )
 
 

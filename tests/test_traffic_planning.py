@@ -14,15 +14,8 @@ from fleet.traffic.pibt import PIBT
 from fleet.traffic.planner import _along_the_ring
 from fleet.traffic.scenario import run_mapf
 from maps.model import Cell, CellKind, Heading
-from traffic_kit import floor
+from traffic_kit import WAREHOUSE, floor
 
-WAREHOUSE = floor(
-    "...........",
-    ".###.###.#.",
-    "...........",
-    ".###.###.#.",
-    "...........",
-)
 
 @pytest.mark.parametrize("rotation", [False, True])
 def test_lifelong_run_finishes_tasks_without_conflicts(rotation):

@@ -21,3 +21,14 @@ def floor(*rows: str, name: str = "test", stations: tuple[Station, ...] = ()) ->
                if ch in ONE_WAY_SYMBOLS}
     return WarehouseMap(name=name, width=len(rows[0]), height=len(rows), pitch=1.0, kinds=kinds, one_way=one_way,
                         stations=stations)
+
+
+#: Two rows of shelf blocks between three aisles: lifelong runs of a dozen robots meet
+#: head-on, cross and queue here within a hundred steps.
+WAREHOUSE = floor(
+    "...........",
+    ".###.###.#.",
+    "...........",
+    ".###.###.#.",
+    "...........",
+)

@@ -30,6 +30,7 @@ stale distance can outlive the floor it was computed on.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from functools import cached_property
 from typing import Iterable, Sequence
@@ -54,6 +55,9 @@ CACHE_BYTES = 2 * 1024**3
 PREFETCH_BATCH = 256
 #: Fewer missing tables than this are searched one by one, as they are asked for.
 PREFETCH_MIN = 8
+#: numba's default threading layer (workqueue) aborts the whole process when two threads
+#: launch parallel code at once, and a service runs a planner per fleet runtime thread.
+_ONE_BATCH_AT_A_TIME = threading.Lock()
 #: Steps a move against a corridor's preferred direction costs in the guidance (measured
 #: on the Kiva floor, see docs/traffic.md: 1 = no lanes).
 LANE_PENALTY = 8
@@ -232,7 +236,8 @@ class Grid:
         for start in range(0, len(missing), PREFETCH_BATCH):
             keys = missing[start:start + PREFETCH_BATCH]
             batch = np.full((len(keys), *self._shape(oriented)), UNREACHABLE, dtype=np.int32)
-            search(self.behind, cost, np.array([goal for goal, *_ in keys]), batch)
+            with _ONE_BATCH_AT_A_TIME:
+                search(self.behind, cost, np.array([goal for goal, *_ in keys]), batch)
             for key, table in zip(keys, batch):
                 self._keep(key, table.copy())  # its own memory, so that evicting it frees it
 
