@@ -61,6 +61,8 @@ def main() -> None:
                         help="500 x 140 without rotation (a quarter of the table memory per goal)")
     parser.add_argument("--scale-one-way-aisles", action="store_true",
                         help="500 x 140 with one-wide aisles driven one way (as loaded robots do)")
+    parser.add_argument("--scale-two-lane-roads", action="store_true",
+                        help="500 x 140 with one-way aisles and two-wide roads as two one-way lanes (keep right)")
     parser.add_argument("--table-memory", type=float, default=14.0, metavar="GB",
                         help="cap on cached distance tables on 500 x 140: 10,000 robots' goals take 11 GB")
     parser.add_argument("--kiva-agents", type=int, nargs="*", default=[100, 190])
@@ -88,7 +90,8 @@ def main() -> None:
         for agents in args.scale_agents:
             runs.append(run_lifelong(big, agents, args.scale_steps, not args.scale_without_rotation, ends, None,
                                      args.seed, guidance=args.guidance[0], table_memory_gb=args.table_memory,
-                                     one_way_aisles=args.scale_one_way_aisles))
+                                     one_way_aisles=args.scale_one_way_aisles,
+                                     two_lane_roads=args.scale_two_lane_roads))
     if args.plot:
         plot(runs, Path(args.plot))
     print(json.dumps({"benchmark": "routing", "runs": runs}))

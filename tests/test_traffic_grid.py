@@ -252,3 +252,24 @@ def test_prefetch_from_several_threads_at_once_keeps_the_process_and_the_tables(
     done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120,
                           env=os.environ | {"NUMBA_THREADING_LAYER": "workqueue", "PYTHONPATH": str(root)})
     assert done.returncode == 0 and "tables agree" in done.stdout, done.stderr[-2000:]
+
+
+def test_two_lane_roads_keep_right_and_leave_one_wide_aisles_their_lanes():
+    road = floor(
+        "#########",
+        ".........",
+        ".........",
+        "####.####",
+        "####.####",
+        ".........",
+    )
+    grid = Grid.from_map(road)
+    lanes = grid.two_lane_roads().reshape(road.height, road.width)
+    off_the_junction = [1, 2, 3, 5, 6, 7]  # where the aisle joins (x = 4) traffic turns both ways
+    assert set(lanes[1, off_the_junction]) == {int(Heading.WEST)}
+    assert set(lanes[2, off_the_junction]) == {int(Heading.EAST)}
+    assert lanes[3, 4] == grid.lanes[grid.index(Cell(4, 3))] >= 0  # the one-wide aisle keeps its lane
+    driven = grid.one_way((), grid.two_lane_roads())
+    upper, lower = grid.index(Cell(3, 1)), grid.index(Cell(3, 2))
+    assert {h for h, _ in driven.moves[upper]} == {Heading.WEST, Heading.SOUTH}  # on, or over to the other lane
+    assert {h for h, _ in driven.moves[lower]} == {Heading.EAST, Heading.NORTH}

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     routing.add_argument("--seed", type=int, default=0)
     routing.add_argument("--one-way-aisles", action="store_true",
                          help="drive one-wide aisles only in their lane's direction (as loaded robots do)")
+    routing.add_argument("--two-lane-roads", action="store_true",
+                         help="with one-way aisles, also drive two-wide roads as two one-way lanes (keep right)")
     routing.add_argument("--table-memory", type=float, default=2.0, metavar="GB",
                          help="cap on cached distance tables (1.1 MB per goal with rotation on 500 x 140)")
     routing.set_defaults(run=_routing)
@@ -73,7 +75,8 @@ def _routing(args: argparse.Namespace) -> int:
         starts = read_cells(args.starts, wmap) if args.starts else None
         report = run_lifelong(wmap, args.agents, args.steps, args.rotation, endpoints, starts, args.seed,
                               args.following, args.street_penalty, guidance=args.guidance,
-                              table_memory_gb=args.table_memory, one_way_aisles=args.one_way_aisles)
+                              table_memory_gb=args.table_memory, one_way_aisles=args.one_way_aisles,
+                              two_lane_roads=args.two_lane_roads)
     except (MapError, ScenarioError, ValueError) as exc:
         return _fail(str(exc))
     print(json.dumps(report))

@@ -50,19 +50,21 @@ def run_lifelong(
     street_penalty: int = 1,
     table_memory_gb: float = CACHE_BYTES / 2**30,
     one_way_aisles: bool = False,
+    two_lane_roads: bool = False,
     guidance: str = "shortest",
 ) -> dict:
     """`table_memory_gb` caps the cached distance tables: a robot's goal needs one (1.1 MB
     with rotation on 500 x 140), and a cap under the goals in play makes every step
     search them all again. `one_way_aisles` drives every one-wide aisle only in its lane's
     direction, as loaded robots do in the warehouse (docs/traffic.md); a goal that this
-    cuts off shows as blocked robots."""
+    cuts off shows as blocked robots; `two_lane_roads` also makes every two-wide road two
+    one-way lanes, keeping right."""
     began = time.perf_counter()
     warm_up()
     warm_up_ms = (time.perf_counter() - began) * 1000
     grid = Grid.from_map(wmap, street_penalty=street_penalty, cache_bytes=int(table_memory_gb * 2**30))
-    if one_way_aisles:
-        grid = grid.one_way((), grid.lanes)
+    if one_way_aisles or two_lane_roads:
+        grid = grid.one_way((), grid.two_lane_roads() if two_lane_roads else grid.lanes)
     rng = random.Random(seed)
     free = [int(c) for c in grid.free_cells()]
     ends = [grid.index(c) for c in endpoints] if endpoints else free
@@ -133,6 +135,7 @@ def run_lifelong(
         "following": following,
         "street_penalty": street_penalty,
         "one_way_aisles": one_way_aisles,
+        "two_lane_roads": two_lane_roads,
         "guidance": guidance,
         "seed": seed,
         "tasks_finished": finished,
