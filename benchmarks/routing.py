@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fleet.cli.bench import add_floor_rules, floor_rules
 from fleet.traffic.lifelong import run_lifelong
 from fleet.traffic.planner import GUIDANCE
 from fleet.traffic.scenario import read_cells
@@ -59,12 +60,8 @@ def main() -> None:
     parser.add_argument("--scale-agents", type=int, nargs="*", default=[1000], help="robot counts on 500 x 140")
     parser.add_argument("--scale-without-rotation", action="store_true",
                         help="500 x 140 without rotation (a quarter of the table memory per goal)")
-    parser.add_argument("--scale-one-way-aisles", action="store_true",
-                        help="500 x 140 with one-wide aisles driven one way (as loaded robots do)")
-    parser.add_argument("--scale-two-lane-roads", action="store_true",
-                        help="500 x 140 with one-way aisles and two-wide roads as two one-way lanes (keep right)")
-    parser.add_argument("--table-memory", type=float, default=14.0, metavar="GB",
-                        help="cap on cached distance tables on 500 x 140: 10,000 robots' goals take 11 GB")
+    # 10,000 robots' goals take 11 GB of tables on 500 x 140.
+    add_floor_rules(parser, prefix="scale-", table_memory=14.0)
     parser.add_argument("--kiva-agents", type=int, nargs="*", default=[100, 190])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kiva-street-penalty", type=int, default=4, help="streets on Kiva (measured to help there)")
@@ -89,9 +86,7 @@ def main() -> None:
         big, ends = shelved(generate_layout(LayoutSpec(name="warehouse-500x140", width=500, height=140)))
         for agents in args.scale_agents:
             runs.append(run_lifelong(big, agents, args.scale_steps, not args.scale_without_rotation, ends, None,
-                                     args.seed, guidance=args.guidance[0], table_memory_gb=args.table_memory,
-                                     one_way_aisles=args.scale_one_way_aisles,
-                                     two_lane_roads=args.scale_two_lane_roads))
+                                     args.seed, guidance=args.guidance[0], **floor_rules(args, "scale-")))
     if args.plot:
         plot(runs, Path(args.plot))
     print(json.dumps({"benchmark": "routing", "runs": runs}))
@@ -138,6 +133,7 @@ def plot(runs: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
 
 if __name__ == "__main__":
     main()

@@ -105,9 +105,17 @@ def test_bad_inputs_give_a_specific_error(tmp_path, capsys):
         assert message in report["error"], (argv, report)
 
 
-def test_routing_takes_one_way_aisles_and_a_table_memory_cap(capsys):
+def test_routing_floor_rules_change_the_floor_robots_are_planned_on(capsys):
+    """One-way aisles and two-lane roads take moves away, so the ways between endpoints
+    (and with them the throughput ceiling) grow longer; the runs stay collision-free."""
     kiva = str(Path(__file__).parent.parent / "maps" / "kiva.toml")
-    code, report = _run(capsys, "bench", "routing", "--map", kiva, "--agents", "30", "--steps", "120",
-                        "--one-way-aisles", "--table-memory", "0.5")
-    assert code == 0 and report["one_way_aisles"] is True and report["table_memory_gb"] == 0.5
-    assert report["collisions"] == 0 and report["tasks_finished"] > 0 and report["blocked_robot_steps"] == 0
+    reports = {}
+    for rules in ((), ("--one-way-aisles",), ("--two-lane-roads",)):
+        code, reports[rules] = _run(capsys, "bench", "routing", "--map", kiva, "--agents", "30", "--steps", "120",
+                                    "--table-memory", "0.5", *rules)
+        assert code == 0 and reports[rules]["table_memory_gb"] == 0.5
+        assert reports[rules]["collisions"] == 0 and reports[rules]["tasks_finished"] > 0
+        assert reports[rules]["blocked_robot_steps"] == 0
+    two_way, one_way, two_lane = (reports[r]["throughput_ceiling"] for r in reports)
+    assert reports[("--one-way-aisles",)]["one_way_aisles"] and reports[("--two-lane-roads",)]["two_lane_roads"]
+    assert one_way < two_way and two_lane < one_way

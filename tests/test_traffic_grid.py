@@ -194,6 +194,7 @@ def test_prefetch_searches_the_tables_one_search_at_a_time_would(oriented: bool)
     alone, batched = Grid.from_map(ROOM), Grid.from_map(ROOM)
     goals = [int(g) for g in alone.free_cells()]
     batched.prefetch(goals + [goals[0]], oriented, guided=True)
+    assert len(batched._tables) == len(goals)  # searched in the batch, not left to `distances`
     for goal in goals:
         assert np.array_equal(batched.distances(goal, oriented, guided=True), alone.distances(goal, oriented, guided=True))
     # A blocked goal is left to `distances`, which knows it unreachable.
@@ -209,6 +210,8 @@ def test_the_table_cache_stays_under_its_cap_with_what_was_derived_from_the_tabl
         grid.reaches(int(goal), oriented=True)
         grid.cell_distance_list(int(goal), oriented=True, guided=True)
         assert grid._cached_bytes <= 3 * one + one
+        # What was derived from a table goes with it.
+        assert grid._reach.keys() <= grid._tables.keys() and grid._cell_tables.keys() <= grid._tables.keys()
     last = int(grid.free_cells()[-1])
     # What is still cached answers as a fresh search would.
     assert list(grid.cell_distance_list(last, True, True)) == Grid.from_map(ROOM).distances(last, True, True).min(axis=1).tolist()
@@ -242,6 +245,7 @@ def test_prefetch_from_several_threads_at_once_keeps_the_process_and_the_tables(
             t.start()
         for t in threads:
             t.join()
+        assert all(len(g._tables) == len(goals) for g in grids)  # each searched its batch
         alone = Grid.from_map(kiva)
         for goal in goals[::10]:
             expected = alone.distances(goal, True, True)

@@ -29,12 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     routing.add_argument("--guidance", choices=("shortest", "flow"), default="shortest",  # planner.GUIDANCE
                          help="what robots follow: the floor's shortest ways, or guide paths round each other's (flow)")
     routing.add_argument("--seed", type=int, default=0)
-    routing.add_argument("--one-way-aisles", action="store_true",
-                         help="drive one-wide aisles only in their lane's direction (as loaded robots do)")
-    routing.add_argument("--two-lane-roads", action="store_true",
-                         help="with one-way aisles, also drive two-wide roads as two one-way lanes (keep right)")
-    routing.add_argument("--table-memory", type=float, default=2.0, metavar="GB",
-                         help="cap on cached distance tables (1.1 MB per goal with rotation on 500 x 140)")
+    add_floor_rules(routing)
     routing.set_defaults(run=_routing)
 
     mapf = benches.add_parser("mapf", help="one-shot MAPF on a MovingAI map and scenario")
@@ -46,6 +41,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="allow entering a cell in the step its occupant leaves (the MAPF convention)")
     mapf.add_argument("--seed", type=int, default=0)
     mapf.set_defaults(run=_mapf)
+
+
+def add_floor_rules(parser: argparse.ArgumentParser, prefix: str = "", table_memory: float = 2.0) -> None:
+    """Options for the floor a routing run plans on, shared with benchmarks/routing.py
+    (whose `prefix` "scale-" says they act on its 500 x 140 runs only)."""
+    parser.add_argument(f"--{prefix}one-way-aisles", action="store_true",
+                        help="drive one-wide aisles only in their lane's direction (as loaded robots do)")
+    parser.add_argument(f"--{prefix}two-lane-roads", action="store_true",
+                        help="also drive two-wide roads as two one-way lanes, keeping right (implies one-way aisles)")
+    parser.add_argument("--table-memory", type=float, default=table_memory, metavar="GB",
+                        help="cap on cached distance tables (1.1 MB per goal with rotation on 500 x 140)")
+
+
+def floor_rules(args: argparse.Namespace, prefix: str = "") -> dict:
+    """run_lifelong's keyword arguments for the options of `add_floor_rules`."""
+    name = prefix.replace("-", "_")
+    return {"one_way_aisles": getattr(args, f"{name}one_way_aisles"),
+            "two_lane_roads": getattr(args, f"{name}two_lane_roads"), "table_memory_gb": args.table_memory}
 
 
 def _load(path: str):
@@ -75,8 +88,7 @@ def _routing(args: argparse.Namespace) -> int:
         starts = read_cells(args.starts, wmap) if args.starts else None
         report = run_lifelong(wmap, args.agents, args.steps, args.rotation, endpoints, starts, args.seed,
                               args.following, args.street_penalty, guidance=args.guidance,
-                              table_memory_gb=args.table_memory, one_way_aisles=args.one_way_aisles,
-                              two_lane_roads=args.two_lane_roads)
+                              **floor_rules(args))
     except (MapError, ScenarioError, ValueError) as exc:
         return _fail(str(exc))
     print(json.dumps(report))
