@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fleet.cli.bench import add_floor_rules, floor_rules
+from fleet.cli.bench import add_routing_rules, routing_rules
 from fleet.traffic.lifelong import run_lifelong
 from fleet.traffic.planner import GUIDANCE
 from fleet.traffic.scenario import read_cells
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--scale-without-rotation", action="store_true",
                         help="500 x 140 without rotation (a quarter of the table memory per goal)")
     # 10,000 robots' goals take 11 GB of tables on 500 x 140.
-    add_floor_rules(parser, prefix="scale-", table_memory=14.0)
+    add_routing_rules(parser, prefix="scale-", table_memory=14.0)
     parser.add_argument("--kiva-agents", type=int, nargs="*", default=[100, 190])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kiva-street-penalty", type=int, default=4, help="streets on Kiva (measured to help there)")
@@ -86,7 +86,7 @@ def main() -> None:
         big, ends = shelved(generate_layout(LayoutSpec(name="warehouse-500x140", width=500, height=140)))
         for agents in args.scale_agents:
             runs.append(run_lifelong(big, agents, args.scale_steps, not args.scale_without_rotation, ends, None,
-                                     args.seed, guidance=args.guidance[0], **floor_rules(args, "scale-")))
+                                     args.seed, guidance=args.guidance[0], **routing_rules(args, "scale-")))
     if args.plot:
         plot(runs, Path(args.plot))
     print(json.dumps({"benchmark": "routing", "runs": runs}))

@@ -96,6 +96,8 @@ def test_bad_inputs_give_a_specific_error(tmp_path, capsys):
          "junk.txt:1: expected two integers"),
         (["routing", "--map", str(tmp_path / "nope.toml"), "--agents", "2", "--steps", "5"], "nope.toml"),
         (["routing", "--map", TINY, "--agents", "0", "--steps", "5"], "at least 1"),
+        (["routing", "--map", TINY, "--agents", "2", "--steps", "5", "--lag-after", "-1"],
+         "lag_after must be a number of steps"),
         (["mapf", "--map", str(tmp_path / "small.map"), "--scen", str(tmp_path / "small.scen"), "--agents", "9"],
          "9 agents asked for, the scenario has 3"),
     ]

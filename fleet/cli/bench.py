@@ -20,8 +20,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     routing.add_argument("--agents", type=int, required=True)
     routing.add_argument("--steps", type=int, required=True)
     routing.add_argument("--rotation", action="store_true", help="each step: forward, turn 90 degrees, or wait")
-    routing.add_argument("--following", action="store_true",
-                         help="allow entering a cell in the step its occupant leaves (off on our floors)")
     routing.add_argument("--endpoints", help="file of goal cells, one 'x y' per line (default: all free cells)")
     routing.add_argument("--starts", help="file of start cells, one 'x y' per line (default: random free cells)")
     routing.add_argument("--street-penalty", type=int, default=1,
@@ -29,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     routing.add_argument("--guidance", choices=("shortest", "flow"), default="shortest",  # planner.GUIDANCE
                          help="what robots follow: the floor's shortest ways, or guide paths round each other's (flow)")
     routing.add_argument("--seed", type=int, default=0)
-    add_floor_rules(routing)
+    add_routing_rules(routing)
     routing.set_defaults(run=_routing)
 
     mapf = benches.add_parser("mapf", help="one-shot MAPF on a MovingAI map and scenario")
@@ -43,22 +41,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     mapf.set_defaults(run=_mapf)
 
 
-def add_floor_rules(parser: argparse.ArgumentParser, prefix: str = "", table_memory: float = 2.0) -> None:
-    """Options for the floor a routing run plans on, shared with benchmarks/routing.py
-    (whose `prefix` "scale-" says they act on its 500 x 140 runs only)."""
+def add_routing_rules(parser: argparse.ArgumentParser, prefix: str = "", table_memory: float = 2.0) -> None:
+    """Options for the floor a routing run plans on and the planner's rules, shared with
+    benchmarks/routing.py (whose `prefix` "scale-" says they act on its 500 x 140 runs only)."""
+    parser.add_argument(f"--{prefix}following", action="store_true",
+                        help="allow entering a cell in the step its occupant leaves (off on our floors)")
     parser.add_argument(f"--{prefix}one-way-aisles", action="store_true",
                         help="drive one-wide aisles only in their lane's direction (as loaded robots do)")
     parser.add_argument(f"--{prefix}two-lane-roads", action="store_true",
                         help="also drive two-wide roads as two one-way lanes, keeping right (implies one-way aisles)")
+    parser.add_argument(f"--{prefix}lag-after", type=int, metavar="STEPS",
+                        help="after this many steps without getting closer to its goal, a robot gains a step of "
+                             "priority per further step (default: off)")
     parser.add_argument("--table-memory", type=float, default=table_memory, metavar="GB",
                         help="cap on cached distance tables (1.1 MB per goal with rotation on 500 x 140)")
 
 
-def floor_rules(args: argparse.Namespace, prefix: str = "") -> dict:
-    """run_lifelong's keyword arguments for the options of `add_floor_rules`."""
+def routing_rules(args: argparse.Namespace, prefix: str = "") -> dict:
+    """run_lifelong's keyword arguments for the options of `add_routing_rules`."""
     name = prefix.replace("-", "_")
-    return {"one_way_aisles": getattr(args, f"{name}one_way_aisles"),
-            "two_lane_roads": getattr(args, f"{name}two_lane_roads"), "table_memory_gb": args.table_memory}
+    return {"following": getattr(args, f"{name}following"),
+            "one_way_aisles": getattr(args, f"{name}one_way_aisles"),
+            "two_lane_roads": getattr(args, f"{name}two_lane_roads"),
+            "lag_after": getattr(args, f"{name}lag_after"), "table_memory_gb": args.table_memory}
 
 
 def _load(path: str):
@@ -87,8 +92,7 @@ def _routing(args: argparse.Namespace) -> int:
         endpoints = read_cells(args.endpoints, wmap) if args.endpoints else None
         starts = read_cells(args.starts, wmap) if args.starts else None
         report = run_lifelong(wmap, args.agents, args.steps, args.rotation, endpoints, starts, args.seed,
-                              args.following, args.street_penalty, guidance=args.guidance,
-                              **floor_rules(args))
+                              street_penalty=args.street_penalty, guidance=args.guidance, **routing_rules(args))
     except (MapError, ScenarioError, ValueError) as exc:
         return _fail(str(exc))
     print(json.dumps(report))

@@ -52,13 +52,14 @@ def run_lifelong(
     one_way_aisles: bool = False,
     two_lane_roads: bool = False,
     guidance: str = "shortest",
+    lag_after: int | None = None,
 ) -> dict:
     """`table_memory_gb` caps the cached distance tables: a robot's goal needs one (1.1 MB
     with rotation on 500 x 140), and a cap under the goals in play makes every step
     search them all again. `one_way_aisles` drives every one-wide aisle only in its lane's
     direction, as loaded robots do in the warehouse (docs/traffic.md); a goal that this
     cuts off shows as blocked robots; `two_lane_roads` also makes every two-wide road two
-    one-way lanes, keeping right."""
+    one-way lanes, keeping right. `lag_after` is the planner's rule of that name."""
     began = time.perf_counter()
     warm_up()
     warm_up_ms = (time.perf_counter() - began) * 1000
@@ -92,7 +93,8 @@ def run_lifelong(
         return goal
 
     goals = [new_goal(c) for c in cells]
-    planner = LifelongPlanner(grid, rotation=rotation, following=following, seed=seed, guidance=guidance)
+    planner = LifelongPlanner(grid, rotation=rotation, following=following, seed=seed, guidance=guidance,
+                              lag_after=lag_after)
     xy = np.zeros((steps + 1, agents, 2), dtype=np.int32)
     heads = np.zeros((steps + 1, agents), dtype=np.int8)
     xy[0, :, 0] = np.asarray(cells) % grid.width
@@ -137,6 +139,7 @@ def run_lifelong(
         "one_way_aisles": one_way_aisles,
         "two_lane_roads": two_lane_roads,
         "guidance": guidance,
+        "lag_after": lag_after,
         "seed": seed,
         "tasks_finished": finished,
         "throughput": finished / steps if steps else 0.0,

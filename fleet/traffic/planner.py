@@ -9,6 +9,12 @@ Each call plans one step for every robot with PIBT. What makes it lifelong and f
   (Okumura et al. 2022, Thm. 2) rests on it. A goal moved on the way (a port's queue
   moving up) keeps the count: reset at each move-up, the robot at the head of a queue
   was pushed about for good by those waiting to enter behind it.
+- Opt-in, `lag_after=N`: a robot that has gone N steps without getting closer to its
+  goal also gains a step of priority for every further such step. Age alone ties every
+  robot that has not reached its first goal yet (on a floor of 10,000 robots, thousands
+  of them), and the fixed random fraction then ranks one robot under the same thousands
+  for good: pushed off its way, it was kept off it for hundreds of steps. Off by default:
+  it changes the warehouse's plans, whose station figures were measured without it.
 - Stopped robots (faulted, offline, lifting) keep their cell: they are pinned and their
   cells are taken out of the floor for everyone else's distances, so others route
   around them rather than queue behind them.
@@ -78,9 +84,12 @@ class StepPlan:
 
 class LifelongPlanner:
     def __init__(self, grid: Grid, rotation: bool = False, following: bool = False, seed: int = 0,
-                 shelf_cells: Iterable[int] = (), guidance: str = "shortest") -> None:
+                 shelf_cells: Iterable[int] = (), guidance: str = "shortest", lag_after: int | None = None) -> None:
         if guidance not in GUIDANCE:
             raise ValueError(f"guidance must be one of {GUIDANCE}, got {guidance!r}")
+        if lag_after is not None and lag_after < 0:
+            raise ValueError(f"lag_after must be a number of steps (0 or more), got {lag_after}")
+        self.lag_after = lag_after
         self.base = grid
         self.guidance = guidance
         #: Cells a loaded robot may not drive through (where shelves stand).
@@ -104,6 +113,9 @@ class LifelongPlanner:
         self._flow = self._traffic_flow()
         self._since: list[int] = []
         self._tiebreak: list[float] = []
+        #: Per robot: the goal its best distance is for, that best distance, and the steps
+        #: since it last got closer than that (the lag_after rule).
+        self._headway: list[tuple[int, int, int]] = []
         self._stall: list[int] = []  # steps each robot has stood still short of its goal
         self._last: list[int] = []  # each robot's cell at the previous plan
         self._detours: dict[int, tuple[int, int, int]] = {}  # robot -> (spot, robot it makes way for, that one's goal)
@@ -168,6 +180,7 @@ class LifelongPlanner:
         while len(self._since) < n:
             self._since.append(0)
             self._tiebreak.append(self._rng.random())
+            self._headway.append((-1, 0, 0))
         stopped = set(stopped)
         stopped_cells = frozenset(cells[i] for i in stopped)
         self._refresh_floor(stopped_cells)
@@ -187,6 +200,8 @@ class LifelongPlanner:
             elif cells[i] != goals[i]:
                 self._since[i] += 1
                 priorities[i] = self._since[i] + self._tiebreak[i]
+                if self.lag_after is not None:
+                    priorities[i] += max(0, self._lag(i, cells[i], headings[i], goals[i], floor) - self.lag_after)
                 if floor is not None and not floor.passable[cells[i]]:
                     priorities[i] += LEAVING_SHELF_CELL
                 if cells[i] in self.working_cells:
@@ -207,6 +222,15 @@ class LifelongPlanner:
         if result is None:
             raise RuntimeError("stopped robots overlap: two robots report the same cell")
         return StepPlan(result[0], result[1], blocked)
+
+    def _lag(self, i: int, cell: int, heading: int, goal: int, floor: Grid | None) -> int:
+        """Steps robot i has gone without getting closer to its goal than it has been (by
+        the guidance it follows on its floor), counting this one."""
+        table = (floor or self._floor).distance_list(goal, self.rotation, True)
+        left = table[cell * 4 + heading] if self.rotation else table[cell]
+        was_for, best, lag = self._headway[i]
+        self._headway[i] = (goal, left, 0) if was_for != goal or left < best else (goal, best, lag + 1)
+        return self._headway[i][2]
 
     def _make_way(self, cells: Sequence[int], goals: Sequence[int], targets: list[int], priorities: list[float],
                   stopped: set[int], blocked: dict[int, str], loaded: set[int]) -> None:
