@@ -113,9 +113,10 @@ class LifelongPlanner:
         self._flow = self._traffic_flow()
         self._since: list[int] = []
         self._tiebreak: list[float] = []
-        #: Per robot: the goal its best distance is for, that best distance, and the steps
-        #: since it last got closer than that (the lag_after rule).
-        self._headway: list[tuple[int, int, int]] = []
+        #: Per robot: the goal its best distance is for, that best distance, and its lag,
+        #: the steps since it last got closer than that (the lag_after rule; the routing
+        #: benchmark's max_wait_steps measures the same thing, on its own).
+        self._progress: list[tuple[int, int, int]] = []
         self._stall: list[int] = []  # steps each robot has stood still short of its goal
         self._last: list[int] = []  # each robot's cell at the previous plan
         self._detours: dict[int, tuple[int, int, int]] = {}  # robot -> (spot, robot it makes way for, that one's goal)
@@ -180,7 +181,7 @@ class LifelongPlanner:
         while len(self._since) < n:
             self._since.append(0)
             self._tiebreak.append(self._rng.random())
-            self._headway.append((-1, 0, 0))
+            self._progress.append((-1, 0, 0))
         stopped = set(stopped)
         stopped_cells = frozenset(cells[i] for i in stopped)
         self._refresh_floor(stopped_cells)
@@ -228,9 +229,9 @@ class LifelongPlanner:
         the guidance it follows on its floor), counting this one."""
         table = (floor or self._floor).distance_list(goal, self.rotation, True)
         left = table[cell * 4 + heading] if self.rotation else table[cell]
-        was_for, best, lag = self._headway[i]
-        self._headway[i] = (goal, left, 0) if was_for != goal or left < best else (goal, best, lag + 1)
-        return self._headway[i][2]
+        was_for, best, lag = self._progress[i]
+        self._progress[i] = (goal, left, 0) if was_for != goal or left < best else (goal, best, lag + 1)
+        return self._progress[i][2]
 
     def _make_way(self, cells: Sequence[int], goals: Sequence[int], targets: list[int], priorities: list[float],
                   stopped: set[int], blocked: dict[int, str], loaded: set[int]) -> None:
