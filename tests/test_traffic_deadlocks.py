@@ -10,7 +10,7 @@ import pytest
 from fleet.traffic.checker import check_paths
 from fleet.traffic.grid import Grid
 from fleet.traffic.planner import LifelongPlanner
-from maps.model import Cell, Heading
+from maps.model import Cell, Heading, Station, StationKind
 from traffic_kit import floor
 
 
@@ -107,6 +107,22 @@ def test_full_station_queue_moves_up_and_takes_a_newcomer():
     assert conflicts.collisions == 0 and conflicts.illegal_moves == 0
     assert final == [e[-1] for e in errands]
     assert all(r is not None for r in reached)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_robot_leaving_a_working_cell_and_one_going_through_its_way_both_get_there(seed):
+    """The leaver outranks the robot in front (LEAVING_WORKING_CELL) until it has stepped
+    off the working cell; the one waiting then outranks it and pushes it back on. Made to
+    make way, it stepped aside onto the working cell and, let go at once, straight back:
+    both went to and fro for good (found by the random-delays property test)."""
+    port = Station("p", StationKind.PICK, (Cell(0, 1),), ((),), Heading.SOUTH)
+    front = floor("....", "W...", stations=(port,))
+    resting = Cell(1, 0)  # keeps the leaver's way aside to the working cell
+    reached, _, conflicts, final = drive(
+        front, [Cell(2, 1), Cell(0, 1), resting], [[Cell(1, 1)], [Cell(3, 1)], [resting]], steps=80, seed=seed)
+    assert conflicts.collisions == 0 and conflicts.illegal_moves == 0
+    assert final == [Cell(1, 1), Cell(3, 1), resting]
+    assert all(r is not None and r <= 40 for r in reached)
 
 
 def test_faulted_robot_in_the_only_aisle_is_reported_not_waited_on_forever():

@@ -35,7 +35,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import networkx as nx
 import numpy as np
@@ -72,6 +72,16 @@ LEAVING_WORKING_CELL = 200
 #: What robots follow to their goals: "shortest", the floor's guidance table (streets,
 #: lanes) per goal; "flow", guide paths that avoid the other robots' (TrafficFlow).
 GUIDANCE = ("shortest", "flow")
+
+
+class Detour(NamedTuple):
+    """Where a robot making way goes, and for whom (see LifelongPlanner._make_way)."""
+
+    spot: int
+    waiter: int  # the robot it makes way for
+    goal: int  # the waiter's goal: the detour ends with it
+    waiter_cell: int  # where the waiter stood when this robot was last in its way
+    aside: int  # steps this robot has stood off the waiter's way, waiting for it to move
 
 
 @dataclass
@@ -119,7 +129,7 @@ class LifelongPlanner:
         self._progress: list[tuple[int, int, int]] = []
         self._stall: list[int] = []  # steps each robot has stood still short of its goal
         self._last: list[int] = []  # each robot's cell at the previous plan
-        self._detours: dict[int, tuple[int, int, int]] = {}  # robot -> (spot, robot it makes way for, that one's goal)
+        self._detours: dict[int, Detour] = {}  # robot making way -> its detour
 
     # --- the floor --------------------------------------------------------------------
     def block(self, cells: Iterable[Cell]) -> None:
@@ -258,17 +268,26 @@ class LifelongPlanner:
             moving = cells[i] != goals[i] and i not in stopped and i not in blocked
             self._stall[i] = self._stall[i] + 1 if moving and cells[i] == self._last[i] else 0
             self._last[i] = cells[i]
-        for j, (spot, i, goal) in list(self._detours.items()):
-            path = self.way(cells[i], targets[i], floor(i))
-            if cells[i] == goal or goals[i] != goal or j in stopped or i in stopped or cells[j] not in path:
+        for j, detour in list(self._detours.items()):
+            i, goal = detour.waiter, detour.goal
+            if cells[i] == goal or goals[i] != goal or j in stopped or i in stopped:
                 del self._detours[j]
                 continue
-            # The spot is chosen afresh each step: robots pushed about may have taken it.
-            spot = self._spot(cells[j], set(path) | set(occupant), floor(j))
-            if spot is None:
-                del self._detours[j]
+            path = self.way(cells[i], targets[i], floor(i))
+            if cells[j] in path:
+                # The spot is chosen afresh each step: robots pushed about may have taken it.
+                spot = self._spot(cells[j], set(path) | set(occupant), floor(j))
+                if spot is None:
+                    del self._detours[j]
+                else:
+                    self._detours[j] = Detour(spot, i, goal, cells[i], 0)
+            elif cells[i] != detour.waiter_cell or detour.aside >= UNJAM_AFTER:
+                del self._detours[j]  # the waiter got by (or waits on something else)
             else:
-                self._detours[j] = (spot, i, goal)
+                # Aside, j stays until the waiter has moved: let go at once, a robot that
+                # outranks the waiter stepped straight back into its way (the waiter may
+                # not enter the cell in the step it is left) and both did so for good.
+                self._detours[j] = detour._replace(spot=cells[j], aside=detour.aside + 1)
         for i in range(n):
             if self._stall[i] < MAKE_WAY_AFTER or i in self._detours:
                 continue
@@ -280,10 +299,10 @@ class LifelongPlanner:
             path = self.way(cells[i], targets[i], floor(i))
             spot = self._spot(cells[j], set(path) | set(occupant), floor(j))
             if spot is not None:
-                self._detours[j] = (spot, i, goals[i])
-        for j, (spot, i, _) in self._detours.items():
-            targets[j] = spot
-            priorities[j] = priorities[i] + 0.5
+                self._detours[j] = Detour(spot, i, goals[i], cells[i], 0)
+        for j, detour in self._detours.items():
+            targets[j] = detour.spot
+            priorities[j] = priorities[detour.waiter] + 0.5
 
     def _pocket(self, cell: int, door: int) -> bool:
         """Whether `cell` lies in a small dead end (at most POCKET cells) whose only way
