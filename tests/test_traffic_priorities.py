@@ -150,3 +150,18 @@ def test_a_robot_kept_off_its_way_gains_priority_over_robots_of_its_age():
 def test_lag_after_must_be_a_number_of_steps():
     with pytest.raises(ValueError, match="lag_after must be a number of steps"):
         LifelongPlanner(Grid.from_map(parse_map(BLOCK)), lag_after=-1)
+
+
+def test_the_lag_counts_steps_without_getting_closer_and_starts_again_with_a_new_goal():
+    """The lag is what the rule adds priority for: it must not carry over from one goal to
+    the next (a robot that waited long for its last goal would outrank everyone on its
+    next), and it ends when the robot gets closer than it has been."""
+    grid = Grid.from_map(parse_map(BLOCK))
+    planner = LifelongPlanner(grid, lag_after=0)
+    planner.plan([grid.index(Cell(1, 1))], [0], [grid.index(Cell(7, 4))])  # one robot known to the planner
+    here, near, far, other = (grid.index(c) for c in (Cell(2, 1), Cell(7, 3), Cell(7, 4), Cell(1, 4)))
+    lags = [planner._lag(0, here, 0, far, None) for _ in range(4)]
+    assert lags == [0, 1, 2, 3]
+    assert planner._lag(0, near, 0, far, None) == 0  # closer than ever: no lag
+    assert planner._lag(0, here, 0, far, None) == 1  # farther again
+    assert planner._lag(0, here, 0, other, None) == 0  # a new goal: counted afresh
