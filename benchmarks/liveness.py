@@ -19,12 +19,12 @@ import sys
 import time
 from pathlib import Path
 
+from fleet.traffic.control import TrafficControl
+from maps import Heading, parse_map
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from test_traffic_control import AISLES, SMALL, _run  # noqa: E402  (the test's own executor)
-
-from fleet.traffic.control import TrafficControl  # noqa: E402
-from maps import Heading, parse_map  # noqa: E402
 
 FLOORS = {"small": SMALL, "aisles": AISLES}
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from fleet.cli import main
@@ -121,3 +123,19 @@ def test_routing_floor_rules_change_the_floor_robots_are_planned_on(capsys):
     two_way, one_way, two_lane = (reports[r]["throughput_ceiling"] for r in reports)
     assert reports[("--one-way-aisles",)]["one_way_aisles"] and reports[("--two-lane-roads",)]["two_lane_roads"]
     assert one_way < two_way and two_lane < one_way
+
+
+def test_the_liveness_soak_reports_a_stuck_case_with_what_replays_it():
+    """The soak is only worth running if it can fail: given one round, nobody arrives, and
+    every case comes back with its arguments; given enough, the same cases pass."""
+    soak = Path(__file__).parent.parent / "benchmarks" / "liveness.py"
+
+    def run(*extra: str) -> dict:
+        out = subprocess.run([sys.executable, str(soak), "--cases", "3", "--seed", "5", *extra],
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out)
+
+    stuck = run("--rounds", "1")
+    assert len(stuck["failures"]) == 3
+    assert all("not everyone arrived" in f["error"] and {"seed", "robots", "floor"} <= set(f) for f in stuck["failures"])
+    assert run()["failures"] == []

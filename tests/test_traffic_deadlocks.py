@@ -9,7 +9,7 @@ import pytest
 
 from fleet.traffic.checker import check_paths
 from fleet.traffic.grid import Grid
-from fleet.traffic.planner import LifelongPlanner
+from fleet.traffic.planner import UNJAM_AFTER, Detour, LifelongPlanner
 from maps.model import Cell, Heading, Station, StationKind
 from traffic_kit import floor
 
@@ -216,3 +216,25 @@ def test_loaded_and_unloaded_head_on_between_shelves_the_unloaded_one_ducks_unde
     assert conflicts.collisions == 0 and conflicts.illegal_moves == 0
     assert cells == goals, f"stuck at {[grid.cell(c) for c in cells]}"
     assert reached[0] is not None and reached[0] <= 100
+
+
+def test_a_robot_aside_for_a_waiter_stays_until_it_moves_but_not_for_good():
+    """A robot sent aside waits there for the waiter to move; if the waiter cannot (here
+    its goal is blocked by the operator after the robot stepped aside), the robot goes
+    about its own errand after UNJAM_AFTER steps instead of standing aside for good."""
+    wmap = floor(".......", ".......", ".......")
+    grid = Grid.from_map(wmap)
+    planner = LifelongPlanner(grid, seed=0)
+    aside, errand, waiter, goal = (grid.index(c) for c in (Cell(1, 0), Cell(6, 2), Cell(1, 2), Cell(5, 2)))
+    cells, headings, goals = [aside, waiter], [0, 0], [errand, goal]
+    planner.plan(cells, headings, goals)  # both robots known to the planner
+    planner.block([grid.cell(goal)])
+    planner._detours[0] = Detour(aside, 1, goal, waiter, 0)  # as _make_way leaves it once robot 0 is aside
+    track = []
+    for _ in range(UNJAM_AFTER + 20):
+        step = planner.plan(cells, headings, goals)
+        assert "blocked by the operator" in step.blocked[1]
+        cells, headings = step.cells, step.headings
+        track.append(cells[0])
+    assert track[:UNJAM_AFTER - 1] == [aside] * (UNJAM_AFTER - 1)  # held aside for the waiter
+    assert track[-1] == errand  # then let go: it got to its own goal
