@@ -53,6 +53,11 @@ def add_routing_rules(parser: argparse.ArgumentParser, prefix: str = "", table_m
     parser.add_argument(f"--{prefix}lag-after", type=int, metavar="STEPS",
                         help="after this many steps without getting closer to its goal, a robot gains a step of "
                              "priority per further step (default: off)")
+    parser.add_argument(f"--{prefix}window", type=int, metavar="STEPS",
+                        help="keep a plan this many steps ahead and improve it by large neighbourhood search "
+                             "in the time each step leaves (default: off, plain PIBT)")
+    parser.add_argument(f"--{prefix}window-ms", type=float, default=20.0, metavar="MS",
+                        help="time per step for improving the window's plan")
     parser.add_argument("--table-memory", type=float, default=table_memory, metavar="GB",
                         help="cap on cached distance tables (1.1 MB per goal with rotation on 500 x 140)")
 
@@ -63,7 +68,8 @@ def routing_rules(args: argparse.Namespace, prefix: str = "") -> dict:
     return {"following": getattr(args, f"{name}following"),
             "one_way_aisles": getattr(args, f"{name}one_way_aisles"),
             "two_lane_roads": getattr(args, f"{name}two_lane_roads"),
-            "lag_after": getattr(args, f"{name}lag_after"), "table_memory_gb": args.table_memory}
+            "lag_after": getattr(args, f"{name}lag_after"), "window": getattr(args, f"{name}window"),
+            "window_ms": getattr(args, f"{name}window_ms"), "table_memory_gb": args.table_memory}
 
 
 def _load(path: str):

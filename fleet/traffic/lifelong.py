@@ -53,6 +53,8 @@ def run_lifelong(
     two_lane_roads: bool = False,
     guidance: str = "shortest",
     lag_after: int | None = None,
+    window: int | None = None,
+    window_ms: float = 20.0,
 ) -> dict:
     """`table_memory_gb` caps the cached distance tables: a robot's goal needs one (1.1 MB
     with rotation on 500 x 140), and a cap under the goals in play makes every step
@@ -94,7 +96,7 @@ def run_lifelong(
 
     goals = [new_goal(c) for c in cells]
     planner = LifelongPlanner(grid, rotation=rotation, following=following, seed=seed, guidance=guidance,
-                              lag_after=lag_after)
+                              lag_after=lag_after, window=window, window_ms=window_ms)
     xy = np.zeros((steps + 1, agents, 2), dtype=np.int32)
     heads = np.zeros((steps + 1, agents), dtype=np.int8)
     xy[0, :, 0] = np.asarray(cells) % grid.width
@@ -140,6 +142,9 @@ def run_lifelong(
         "two_lane_roads": two_lane_roads,
         "guidance": guidance,
         "lag_after": lag_after,
+        "window": window,
+        "window_ms": window_ms if window else None,
+        "window_searches": planner.window_searches,
         "seed": seed,
         "tasks_finished": finished,
         "throughput": finished / steps if steps else 0.0,

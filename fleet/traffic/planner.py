@@ -33,6 +33,7 @@ Each call plans one step for every robot with PIBT. What makes it lifelong and f
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple, Sequence
@@ -43,6 +44,7 @@ import numpy as np
 from fleet.traffic.grid import UNREACHABLE, Grid
 from fleet.traffic.guidance import TrafficFlow
 from fleet.traffic.pibt import PIBT
+from fleet.traffic.window import WindowedRefinement
 from maps.model import Cell, Heading
 
 
@@ -94,7 +96,8 @@ class StepPlan:
 
 class LifelongPlanner:
     def __init__(self, grid: Grid, rotation: bool = False, following: bool = False, seed: int = 0,
-                 shelf_cells: Iterable[int] = (), guidance: str = "shortest", lag_after: int | None = None) -> None:
+                 shelf_cells: Iterable[int] = (), guidance: str = "shortest", lag_after: int | None = None,
+                 window: int | None = None, window_ms: float = 20.0) -> None:
         if guidance not in GUIDANCE:
             raise ValueError(f"guidance must be one of {GUIDANCE}, got {guidance!r}")
         if lag_after is not None and lag_after < 0:
@@ -121,6 +124,8 @@ class LifelongPlanner:
         self._floor = grid
         self._pibt = PIBT(grid, rotation, following, seed)
         self._flow = self._traffic_flow()
+        self.window_ms = window_ms
+        self._window = WindowedRefinement(grid, rotation, following, window, seed=seed) if window else None
         self._since: list[int] = []
         self._tiebreak: list[float] = []
         #: Per robot: the goal its best distance is for, that best distance, and its lag,
@@ -154,6 +159,9 @@ class LifelongPlanner:
         self._loaded_floors.clear()
         self._pibt = PIBT(self._floor, self.rotation, self.following, self._rng.randrange(2**31))
         self._flow = self._traffic_flow()
+        if self._window is not None:
+            self._window = WindowedRefinement(self._floor, self.rotation, self.following, self._window.window,
+                                              seed=self._rng.randrange(2**31))
 
     def _traffic_flow(self) -> TrafficFlow | None:
         """Guide paths on the floor as it is now (a changed floor starts them afresh)."""
@@ -229,10 +237,24 @@ class LifelongPlanner:
             # they are follow their targets', not their goals'.
             guided = [i for i in range(n) if targets[i] == goals[i] and i not in loaded and i not in fixed]
             guides = self._flow.tables(cells, headings, goals, guided)
-        result = self._pibt.step(cells, headings, targets, priorities, fixed, floors, guides)
+        if self._window is not None and not fixed and not loaded:
+            tables = guides or [None] * n
+            tables = [t if t is not None else self._floor.distance_list(targets[i], self.rotation, True)
+                      for i, t in enumerate(tables)]
+            deadline = time.perf_counter() + self.window_ms / 1000
+            result = self._window.step(self._pibt, cells, headings, targets, tables, priorities, deadline)
+        else:
+            result = self._pibt.step(cells, headings, targets, priorities, fixed, floors, guides)
         if result is None:
             raise RuntimeError("stopped robots overlap: two robots report the same cell")
         return StepPlan(result[0], result[1], blocked)
+
+    @property
+    def window_searches(self) -> dict[str, int] | None:
+        """Neighbourhoods the windowed search replanned, and how many of them it kept."""
+        if self._window is None:
+            return None
+        return {"replanned": self._window.iterations, "kept": self._window.improvements}
 
     def _lag(self, i: int, cell: int, heading: int, goal: int, floor: Grid | None) -> int:
         """Steps robot i has gone without getting closer to its goal than it has been (by
