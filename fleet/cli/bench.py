@@ -56,8 +56,10 @@ def add_routing_rules(parser: argparse.ArgumentParser, prefix: str = "", table_m
     parser.add_argument(f"--{prefix}window", type=int, metavar="STEPS",
                         help="keep a plan this many steps ahead and improve it by large neighbourhood search "
                              "in the time each step leaves (default: off, plain PIBT)")
-    parser.add_argument(f"--{prefix}window-ms", type=float, default=20.0, metavar="MS",
-                        help="time per step for improving the window's plan")
+    parser.add_argument(f"--{prefix}window-searches", type=int, default=100, metavar="N",
+                        help="neighbourhoods of robots replanned per step to improve the window's plan")
+    parser.add_argument(f"--{prefix}window-ms", type=float, default=40.0, metavar="MS",
+                        help="cap on the time per step for improving the window's plan")
     parser.add_argument("--table-memory", type=float, default=table_memory, metavar="GB",
                         help="cap on cached distance tables (1.1 MB per goal with rotation on 500 x 140)")
 
@@ -69,7 +71,7 @@ def routing_rules(args: argparse.Namespace, prefix: str = "") -> dict:
             "one_way_aisles": getattr(args, f"{name}one_way_aisles"),
             "two_lane_roads": getattr(args, f"{name}two_lane_roads"),
             "lag_after": getattr(args, f"{name}lag_after"), "window": getattr(args, f"{name}window"),
-            "window_ms": getattr(args, f"{name}window_ms"), "table_memory_gb": args.table_memory}
+            "window_searches": getattr(args, f"{name}window_searches"), "window_ms": getattr(args, f"{name}window_ms"), "table_memory_gb": args.table_memory}
 
 
 def _load(path: str):

@@ -54,7 +54,8 @@ def run_lifelong(
     guidance: str = "shortest",
     lag_after: int | None = None,
     window: int | None = None,
-    window_ms: float = 20.0,
+    window_searches: int = 100,
+    window_ms: float = 40.0,
 ) -> dict:
     """`table_memory_gb` caps the cached distance tables: a robot's goal needs one (1.1 MB
     with rotation on 500 x 140), and a cap under the goals in play makes every step
@@ -96,7 +97,8 @@ def run_lifelong(
 
     goals = [new_goal(c) for c in cells]
     planner = LifelongPlanner(grid, rotation=rotation, following=following, seed=seed, guidance=guidance,
-                              lag_after=lag_after, window=window, window_ms=window_ms)
+                              lag_after=lag_after, window=window,
+                              window_searches=window_searches, window_ms=window_ms)
     xy = np.zeros((steps + 1, agents, 2), dtype=np.int32)
     heads = np.zeros((steps + 1, agents), dtype=np.int8)
     xy[0, :, 0] = np.asarray(cells) % grid.width
@@ -143,6 +145,7 @@ def run_lifelong(
         "guidance": guidance,
         "lag_after": lag_after,
         "window": window,
+        "window_searches_per_step": window_searches if window else None,
         "window_ms": window_ms if window else None,
         "window_searches": planner.window_searches,
         "seed": seed,

@@ -44,7 +44,7 @@ import numpy as np
 from fleet.traffic.grid import UNREACHABLE, Grid
 from fleet.traffic.guidance import TrafficFlow
 from fleet.traffic.pibt import PIBT
-from fleet.traffic.window import WindowedRefinement
+from fleet.traffic.window import SEARCHES, WindowedRefinement
 from maps.model import Cell, Heading
 
 
@@ -97,7 +97,7 @@ class StepPlan:
 class LifelongPlanner:
     def __init__(self, grid: Grid, rotation: bool = False, following: bool = False, seed: int = 0,
                  shelf_cells: Iterable[int] = (), guidance: str = "shortest", lag_after: int | None = None,
-                 window: int | None = None, window_ms: float = 20.0) -> None:
+                 window: int | None = None, window_searches: int = SEARCHES, window_ms: float = 40.0) -> None:
         if guidance not in GUIDANCE:
             raise ValueError(f"guidance must be one of {GUIDANCE}, got {guidance!r}")
         if lag_after is not None and lag_after < 0:
@@ -125,7 +125,8 @@ class LifelongPlanner:
         self._pibt = PIBT(grid, rotation, following, seed)
         self._flow = self._traffic_flow()
         self.window_ms = window_ms
-        self._window = WindowedRefinement(grid, rotation, following, window, seed=seed) if window else None
+        self._window = WindowedRefinement(grid, rotation, following, window, window_searches, seed=seed) if (
+            window) else None
         self._since: list[int] = []
         self._tiebreak: list[float] = []
         #: Per robot: the goal its best distance is for, that best distance, and its lag,
@@ -161,7 +162,7 @@ class LifelongPlanner:
         self._flow = self._traffic_flow()
         if self._window is not None:
             self._window = WindowedRefinement(self._floor, self.rotation, self.following, self._window.window,
-                                              seed=self._rng.randrange(2**31))
+                                              self._window.searches, seed=self._rng.randrange(2**31))
 
     def _traffic_flow(self) -> TrafficFlow | None:
         """Guide paths on the floor as it is now (a changed floor starts them afresh)."""

@@ -27,7 +27,6 @@ vectorise.
 
 from __future__ import annotations
 
-import random
 import time
 from typing import Sequence
 
@@ -41,43 +40,60 @@ from fleet.traffic.pibt import PIBT
 WINDOW = 10
 #: Robots replanned together.
 NEIGHBOURHOOD = 4
+#: Neighbourhoods replanned per step.
+SEARCHES = 100
 #: States one search may create before it gives up.
-NODE_LIMIT = 200_000
+NODE_LIMIT = 100_000
 
 
 class WindowedRefinement:
-    """The fleet's plan for the next `window` steps, improved in the time each step leaves.
+    """The fleet's plan for the next `window` steps, improved step after step.
 
     `paths[i, t]` and `turns[i, t]` are robot i's cell and heading t steps from now;
-    `occupied[t, cell]` the robot on `cell` at step t (-1 for nobody)."""
+    `occupied[t, cell]` the robot on `cell` at step t (-1 for nobody). Work per step is
+    counted in neighbourhoods (`searches`), so a seeded run is reproducible; `deadline`
+    only caps it on a slow machine."""
 
     def __init__(self, grid: Grid, rotation: bool, following: bool, window: int = WINDOW,
-                 neighbourhood: int = NEIGHBOURHOOD, seed: int = 0) -> None:
+                 searches: int = SEARCHES, neighbourhood: int = NEIGHBOURHOOD, seed: int = 0) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1 step, got {window}")
+        if searches < 0:
+            raise ValueError(f"searches must be 0 or more, got {searches}")
         self.grid = grid
         self.rotation = rotation
         self.following = following
         self.window = window
+        self.searches = searches
         self.neighbourhood = neighbourhood
-        self.rng = random.Random(seed)
         self.ahead = np.ascontiguousarray(grid.ahead, dtype=np.int64)
         self.paths = np.zeros((0, window + 1), dtype=np.int64)
         self.turns = np.zeros((0, window + 1), dtype=np.int64)
         self.occupied = np.full((window + 1, grid.size), -1, dtype=np.int64)
         self._closed = np.zeros((window + 1) * grid.size * 8, dtype=np.int64)
-        self._stamp = 0
+        self._nodes = np.empty((NODE_LIMIT, 5), dtype=np.int64)
+        self._heap = np.empty((NODE_LIMIT, 2), dtype=np.int64)
+        self._state = np.zeros(3, dtype=np.int64)  # search stamp, neighbourhoods replanned, kept
+        self._state[0] = 0
+        self._rng = np.random.default_rng(seed)
+        self._tables = np.zeros((0, grid.size * (4 if rotation else 1)), dtype=np.int32)
+        self._table_of: list[object] = []
         self._goals: list[int] = []
-        self.iterations = 0
-        self.improvements = 0
+
+    @property
+    def iterations(self) -> int:
+        return int(self._state[1])
+
+    @property
+    def improvements(self) -> int:
+        return int(self._state[2])
 
     def step(self, pibt: PIBT, cells: Sequence[int], headings: Sequence[int], goals: Sequence[int],
              tables: Sequence[Sequence[int]], priorities: Sequence[float], deadline: float) -> tuple[list[int], list[int]]:
         """The next (cells, headings) of all robots. `tables[i]` is the distance table robot
-        i follows (flat, as `Grid.distance_list`); improvement stops at `deadline`
-        (time.perf_counter())."""
+        i follows (flat, as `Grid.distance_list`); PIBT, with `priorities`, extends the plan."""
         n, w = len(cells), self.window
-        arrays = [np.asarray(t) for t in tables]
+        self._load_tables(tables)
         start = np.asarray(cells, dtype=np.int64)
         if self.paths.shape[0] == n and np.array_equal(self.paths[:, 1], start) and (
                 np.array_equal(self.turns[:, 1], np.asarray(headings))):
@@ -91,93 +107,173 @@ class WindowedRefinement:
             self.turns[:, 0] = headings
             for t in range(1, w + 1):
                 self._extend(pibt, t, goals, tables, priorities)
-        occupied = self.occupied
-        occupied.fill(-1)
+        self.occupied.fill(-1)
         robots = np.arange(n)
         for t in range(w + 1):
-            occupied[t, self.paths[:, t]] = robots
+            self.occupied[t, self.paths[:, t]] = robots
         goal = np.asarray(goals, dtype=np.int64)
-        costs = np.array([self._cost(i, goal[i], arrays[i]) for i in range(n)], dtype=np.int64)
-        # What each robot would cost with nobody in its way (as far as its table knows).
+        costs = _costs(self.paths, self.turns, goal, self._tables, self.rotation)
         here = self.paths[:, 0] * 4 + self.turns[:, 0] if self.rotation else self.paths[:, 0]
-        self._ideal = np.array([min(int(arrays[i][here[i]]), w) for i in range(n)], dtype=np.int64)
+        ideal = np.minimum(self._tables[robots, here], w).astype(np.int64)
         # Robots whose goal changed since their path was planned come first, one by one.
-        queue = [[i] for i in range(n) if i >= len(self._goals) or self._goals[i] != goals[i]]
-        self.rng.shuffle(queue)
+        fresh = np.array([i for i in range(n) if i >= len(self._goals) or self._goals[i] != goals[i]], dtype=np.int64)
         self._goals = list(goals)
-        while time.perf_counter() < deadline:
-            group = queue.pop() if queue else self._neighbourhood(costs, goal, arrays)
-            if not group:
-                break
-            self._improve(group, goal, arrays, costs)
+        self._rng.shuffle(fresh)
+        budget = self.searches
+        batch = 16
+        while budget > 0 and time.perf_counter() < deadline:
+            seed = int(self._rng.integers(2**62))
+            _search(self.ahead, self._tables, self.rotation, self.following, goal, self.paths, self.turns,
+                    self.occupied, costs, ideal, fresh, min(batch, budget), self.neighbourhood, seed,
+                    self._closed, self._nodes, self._heap, self._state)
+            budget -= min(batch, budget)
+            fresh = fresh[:0]
         return self.paths[:, 1].tolist(), self.turns[:, 1].tolist()
+
+    def _load_tables(self, tables: Sequence[Sequence[int]]) -> None:
+        """Copy the robots' tables into one array for the compiled search: only those that
+        changed (a robot keeps its table until it gets a new goal)."""
+        n = len(tables)
+        if self._tables.shape[0] != n:
+            self._tables = np.zeros((n, self._tables.shape[1]), dtype=np.int32)
+            self._table_of = [None] * n
+        for i, table in enumerate(tables):
+            if self._table_of[i] is not table:
+                self._tables[i] = np.asarray(table)
+                self._table_of[i] = table
 
     def _extend(self, pibt: PIBT, t: int, goals: Sequence[int], tables: Sequence[Sequence[int]],
                 priorities: Sequence[float]) -> None:
         """Step t of the plan from step t - 1, by PIBT."""
-        cells = self.paths[:, t - 1].tolist()
-        heads = self.turns[:, t - 1].tolist()
-        result = pibt.step(cells, heads, goals, priorities, guides=tables)
+        result = pibt.step(self.paths[:, t - 1].tolist(), self.turns[:, t - 1].tolist(), goals, priorities,
+                           guides=tables)
         assert result is not None  # nothing pinned: PIBT always finds a step
         self.paths[:, t] = result[0]
         self.turns[:, t] = result[1]
 
-    def _cost(self, i: int, goal: int, table: np.ndarray) -> int:
-        return _path_cost(self.paths[i], self.turns[i], goal, table, self.rotation)
 
-    def _neighbourhood(self, costs: np.ndarray, goal: np.ndarray, tables: list[np.ndarray]) -> list[int]:
-        """A robot chosen by its delay (cost over its distance left), and robots standing,
-        at some step of the window, on the cells of its unhindered way."""
-        n = len(costs)
-        delay = np.maximum(costs - self._ideal, 0)
-        total = int(delay.sum())
-        if total == 0 or self.rng.random() < 0.2:
-            return self.rng.sample(range(n), min(self.neighbourhood, n))
-        pick = self.rng.random() * total
-        i = int(np.searchsorted(np.cumsum(delay), pick, side="right"))
-        i = min(i, n - 1)
-        way = _free_way(self.ahead, tables[i], int(self.paths[i, 0]), int(self.turns[i, 0]), int(goal[i]),
-                        self.window, self.rotation)
-        seen = np.unique(self.occupied[:, way])
-        others = [int(k) for k in seen if k >= 0 and k != i]
-        self.rng.shuffle(others)
-        return [i] + others[:self.neighbourhood - 1]
+@numba.njit(cache=True)
+def _costs(paths: np.ndarray, turns: np.ndarray, goals: np.ndarray, tables: np.ndarray, rotation: bool) -> np.ndarray:
+    costs = np.empty(paths.shape[0], dtype=np.int64)
+    for i in range(paths.shape[0]):
+        costs[i] = _path_cost(paths[i], turns[i], goals[i], tables[i], rotation)
+    return costs
 
-    def _improve(self, group: list[int], goal: np.ndarray, tables: list[np.ndarray], costs: np.ndarray) -> None:
-        """Replan `group` one robot after the other; keep the new paths if they cost less."""
-        self.iterations += 1
-        w, steps = self.window, np.arange(self.window + 1)
-        old_paths, old_turns = self.paths[group].copy(), self.turns[group].copy()
-        old = int(costs[group].sum())
-        for i in group:
-            self.occupied[steps, self.paths[i]] = -1
-        planned: list[tuple[int, int]] = []
-        new = 0
-        for i in self.rng.sample(group, len(group)):
-            self._stamp += 1
-            found = _plan_one(self.ahead, tables[i], self.rotation, self.following, int(self.paths[i, 0]),
-                              int(self.turns[i, 0]), int(goal[i]), w, self.occupied, self.paths, self._closed,
-                              self._stamp, NODE_LIMIT)
-            if found is None:
-                break
-            cost, cells, heads = found
-            self.paths[i], self.turns[i] = cells, heads
-            self.occupied[steps, cells] = i
-            planned.append((i, cost))
-            new += cost
-            if new >= old:
-                break
+
+@numba.njit(cache=True)
+def _search(ahead: np.ndarray, tables: np.ndarray, rotation: bool, following: bool, goals: np.ndarray,
+            paths: np.ndarray, turns: np.ndarray, occupied: np.ndarray, costs: np.ndarray, ideal: np.ndarray,
+            fresh: np.ndarray, searches: int, neighbourhood: int, seed: int, closed: np.ndarray, nodes: np.ndarray,
+            heap: np.ndarray, state: np.ndarray) -> None:
+    """Replan the robots in `fresh` one by one, then `searches` neighbourhoods: a robot
+    drawn by its delay (cost over what it would cost alone) with the robots standing on its
+    unhindered way at some step of the window, or (one time in five) robots at random."""
+    np.random.seed(seed)
+    n, w = paths.shape[0], paths.shape[1] - 1
+    group = np.empty(neighbourhood, dtype=np.int64)
+    for k in range(fresh.size + searches):
+        if k < fresh.size:
+            group[0] = fresh[k]
+            size = 1
         else:
-            if new < old:
-                self.improvements += 1
-                for i, cost in planned:
-                    costs[i] = cost
-                return
-        for i, _ in planned:
-            self.occupied[steps, self.paths[i]] = -1
-        self.paths[group], self.turns[group] = old_paths, old_turns
-        for i in group:
-            self.occupied[steps, self.paths[i]] = i
+            size = _neighbourhood(ahead, tables, rotation, goals, paths, turns, occupied, costs, ideal, group)
+        _replan(ahead, tables, rotation, following, goals, paths, turns, occupied, costs, group[:size], closed,
+                nodes, heap, state)
+
+
+@numba.njit(cache=True)
+def _neighbourhood(ahead: np.ndarray, tables: np.ndarray, rotation: bool, goals: np.ndarray, paths: np.ndarray,
+                   turns: np.ndarray, occupied: np.ndarray, costs: np.ndarray, ideal: np.ndarray,
+                   group: np.ndarray) -> int:
+    n, w = paths.shape[0], paths.shape[1] - 1
+    total = 0
+    for i in range(n):
+        total += max(costs[i] - ideal[i], 0)
+    if total == 0 or np.random.random() < 0.2:
+        size = min(group.size, n)
+        chosen = np.random.choice(n, size, replace=False)
+        group[:size] = chosen
+        return size
+    pick = np.random.randint(total)
+    i = 0
+    while True:
+        pick -= max(costs[i] - ideal[i], 0)
+        if pick < 0:
+            break
+        i += 1
+    group[0] = i
+    size = 1
+    way = _free_way(ahead, tables[i], paths[i, 0], turns[i, 0], goals[i], w, rotation)
+    others = np.empty(way.size * (w + 1), dtype=np.int64)
+    count = 0
+    for c in way:
+        for t in range(w + 1):
+            k = occupied[t, c]
+            if k >= 0 and k != i:
+                dup = False
+                for m in range(count):
+                    if others[m] == k:
+                        dup = True
+                        break
+                if not dup:
+                    others[count] = k
+                    count += 1
+    np.random.shuffle(others[:count])
+    for m in range(min(count, group.size - 1)):
+        group[size] = others[m]
+        size += 1
+    return size
+
+
+@numba.njit(cache=True)
+def _replan(ahead: np.ndarray, tables: np.ndarray, rotation: bool, following: bool, goals: np.ndarray,
+            paths: np.ndarray, turns: np.ndarray, occupied: np.ndarray, costs: np.ndarray, group: np.ndarray,
+            closed: np.ndarray, nodes: np.ndarray, heap: np.ndarray, state: np.ndarray) -> None:
+    """Plan `group` again one robot after the other, in random order; keep the new paths if
+    they cost less than the old, else put the old back."""
+    w = paths.shape[1] - 1
+    state[1] += 1
+    size = group.size
+    old_paths = paths[group].copy()
+    old_turns = turns[group].copy()
+    old = 0
+    for i in group:
+        old += costs[i]
+        for t in range(w + 1):
+            occupied[t, paths[i, t]] = -1
+    order = np.random.permutation(size)
+    new_costs = np.empty(size, dtype=np.int64)
+    planned = 0
+    new = 0
+    for k in order:
+        i = group[k]
+        state[0] += 1
+        cost = _plan_one(ahead, tables[i], rotation, following, paths[i, 0], turns[i, 0], goals[i], w, occupied,
+                         paths, closed, state[0], nodes, heap, paths[i], turns[i])
+        if cost < 0:
+            break
+        for t in range(w + 1):
+            occupied[t, paths[i, t]] = i
+        new_costs[k] = cost
+        planned += 1
+        new += cost
+        if new >= old:
+            break
+    if planned == size and new < old:
+        state[2] += 1
+        for k in range(size):
+            costs[group[k]] = new_costs[k]
+        return
+    for m in range(planned):
+        i = group[order[m]]
+        for t in range(w + 1):
+            occupied[t, paths[i, t]] = -1
+    for k in range(size):
+        i = group[k]
+        paths[i] = old_paths[k]
+        turns[i] = old_turns[k]
+        for t in range(w + 1):
+            occupied[t, paths[i, t]] = i
 
 
 @numba.njit(cache=True)
@@ -253,115 +349,96 @@ def _may_stand(occupied: np.ndarray, paths: np.ndarray, following: bool, c: int,
 @numba.njit(cache=True)
 def _plan_one(ahead: np.ndarray, table: np.ndarray, rotation: bool, following: bool, start: int, heading: int,
               goal: int, window: int, occupied: np.ndarray, paths: np.ndarray, closed: np.ndarray, stamp: int,
-              node_limit: int):
-    """A* for one robot over the window against everyone else's fixed paths: (cost, cells,
-    headings), or None if no path keeps clear of them (a state's cost is the step it first
-    reached the goal, else the step plus the distance left)."""
+              nodes: np.ndarray, heap: np.ndarray, cells: np.ndarray, heads: np.ndarray) -> int:
+    """A* for one robot over the window against everyone else's fixed paths. Writes the
+    path into `cells` and `heads` and returns its cost (the step it first reaches its goal,
+    else the window plus the distance left), or -1 if no path keeps clear of the others.
+    A node is (cell, heading, step, arrival step or -1, parent); `heap` holds (key, node)."""
     size = ahead.shape[0]
-    cell = np.empty(node_limit, dtype=np.int64)
-    head = np.empty(node_limit, dtype=np.int64)
-    step = np.empty(node_limit, dtype=np.int64)
-    arrival = np.empty(node_limit, dtype=np.int64)  # -1: not arrived yet
-    parent = np.empty(node_limit, dtype=np.int64)
-    heap_key = np.empty(node_limit, dtype=np.int64)
-    heap_node = np.empty(node_limit, dtype=np.int64)
-    count, heap = 0, 0
-    cell[0], head[0], step[0], parent[0] = start, heading, 0, -1
-    arrival[0] = 0 if start == goal else -1
+    limit = nodes.shape[0]
+    nodes[0, 0], nodes[0, 1], nodes[0, 2], nodes[0, 3], nodes[0, 4] = start, heading, 0, 0 if start == goal else -1, -1
     first = table[start * 4 + heading] if rotation else table[start]
-    heap_key[0] = (0 if start == goal else first) * (window + 2) + window
-    heap_node[0] = 0
-    count, heap = 1, 1
-    found = -1
+    heap[0, 0], heap[0, 1] = (0 if start == goal else first) * (window + 2) + window, 0
+    count, queued, found = 1, 1, -1
     moves = np.empty((5, 2), dtype=np.int64)
-    while heap > 0:
-        node = heap_node[0]
-        key = heap_key[0]
-        heap -= 1
-        # sift down the last entry from the root
-        lk, ln = heap_key[heap], heap_node[heap]
+    while queued > 0:
+        node = heap[0, 1]
+        queued -= 1
+        last_key, last_node = heap[queued, 0], heap[queued, 1]
         p = 0
         while True:
-            ch = 2 * p + 1
-            if ch >= heap:
+            child = 2 * p + 1
+            if child >= queued:
                 break
-            if ch + 1 < heap and heap_key[ch + 1] < heap_key[ch]:
-                ch += 1
-            if heap_key[ch] >= lk:
+            if child + 1 < queued and heap[child + 1, 0] < heap[child, 0]:
+                child += 1
+            if heap[child, 0] >= last_key:
                 break
-            heap_key[p], heap_node[p] = heap_key[ch], heap_node[ch]
-            p = ch
-        if heap > 0:
-            heap_key[p], heap_node[p] = lk, ln
-        c, h, t = cell[node], head[node], step[node]
-        arrived = 1 if arrival[node] >= 0 else 0
-        state = ((t * size + c) * 4 + h) * 2 + arrived
-        if closed[state] == stamp:
+            heap[p, 0], heap[p, 1] = heap[child, 0], heap[child, 1]
+            p = child
+        if queued > 0:
+            heap[p, 0], heap[p, 1] = last_key, last_node
+        c, h, t, arrival = nodes[node, 0], nodes[node, 1], nodes[node, 2], nodes[node, 3]
+        key = ((t * size + c) * 4 + h) * 2 + (1 if arrival >= 0 else 0)
+        if closed[key] == stamp:
             continue
-        closed[state] = stamp
+        closed[key] = stamp
         if t == window:
             found = node
             break
-        k = 0
-        moves[k, 0], moves[k, 1] = c, h
-        k += 1
+        k = 1
+        moves[0, 0], moves[0, 1] = c, h
         if rotation:
-            moves[k, 0], moves[k, 1] = c, (h + 1) % 4
-            moves[k + 1, 0], moves[k + 1, 1] = c, (h + 3) % 4
-            k += 2
+            moves[1, 0], moves[1, 1] = c, (h + 1) % 4
+            moves[2, 0], moves[2, 1] = c, (h + 3) % 4
+            k = 3
             if ahead[c, h] >= 0:
-                moves[k, 0], moves[k, 1] = ahead[c, h], h
-                k += 1
+                moves[3, 0], moves[3, 1] = ahead[c, h], h
+                k = 4
         else:
             for d in range(4):
                 if ahead[c, d] >= 0:
                     moves[k, 0], moves[k, 1] = ahead[c, d], 0
                     k += 1
+        nt = t + 1
         for m in range(k):
             v, nh = moves[m, 0], moves[m, 1]
             if not _may_stand(occupied, paths, following, c, v, t):
                 continue
-            nt = t + 1
-            arr = arrival[node]
-            if arr < 0 and v == goal:
-                arr = nt
-            if arr >= 0:
-                f = arr
+            arrived = arrival
+            if arrived < 0 and v == goal:
+                arrived = nt
+            if arrived >= 0:
+                f = arrived
             else:
                 left = table[v * 4 + nh] if rotation else table[v]
                 if left >= UNREACHABLE:
                     continue
                 f = nt + left
-            a2 = 1 if arr >= 0 else 0
-            if closed[((nt * size + v) * 4 + nh) * 2 + a2] == stamp:
+            if closed[((nt * size + v) * 4 + nh) * 2 + (1 if arrived >= 0 else 0)] == stamp:
                 continue
-            if count >= node_limit:
-                return None
-            cell[count], head[count], step[count], arrival[count], parent[count] = v, nh, nt, arr, node
+            if count >= limit:
+                return -1
+            nodes[count, 0], nodes[count, 1], nodes[count, 2], nodes[count, 3], nodes[count, 4] = v, nh, nt, arrived, node
             # Ties go to the deeper state: it is closer to a complete path.
-            nk = f * (window + 2) + (window - nt)
-            q = heap
-            heap += 1
+            new_key = f * (window + 2) + (window - nt)
+            q = queued
+            queued += 1
             while q > 0:
                 up = (q - 1) // 2
-                if heap_key[up] <= nk:
+                if heap[up, 0] <= new_key:
                     break
-                heap_key[q], heap_node[q] = heap_key[up], heap_node[up]
+                heap[q, 0], heap[q, 1] = heap[up, 0], heap[up, 1]
                 q = up
-            heap_key[q], heap_node[q] = nk, count
+            heap[q, 0], heap[q, 1] = new_key, count
             count += 1
     if found < 0:
-        return None
-    cells = np.empty(window + 1, dtype=np.int64)
-    heads = np.empty(window + 1, dtype=np.int64)
+        return -1
     node = found
     while node >= 0:
-        cells[step[node]] = cell[node]
-        heads[step[node]] = head[node]
-        node = parent[node]
-    if arrival[found] >= 0:
-        cost = arrival[found]
-    else:
-        last = cell[found] * 4 + head[found] if rotation else cell[found]
-        cost = window + table[last]
-    return cost, cells, heads
+        cells[nodes[node, 2]] = nodes[node, 0]
+        heads[nodes[node, 2]] = nodes[node, 1]
+        node = nodes[node, 4]
+    if nodes[found, 3] >= 0:
+        return nodes[found, 3]
+    return window + table[nodes[found, 0] * 4 + nodes[found, 1] if rotation else nodes[found, 0]]
