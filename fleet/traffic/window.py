@@ -16,9 +16,9 @@ plus the search it has time for: the robot never waits for the planner.
 
 A replanned path obeys the floor's rules: never two robots in one cell, never a swap;
 without following, never entering a cell that another robot stood on the step before;
-with following, only behind a robot that moves into a free cell, so no cycle of robots
-each entering the cell the next one leaves can form (it has no first mover on a real
-floor).
+with following, only at the tail of a chain of robots each entering the cell the next
+one leaves that ends at a free cell: a chain that comes round to the robot's own cell
+is a cycle, legal in unit time but with no first mover on a real floor.
 
 One robot is planned by A* over (cell, heading, step, arrived) states, compiled with
 numba: a window of 10 steps on Kiva is thousands of states, a loop numpy cannot
@@ -338,12 +338,17 @@ def _may_stand(occupied: np.ndarray, paths: np.ndarray, following: bool, c: int,
     if not following:
         # Entering a cell someone stood on, or leaving one someone enters, in one step.
         return occupied[t, v] < 0 and occupied[nt, c] < 0
+    # Following: walk the chain of robots ahead, each entering the cell the next one
+    # leaves; it must end at a free cell, not come round to c (a swap or a cycle).
     b = occupied[t, v]
-    if b >= 0:
+    for _ in range(paths.shape[0]):
+        if b < 0:
+            return True
         w = paths[b, nt]
-        if w == c or occupied[t, w] >= 0:
-            return False  # a swap, or following a robot that follows another
-    return True
+        if w == c:
+            return False
+        b = occupied[t, w]
+    return False  # longer than the fleet: a cycle elsewhere (never in a valid plan)
 
 
 @numba.njit(cache=True)
