@@ -238,14 +238,14 @@ class LifelongPlanner:
             # they are follow their targets', not their goals'.
             guided = [i for i in range(n) if targets[i] == goals[i] and i not in loaded and i not in fixed]
             guides = self._flow.tables(cells, headings, goals, guided)
-        if self._window is not None and not fixed and not loaded:
-            tables = guides or [None] * n
-            tables = [t if t is not None else self._floor.distance_list(targets[i], self.rotation, True)
-                      for i, t in enumerate(tables)]
-            deadline = time.perf_counter() + self.window_ms / 1000
-            result = self._window.step(self._pibt, cells, headings, targets, tables, priorities, deadline)
-        else:
+        if self._window is None:
             result = self._pibt.step(cells, headings, targets, priorities, fixed, floors, guides)
+        else:
+            tables = [t if t is not None else (floors[i] if floors and floors[i] else self._floor).distance_list(
+                targets[i], self.rotation, True) for i, t in enumerate(guides or [None] * n)]
+            deadline = time.perf_counter() + self.window_ms / 1000
+            result = self._window.step(self._pibt, cells, headings, targets, tables, priorities, deadline, fixed,
+                                       floors, loaded)
         if result is None:
             raise RuntimeError("stopped robots overlap: two robots report the same cell")
         return StepPlan(result[0], result[1], blocked)

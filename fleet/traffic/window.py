@@ -28,7 +28,7 @@ vectorise.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numba
 import numpy as np
@@ -42,6 +42,10 @@ WINDOW = 10
 NEIGHBOURHOOD = 4
 #: Neighbourhoods replanned per step.
 SEARCHES = 100
+#: Share of neighbourhoods drawn at random (the rest: a delayed robot and those in its way).
+RANDOM_SHARE = 0.2
+#: Neighbourhoods per call of the compiled search, between looks at the clock.
+BATCH = 16
 #: States one search may create before it gives up.
 NODE_LIMIT = 100_000
 
@@ -89,24 +93,32 @@ class WindowedRefinement:
         return int(self._state[2])
 
     def step(self, pibt: PIBT, cells: Sequence[int], headings: Sequence[int], goals: Sequence[int],
-             tables: Sequence[Sequence[int]], priorities: Sequence[float], deadline: float) -> tuple[list[int], list[int]]:
+             tables: Sequence[Sequence[int]], priorities: Sequence[float], deadline: float,
+             fixed: dict[int, int] | None = None, floors: Sequence[Grid | None] | None = None,
+             frozen: Collection[int] = ()) -> tuple[list[int], list[int]]:
         """The next (cells, headings) of all robots. `tables[i]` is the distance table robot
-        i follows (flat, as `Grid.distance_list`); PIBT, with `priorities`, extends the plan."""
+        i follows (flat, as `Grid.distance_list`); PIBT, with `priorities`, `fixed` (robots
+        pinned where they stand) and `floors` (as for `PIBT.step`), extends the plan. The
+        search leaves the fixed robots and those in `frozen` (robots on floors of their own,
+        such as loaded ones) to PIBT."""
         n, w = len(cells), self.window
+        fixed = fixed or {}
         self._load_tables(tables)
         start = np.asarray(cells, dtype=np.int64)
-        if self.paths.shape[0] == n and np.array_equal(self.paths[:, 1], start) and (
-                np.array_equal(self.turns[:, 1], np.asarray(headings))):
+        kept = self.paths.shape[0] == n and np.array_equal(self.paths[:, 1], start) and np.array_equal(
+            self.turns[:, 1], np.asarray(headings)) and all((self.paths[i, 1:] == c).all() for i, c in fixed.items())
+        extend = (lambda t: self._extend(pibt, t, goals, tables, priorities, fixed, floors))
+        if kept:
             self.paths[:, :-1] = self.paths[:, 1:]
             self.turns[:, :-1] = self.turns[:, 1:]
-            self._extend(pibt, w, goals, tables, priorities)
-        else:
+            extend(w)
+        else:  # the first step, or robots did not do as planned (late, stopped): plan afresh
             self.paths = np.zeros((n, w + 1), dtype=np.int64)
             self.turns = np.zeros((n, w + 1), dtype=np.int64)
             self.paths[:, 0] = start
             self.turns[:, 0] = headings
             for t in range(1, w + 1):
-                self._extend(pibt, t, goals, tables, priorities)
+                extend(t)
         self.occupied.fill(-1)
         robots = np.arange(n)
         for t in range(w + 1):
@@ -115,18 +127,21 @@ class WindowedRefinement:
         costs = _costs(self.paths, self.turns, goal, self._tables, self.rotation)
         here = self.paths[:, 0] * 4 + self.turns[:, 0] if self.rotation else self.paths[:, 0]
         ideal = np.minimum(self._tables[robots, here], w).astype(np.int64)
+        movable = np.ones(n, dtype=np.bool_)
+        movable[list(fixed)] = False
+        movable[list(frozen)] = False
         # Robots whose goal changed since their path was planned come first, one by one.
-        fresh = np.array([i for i in range(n) if i >= len(self._goals) or self._goals[i] != goals[i]], dtype=np.int64)
+        fresh = np.array([i for i in range(n) if movable[i] and (i >= len(self._goals) or self._goals[i] != goals[i])],
+                         dtype=np.int64)
         self._goals = list(goals)
         self._rng.shuffle(fresh)
-        budget = self.searches
-        batch = 16
+        budget = self.searches if movable.any() else 0
         while budget > 0 and time.perf_counter() < deadline:
-            seed = int(self._rng.integers(2**62))
+            batch = min(BATCH, budget)
             _search(self.ahead, self._tables, self.rotation, self.following, goal, self.paths, self.turns,
-                    self.occupied, costs, ideal, fresh, min(batch, budget), self.neighbourhood, seed,
-                    self._closed, self._nodes, self._heap, self._state)
-            budget -= min(batch, budget)
+                    self.occupied, costs, ideal, movable, fresh, batch, self.neighbourhood,
+                    int(self._rng.integers(2**62)), self._closed, self._nodes, self._heap, self._state)
+            budget -= batch
             fresh = fresh[:0]
         return self.paths[:, 1].tolist(), self.turns[:, 1].tolist()
 
@@ -143,11 +158,12 @@ class WindowedRefinement:
                 self._table_of[i] = table
 
     def _extend(self, pibt: PIBT, t: int, goals: Sequence[int], tables: Sequence[Sequence[int]],
-                priorities: Sequence[float]) -> None:
+                priorities: Sequence[float], fixed: dict[int, int], floors: Sequence[Grid | None] | None) -> None:
         """Step t of the plan from step t - 1, by PIBT."""
         result = pibt.step(self.paths[:, t - 1].tolist(), self.turns[:, t - 1].tolist(), goals, priorities,
-                           guides=tables)
-        assert result is not None  # nothing pinned: PIBT always finds a step
+                           fixed, floors, tables)
+        if result is None:
+            raise RuntimeError("pinned robots overlap: two robots report the same cell")
         self.paths[:, t] = result[0]
         self.turns[:, t] = result[1]
 
@@ -163,8 +179,8 @@ def _costs(paths: np.ndarray, turns: np.ndarray, goals: np.ndarray, tables: np.n
 @numba.njit(cache=True)
 def _search(ahead: np.ndarray, tables: np.ndarray, rotation: bool, following: bool, goals: np.ndarray,
             paths: np.ndarray, turns: np.ndarray, occupied: np.ndarray, costs: np.ndarray, ideal: np.ndarray,
-            fresh: np.ndarray, searches: int, neighbourhood: int, seed: int, closed: np.ndarray, nodes: np.ndarray,
-            heap: np.ndarray, state: np.ndarray) -> None:
+            movable: np.ndarray, fresh: np.ndarray, searches: int, neighbourhood: int, seed: int, closed: np.ndarray,
+            nodes: np.ndarray, heap: np.ndarray, state: np.ndarray) -> None:
     """Replan the robots in `fresh` one by one, then `searches` neighbourhoods: a robot
     drawn by its delay (cost over what it would cost alone) with the robots standing on its
     unhindered way at some step of the window, or (one time in five) robots at random."""
@@ -176,7 +192,10 @@ def _search(ahead: np.ndarray, tables: np.ndarray, rotation: bool, following: bo
             group[0] = fresh[k]
             size = 1
         else:
-            size = _neighbourhood(ahead, tables, rotation, goals, paths, turns, occupied, costs, ideal, group)
+            size = _neighbourhood(ahead, tables, rotation, goals, paths, turns, occupied, costs, ideal, movable,
+                                  group)
+            if size == 0:
+                return
         _replan(ahead, tables, rotation, following, goals, paths, turns, occupied, costs, group[:size], closed,
                 nodes, heap, state)
 
@@ -184,23 +203,24 @@ def _search(ahead: np.ndarray, tables: np.ndarray, rotation: bool, following: bo
 @numba.njit(cache=True)
 def _neighbourhood(ahead: np.ndarray, tables: np.ndarray, rotation: bool, goals: np.ndarray, paths: np.ndarray,
                    turns: np.ndarray, occupied: np.ndarray, costs: np.ndarray, ideal: np.ndarray,
-                   group: np.ndarray) -> int:
+                   movable: np.ndarray, group: np.ndarray) -> int:
+    """Fill `group` with robots to replan together and return how many (0: nobody may be)."""
     n, w = paths.shape[0], paths.shape[1] - 1
     total = 0
     for i in range(n):
-        total += max(costs[i] - ideal[i], 0)
-    if total == 0 or np.random.random() < 0.2:
-        size = min(group.size, n)
-        chosen = np.random.choice(n, size, replace=False)
-        group[:size] = chosen
+        if movable[i]:
+            total += max(costs[i] - ideal[i], 0)
+    if total == 0 or np.random.random() < RANDOM_SHARE:
+        candidates = np.nonzero(movable)[0]
+        size = min(group.size, candidates.size)
+        group[:size] = np.random.choice(candidates, size, replace=False)
         return size
     pick = np.random.randint(total)
-    i = 0
-    while True:
-        pick -= max(costs[i] - ideal[i], 0)
-        if pick < 0:
-            break
+    i = -1
+    while pick >= 0:
         i += 1
+        if movable[i]:
+            pick -= max(costs[i] - ideal[i], 0)
     group[0] = i
     size = 1
     way = _free_way(ahead, tables[i], paths[i, 0], turns[i, 0], goals[i], w, rotation)
@@ -209,15 +229,9 @@ def _neighbourhood(ahead: np.ndarray, tables: np.ndarray, rotation: bool, goals:
     for c in way:
         for t in range(w + 1):
             k = occupied[t, c]
-            if k >= 0 and k != i:
-                dup = False
-                for m in range(count):
-                    if others[m] == k:
-                        dup = True
-                        break
-                if not dup:
-                    others[count] = k
-                    count += 1
+            if k >= 0 and k != i and movable[k] and k not in others[:count]:
+                others[count] = k
+                count += 1
     np.random.shuffle(others[:count])
     for m in range(min(count, group.size - 1)):
         group[size] = others[m]
