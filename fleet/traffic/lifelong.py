@@ -19,6 +19,7 @@ import numpy as np
 from fleet.traffic.checker import check_paths
 from fleet.traffic.grid import CACHE_BYTES, UNREACHABLE, Grid, warm_up
 from fleet.traffic.planner import LifelongPlanner
+from fleet.traffic.window import warm_up as warm_up_window
 from maps.model import Cell, WarehouseMap
 
 
@@ -65,6 +66,8 @@ def run_lifelong(
     one-way lanes, keeping right. `lag_after` is the planner's rule of that name."""
     began = time.perf_counter()
     warm_up()
+    if window:
+        warm_up_window()
     warm_up_ms = (time.perf_counter() - began) * 1000
     grid = Grid.from_map(wmap, street_penalty=street_penalty, cache_bytes=int(table_memory_gb * 2**30))
     if one_way_aisles or two_lane_roads:

@@ -461,3 +461,19 @@ def _plan_one(ahead: np.ndarray, table: np.ndarray, rotation: bool, following: b
     if nodes[found, 3] >= 0:
         return nodes[found, 3]
     return window + table[nodes[found, 0] * 4 + nodes[found, 1] if rotation else nodes[found, 0]]
+
+
+def warm_up() -> None:
+    """Load the compiled search now (compiled once per machine, then cached on disk), so
+    that the first plan is not charged for it."""
+    ahead = np.array([[1, -1, -1, -1], [-1, -1, 0, -1]], dtype=np.int64)
+    tables = np.array([[1, 2, 2, 2, 0, 0, 0, 0]], dtype=np.int32).repeat(2, axis=0)
+    paths = np.zeros((2, 2), dtype=np.int64)
+    paths[1] = 1
+    occupied = np.full((2, 2), -1, dtype=np.int64)
+    occupied[:, 0], occupied[:, 1] = 0, 1
+    goals = np.array([1, 0], dtype=np.int64)
+    costs = _costs(paths, paths, goals, tables, True)
+    _search(ahead, tables, True, False, goals, paths, paths.copy(), occupied, costs, np.zeros(2, dtype=np.int64),
+            np.ones(2, dtype=np.bool_), np.array([0], dtype=np.int64), 1, 2, 0, np.zeros(64, dtype=np.int64),
+            np.empty((16, 5), dtype=np.int64), np.empty((16, 2), dtype=np.int64), np.zeros(3, dtype=np.int64))
