@@ -66,7 +66,7 @@ def run_lifelong(
     one-way lanes, keeping right. `lag_after` is the planner's rule of that name."""
     began = time.perf_counter()
     warm_up()
-    if window:
+    if window is not None:
         warm_up_window()
     warm_up_ms = (time.perf_counter() - began) * 1000
     grid = Grid.from_map(wmap, street_penalty=street_penalty, cache_bytes=int(table_memory_gb * 2**30))
@@ -148,8 +148,8 @@ def run_lifelong(
         "guidance": guidance,
         "lag_after": lag_after,
         "window": window,
-        "window_searches_per_step": window_searches if window else None,
-        "window_ms": window_ms if window else None,
+        "window_searches_per_step": window_searches if window is not None else None,
+        "window_ms": window_ms if window is not None else None,
         "window_searches": planner.window_searches,
         "seed": seed,
         "tasks_finished": finished,

@@ -126,7 +126,7 @@ class LifelongPlanner:
         self._flow = self._traffic_flow()
         self.window_ms = window_ms
         self._window = WindowedRefinement(grid, rotation, following, window, window_searches, seed=seed) if (
-            window) else None
+            window is not None) else None
         self._since: list[int] = []
         self._tiebreak: list[float] = []
         #: Per robot: the goal its best distance is for, that best distance, and its lag,
@@ -161,8 +161,10 @@ class LifelongPlanner:
         self._pibt = PIBT(self._floor, self.rotation, self.following, self._rng.randrange(2**31))
         self._flow = self._traffic_flow()
         if self._window is not None:
+            counts = self._window.counts
             self._window = WindowedRefinement(self._floor, self.rotation, self.following, self._window.window,
                                               self._window.searches, seed=self._rng.randrange(2**31))
+            self._window.counts = counts
 
     def _traffic_flow(self) -> TrafficFlow | None:
         """Guide paths on the floor as it is now (a changed floor starts them afresh)."""

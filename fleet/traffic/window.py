@@ -78,7 +78,6 @@ class WindowedRefinement:
         self._nodes = np.empty((NODE_LIMIT, 5), dtype=np.int64)
         self._heap = np.empty((NODE_LIMIT, 2), dtype=np.int64)
         self._state = np.zeros(3, dtype=np.int64)  # search stamp, neighbourhoods replanned, kept
-        self._state[0] = 0
         self._rng = np.random.default_rng(seed)
         self._tables = np.zeros((0, grid.size * (4 if rotation else 1)), dtype=np.int32)
         self._table_of: list[object] = []
@@ -91,6 +90,15 @@ class WindowedRefinement:
     @property
     def improvements(self) -> int:
         return int(self._state[2])
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """(neighbourhoods replanned, kept): carried over when the floor changes."""
+        return self.iterations, self.improvements
+
+    @counts.setter
+    def counts(self, value: tuple[int, int]) -> None:
+        self._state[1], self._state[2] = value
 
     def step(self, pibt: PIBT, cells: Sequence[int], headings: Sequence[int], goals: Sequence[int],
              tables: Sequence[Sequence[int]], priorities: Sequence[float], deadline: float,
