@@ -133,8 +133,7 @@ class WindowedRefinement:
             self.occupied[t, self.paths[:, t]] = robots
         goal = np.asarray(goals, dtype=np.int64)
         costs = _costs(self.paths, self.turns, goal, self._tables, self.rotation)
-        here = self.paths[:, 0] * 4 + self.turns[:, 0] if self.rotation else self.paths[:, 0]
-        ideal = np.minimum(self._tables[robots, here], w).astype(np.int64)
+        ideal = _alone(self.ahead, self._tables, self.paths, self.turns, goal, self.rotation)
         movable = np.ones(n, dtype=np.bool_)
         movable[list(fixed)] = False
         movable[list(frozen)] = False
@@ -231,7 +230,7 @@ def _neighbourhood(ahead: np.ndarray, tables: np.ndarray, rotation: bool, goals:
             pick -= max(costs[i] - ideal[i], 0)
     group[0] = i
     size = 1
-    way = _free_way(ahead, tables[i], paths[i, 0], turns[i, 0], goals[i], w, rotation)
+    way = _free_way(ahead, tables[i], paths[i, 0], turns[i, 0], goals[i], w, rotation)[0]
     others = np.empty(way.size * (w + 1), dtype=np.int64)
     count = 0
     for c in way:
@@ -311,15 +310,16 @@ def _path_cost(cells: np.ndarray, heads: np.ndarray, goal: int, table: np.ndarra
 
 @numba.njit(cache=True)
 def _free_way(ahead: np.ndarray, table: np.ndarray, cell: int, heading: int, goal: int, steps: int,
-              rotation: bool) -> np.ndarray:
-    """The cells of a robot's way down its table, ignoring everyone else, `steps` long at most."""
+              rotation: bool) -> tuple[np.ndarray, int]:
+    """A robot's way down its table, ignoring everyone else, `steps` long at most: its
+    cells, and what it would cost (as a path of the window costs)."""
     way = np.empty(steps + 1, dtype=np.int64)
     way[0] = cell
     k = 1
     c, h = cell, heading
-    for _ in range(steps):
+    for t in range(steps):
         if c == goal:
-            break
+            return way[:k], t
         if rotation:
             here = table[c * 4 + h]
             v = ahead[c, h]
@@ -346,7 +346,21 @@ def _free_way(ahead: np.ndarray, table: np.ndarray, cell: int, heading: int, goa
             c = nxt
             way[k] = c
             k += 1
-    return way[:k]
+    if c == goal:
+        return way[:k], steps
+    return way[:k], steps + min(table[c * 4 + h] if rotation else table[c], UNREACHABLE)
+
+
+@numba.njit(cache=True)
+def _alone(ahead: np.ndarray, tables: np.ndarray, paths: np.ndarray, turns: np.ndarray, goals: np.ndarray,
+           rotation: bool) -> np.ndarray:
+    """What each robot's path would cost with nobody in its way: its delay is what it
+    costs over that."""
+    w = paths.shape[1] - 1
+    costs = np.empty(paths.shape[0], dtype=np.int64)
+    for i in range(paths.shape[0]):
+        costs[i] = _free_way(ahead, tables[i], paths[i, 0], turns[i, 0], goals[i], w, rotation)[1]
+    return costs
 
 
 @numba.njit(cache=True)
