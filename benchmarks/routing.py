@@ -6,6 +6,8 @@
   the League of Robot Runners use (our floors forbid it; see docs/traffic.md).
 - --guidance flow: every run follows traffic flow guide paths (fleet/traffic/guidance.py)
   instead of the floor's shortest ways.
+- --kiva-window 0 10: the Kiva runs with PIBT alone and again with the windowed search
+  over 10 steps (fleet/traffic/window.py).
 - Scale: a generated 500 x 140 warehouse with every storage cell treated as a shelf
   standing there (loaded robots, the hard case: only aisles are free, as on the League
   of Robot Runners' warehouse_large), tasks between aisle cells beside shelves.
@@ -14,7 +16,7 @@ Each entry is run_lifelong's report (the same as `fleet bench routing`); the Kiv
 can be reproduced one by one with
     fleet bench routing --map maps/kiva.toml --endpoints benchmarks/data/kiva-endpoints.txt \\
         --starts benchmarks/data/kiva-homes.txt --street-penalty 4 --agents 100 --steps 5000 \
-        [--rotation] [--following] [--guidance flow]
+        [--rotation] [--following] [--guidance flow] [--window 10]
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ def main() -> None:
                         help="also run Kiva with following allowed (RHCR's and the League's rule)")
     parser.add_argument("--guidance", choices=GUIDANCE, nargs="+", default=[GUIDANCE[0]],
                         help="what robots follow: the floor's shortest ways, or traffic flow guide paths (each given)")
+    parser.add_argument("--kiva-window", type=int, nargs="+", default=[0], metavar="STEPS",
+                        help="Kiva with the windowed search over this many steps (0: PIBT alone; each given)")
     args = parser.parse_args()
 
     kiva = load_map(ROOT / "maps" / "kiva.toml")
@@ -77,11 +81,13 @@ def main() -> None:
     homes = read_cells(ROOT / "benchmarks" / "data" / "kiva-homes.txt", kiva)
     runs = []
     for guidance in args.guidance:
-        for following in (False, True) if args.with_following else (False,):
-            for agents in args.kiva_agents:
-                for rotation in (False, True):
-                    runs.append(run_lifelong(kiva, agents, args.steps, rotation, endpoints, homes, args.seed,
-                                             following, args.kiva_street_penalty, guidance=guidance))
+        for window in args.kiva_window:
+            for following in (False, True) if args.with_following else (False,):
+                for agents in args.kiva_agents:
+                    for rotation in (False, True):
+                        runs.append(run_lifelong(kiva, agents, args.steps, rotation, endpoints, homes, args.seed,
+                                                 following, args.kiva_street_penalty, guidance=guidance,
+                                                 window=window or None))
     if args.scale_agents:
         big, ends = shelved(generate_layout(LayoutSpec(name="warehouse-500x140", width=500, height=140)))
         for agents in args.scale_agents:
@@ -112,10 +118,11 @@ def plot(runs: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, rotation in zip(axes, (False, True)):
         rows = [r for r in kiva if r["rotation"] == rotation]
-        for following, guidance in sorted({(r["following"], r["guidance"]) for r in rows}):
-            line = sorted((r for r in rows if (r["following"], r["guidance"]) == (following, guidance)),
+        for key in sorted({(r["following"], r["guidance"], r["window"] or 0) for r in rows}):
+            following, guidance, window = key
+            line = sorted((r for r in rows if (r["following"], r["guidance"], r["window"] or 0) == key),
                           key=lambda r: r["agents"])
-            label = f"{guidance}, {'following' if following else 'no following'}"
+            label = f"{guidance}{f' + window {window}' if window else ''}, {'following' if following else 'no following'}"
             ax.plot([r["agents"] for r in line], [r["throughput"] for r in line], "o-" if following else "o:",
                     label=label)
         ceiling = {r["agents"]: r["throughput_ceiling"] for r in rows}

@@ -56,10 +56,10 @@ def add_routing_rules(parser: argparse.ArgumentParser, prefix: str = "", table_m
     parser.add_argument(f"--{prefix}window", type=int, metavar="STEPS",
                         help="keep a plan this many steps ahead and improve it by large neighbourhood search "
                              "in the time each step leaves (default: off, plain PIBT)")
-    parser.add_argument(f"--{prefix}window-searches", type=int, default=100, metavar="N",
-                        help="neighbourhoods of robots replanned per step to improve the window's plan")
-    parser.add_argument(f"--{prefix}window-ms", type=float, default=40.0, metavar="MS",
-                        help="cap on the time per step for improving the window's plan")
+    parser.add_argument(f"--{prefix}window-searches", type=int, metavar="N",
+                        help="neighbourhoods of robots replanned per step to improve the window's plan (default 300)")
+    parser.add_argument(f"--{prefix}window-ms", type=float, metavar="MS",
+                        help="cap on the time per step for improving the window's plan (default 40)")
     parser.add_argument("--table-memory", type=float, default=table_memory, metavar="GB",
                         help="cap on cached distance tables (1.1 MB per goal with rotation on 500 x 140)")
 
@@ -67,11 +67,15 @@ def add_routing_rules(parser: argparse.ArgumentParser, prefix: str = "", table_m
 def routing_rules(args: argparse.Namespace, prefix: str = "") -> dict:
     """run_lifelong's keyword arguments for the options of `add_routing_rules`."""
     name = prefix.replace("-", "_")
-    return {"following": getattr(args, f"{name}following"),
-            "one_way_aisles": getattr(args, f"{name}one_way_aisles"),
-            "two_lane_roads": getattr(args, f"{name}two_lane_roads"),
-            "lag_after": getattr(args, f"{name}lag_after"), "window": getattr(args, f"{name}window"),
-            "window_searches": getattr(args, f"{name}window_searches"), "window_ms": getattr(args, f"{name}window_ms"), "table_memory_gb": args.table_memory}
+    rules = {"following": getattr(args, f"{name}following"),
+             "one_way_aisles": getattr(args, f"{name}one_way_aisles"),
+             "two_lane_roads": getattr(args, f"{name}two_lane_roads"),
+             "lag_after": getattr(args, f"{name}lag_after"), "window": getattr(args, f"{name}window"),
+             "table_memory_gb": args.table_memory}
+    for option in ("window_searches", "window_ms"):  # left out, run_lifelong's defaults hold
+        if getattr(args, f"{name}{option}") is not None:
+            rules[option] = getattr(args, f"{name}{option}")
+    return rules
 
 
 def _load(path: str):

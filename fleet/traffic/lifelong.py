@@ -19,7 +19,7 @@ import numpy as np
 from fleet.traffic.checker import check_paths
 from fleet.traffic.grid import CACHE_BYTES, UNREACHABLE, Grid, warm_up
 from fleet.traffic.planner import LifelongPlanner
-from fleet.traffic.window import warm_up as warm_up_window
+from fleet.traffic.window import SEARCHES, TIME_CAP_MS, warm_up as warm_up_window
 from maps.model import Cell, WarehouseMap
 
 
@@ -55,8 +55,8 @@ def run_lifelong(
     guidance: str = "shortest",
     lag_after: int | None = None,
     window: int | None = None,
-    window_searches: int = 100,
-    window_ms: float = 40.0,
+    window_searches: int = SEARCHES,
+    window_ms: float = TIME_CAP_MS,
 ) -> dict:
     """`table_memory_gb` caps the cached distance tables: a robot's goal needs one (1.1 MB
     with rotation on 500 x 140), and a cap under the goals in play makes every step

@@ -44,7 +44,7 @@ import numpy as np
 from fleet.traffic.grid import UNREACHABLE, Grid
 from fleet.traffic.guidance import TrafficFlow
 from fleet.traffic.pibt import PIBT
-from fleet.traffic.window import SEARCHES, WindowedRefinement
+from fleet.traffic.window import SEARCHES, TIME_CAP_MS, WindowedRefinement
 from maps.model import Cell, Heading
 
 
@@ -97,7 +97,7 @@ class StepPlan:
 class LifelongPlanner:
     def __init__(self, grid: Grid, rotation: bool = False, following: bool = False, seed: int = 0,
                  shelf_cells: Iterable[int] = (), guidance: str = "shortest", lag_after: int | None = None,
-                 window: int | None = None, window_searches: int = SEARCHES, window_ms: float = 40.0) -> None:
+                 window: int | None = None, window_searches: int = SEARCHES, window_ms: float = TIME_CAP_MS) -> None:
         if guidance not in GUIDANCE:
             raise ValueError(f"guidance must be one of {GUIDANCE}, got {guidance!r}")
         if lag_after is not None and lag_after < 0:
