@@ -63,6 +63,16 @@ def test_routing_with_flow_guidance(capsys):
     assert report["collisions"] == 0 and report["tasks_finished"] > 0
 
 
+def test_routing_with_the_windowed_search_reports_its_work(capsys):
+    code, report = _run(capsys, "bench", "routing", "--map", TINY, "--agents", "3", "--steps", "40", "--rotation",
+                        "--window", "4", "--window-searches", "20", "--window-ms", "1000")
+    assert code == 0 and report["collisions"] == 0 and report["tasks_finished"] > 0
+    assert report["window"] == 4 and report["window_searches_per_step"] == 20
+    assert 0 < report["window_searches"]["replanned"] <= 40 * (20 + 3)  # searches, and robots with new goals
+    code, plain = _run(capsys, "bench", "routing", "--map", TINY, "--agents", "3", "--steps", "40", "--rotation")
+    assert plain["window"] is None and plain["window_searches"] is None
+
+
 def test_the_cli_offers_the_planners_guidance_choices():
     from fleet.cli import bench
     from fleet.traffic.planner import GUIDANCE
@@ -100,6 +110,9 @@ def test_bad_inputs_give_a_specific_error(tmp_path, capsys):
         (["routing", "--map", TINY, "--agents", "0", "--steps", "5"], "at least 1"),
         (["routing", "--map", TINY, "--agents", "2", "--steps", "5", "--lag-after", "-1"],
          "lag_after must be a number of steps"),
+        (["routing", "--map", TINY, "--agents", "2", "--steps", "5", "--window", "0"], "window must be at least 1"),
+        (["routing", "--map", TINY, "--agents", "2", "--steps", "5", "--window", "3", "--window-searches", "-2"],
+         "searches must be 0 or more"),
         (["mapf", "--map", str(tmp_path / "small.map"), "--scen", str(tmp_path / "small.scen"), "--agents", "9"],
          "9 agents asked for, the scenario has 3"),
     ]
