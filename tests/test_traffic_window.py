@@ -168,3 +168,9 @@ def test_a_window_of_no_steps_is_refused():
         run_lifelong(WAREHOUSE, 2, 5, window=0)
     with pytest.raises(ValueError, match="searches must be 0 or more"):
         LifelongPlanner(Grid.from_map(WAREHOUSE), window=3, window_searches=-1)
+
+
+def test_a_fleet_whose_tables_would_not_fit_is_refused_with_the_reason(monkeypatch):
+    monkeypatch.setattr("fleet.traffic.window.TABLE_BYTES", 1000)
+    with pytest.raises(ValueError, match=r"12 robots on this floor need .* GB"):
+        run_lifelong(WAREHOUSE, 12, 5, rotation=True, window=3)
