@@ -173,9 +173,13 @@ class WindowedRefinement:
             self._tables = np.zeros((n, self._tables.shape[1]), dtype=np.int32)
             self._table_of = [None] * n
         for i, table in enumerate(tables):
-            if self._table_of[i] is not table:
+            # A table fetched again for the same goal is a new view of the same array.
+            source = table.obj if isinstance(table, memoryview) else table
+            if isinstance(source, np.ndarray) and source.base is not None:
+                source = source.base
+            if self._table_of[i] is not source:
                 self._tables[i] = np.asarray(table)
-                self._table_of[i] = table
+                self._table_of[i] = source
 
     def _extend(self, pibt: PIBT, t: int, goals: Sequence[int], tables: Sequence[Sequence[int]],
                 priorities: Sequence[float], fixed: dict[int, int], floors: Sequence[Grid | None] | None) -> None:
