@@ -28,9 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from fleet.cli.bench import add_routing_rules, routing_rules
+from fleet.traffic.guidance import CONTRAFLOW, CROWDING
 from fleet.traffic.lifelong import run_lifelong
 from fleet.traffic.planner import GUIDANCE
 from fleet.traffic.scenario import read_cells
+from fleet.traffic.window import SEARCHES
 from maps import load_map
 from maps.generator import LayoutSpec, generate_layout
 from maps.model import KIND_CODES, Cell, CellKind, WarehouseMap
@@ -74,6 +76,10 @@ def main() -> None:
                         help="what robots follow: the floor's shortest ways, or traffic flow guide paths (each given)")
     parser.add_argument("--kiva-window", type=int, nargs="+", default=[0], metavar="STEPS",
                         help="Kiva with the windowed search over this many steps (0: PIBT alone; each given)")
+    parser.add_argument("--kiva-window-searches", type=int, default=SEARCHES, metavar="N",
+                        help="neighbourhoods the windowed search replans per step on Kiva")
+    parser.add_argument("--kiva-contraflow", type=int, default=CONTRAFLOW, help="flow guidance weight on Kiva")
+    parser.add_argument("--kiva-crowding", type=int, default=CROWDING, help="flow guidance weight on Kiva")
     args = parser.parse_args()
 
     kiva = load_map(ROOT / "maps" / "kiva.toml")
@@ -87,7 +93,8 @@ def main() -> None:
                     for rotation in (False, True):
                         runs.append(run_lifelong(kiva, agents, args.steps, rotation, endpoints, homes, args.seed,
                                                  following, args.kiva_street_penalty, guidance=guidance,
-                                                 window=window or None))
+                                                 window=window or None, window_searches=args.kiva_window_searches,
+                                                 contraflow=args.kiva_contraflow, crowding=args.kiva_crowding))
     if args.scale_agents:
         big, ends = shelved(generate_layout(LayoutSpec(name="warehouse-500x140", width=500, height=140)))
         for agents in args.scale_agents:

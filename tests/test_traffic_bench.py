@@ -58,8 +58,9 @@ def test_routing_on_a_movingai_map(tmp_path, capsys):
 
 def test_routing_with_flow_guidance(capsys):
     code, report = _run(capsys, "bench", "routing", "--map", TINY, "--agents", "3", "--steps", "40",
-                        "--guidance", "flow", "--following", "--rotation")
+                        "--guidance", "flow", "--following", "--rotation", "--contraflow", "2", "--crowding", "12")
     assert code == 0 and report["guidance"] == "flow"
+    assert report["flow_weights"] == {"contraflow": 2, "crowding": 12}
     assert report["collisions"] == 0 and report["tasks_finished"] > 0
 
 
@@ -111,6 +112,8 @@ def test_bad_inputs_give_a_specific_error(tmp_path, capsys):
         (["routing", "--map", TINY, "--agents", "2", "--steps", "5", "--lag-after", "-1"],
          "lag_after must be a number of steps"),
         (["routing", "--map", TINY, "--agents", "2", "--steps", "5", "--window", "0"], "window must be at least 1"),
+        (["routing", "--map", TINY, "--agents", "2", "--steps", "5", "--guidance", "flow", "--crowding", "-1"],
+         "contraflow and crowding must be 0 or more"),
         (["routing", "--map", TINY, "--agents", "2", "--steps", "5", "--window", "3", "--window-searches", "-2"],
          "searches must be 0 or more"),
         (["mapf", "--map", str(tmp_path / "small.map"), "--scen", str(tmp_path / "small.scen"), "--agents", "9"],

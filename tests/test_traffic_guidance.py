@@ -80,3 +80,13 @@ def test_lifelong_run_with_flow_guidance_finishes_tasks_without_conflicts(rotati
 def test_unknown_guidance_is_refused():
     with pytest.raises(ValueError, match="guidance"):
         LifelongPlanner(Grid.from_map(WAREHOUSE), guidance="fastest")
+
+
+def test_the_flow_weights_reach_the_guide_paths_and_outlive_a_floor_change():
+    grid, west, east, top, bottom = _loop()
+    planner = LifelongPlanner(grid, guidance="flow", contraflow=7, crowding=0)
+    planner.block([Cell(3, 1)])
+    planner.plan([west, east], [0, 0], [east, west])
+    assert (planner._flow.contraflow, planner._flow.crowding) == (7, 0)
+    # Heavy contraflow: the second robot's guide path avoids meeting the first one at all.
+    assert planner._flow.flow[top, Heading.WEST].sum() == 0

@@ -60,6 +60,12 @@ def add_routing_rules(parser: argparse.ArgumentParser, prefix: str = "", table_m
                         help="neighbourhoods of robots replanned per step to improve the window's plan (default 300)")
     parser.add_argument(f"--{prefix}window-ms", type=float, metavar="MS",
                         help="cap on the time per step for improving the window's plan (default 40)")
+    parser.add_argument(f"--{prefix}contraflow", type=int, metavar="COST",
+                        help="with --guidance flow: cost a move gains per guide path making the opposite move "
+                             "(default 4)")
+    parser.add_argument(f"--{prefix}crowding", type=int, metavar="PATHS",
+                        help="with --guidance flow: a move costs one more per this many guide paths entering its "
+                             "cell (0: none; default 3)")
     parser.add_argument("--table-memory", type=float, default=table_memory, metavar="GB",
                         help="cap on cached distance tables (1.1 MB per goal with rotation on 500 x 140)")
 
@@ -72,7 +78,7 @@ def routing_rules(args: argparse.Namespace, prefix: str = "") -> dict:
              "two_lane_roads": getattr(args, f"{name}two_lane_roads"),
              "lag_after": getattr(args, f"{name}lag_after"), "window": getattr(args, f"{name}window"),
              "table_memory_gb": args.table_memory}
-    for option in ("window_searches", "window_ms"):  # left out, run_lifelong's defaults hold
+    for option in ("window_searches", "window_ms", "contraflow", "crowding"):  # left out: run_lifelong's defaults
         if getattr(args, f"{name}{option}") is not None:
             rules[option] = getattr(args, f"{name}{option}")
     return rules

@@ -18,6 +18,7 @@ import numpy as np
 
 from fleet.traffic.checker import check_paths
 from fleet.traffic.grid import CACHE_BYTES, UNREACHABLE, Grid, warm_up
+from fleet.traffic.guidance import CONTRAFLOW, CROWDING
 from fleet.traffic.planner import LifelongPlanner
 from fleet.traffic.window import SEARCHES, TIME_CAP_MS, warm_up as warm_up_window
 from maps.model import Cell, WarehouseMap
@@ -57,6 +58,8 @@ def run_lifelong(
     window: int | None = None,
     window_searches: int = SEARCHES,
     window_ms: float = TIME_CAP_MS,
+    contraflow: int = CONTRAFLOW,
+    crowding: int = CROWDING,
 ) -> dict:
     """`table_memory_gb` caps the cached distance tables: a robot's goal needs one (1.1 MB
     with rotation on 500 x 140), and a cap under the goals in play makes every step
@@ -101,7 +104,8 @@ def run_lifelong(
     goals = [new_goal(c) for c in cells]
     planner = LifelongPlanner(grid, rotation=rotation, following=following, seed=seed, guidance=guidance,
                               lag_after=lag_after, window=window,
-                              window_searches=window_searches, window_ms=window_ms)
+                              window_searches=window_searches, window_ms=window_ms, contraflow=contraflow,
+                              crowding=crowding)
     xy = np.zeros((steps + 1, agents, 2), dtype=np.int32)
     heads = np.zeros((steps + 1, agents), dtype=np.int8)
     xy[0, :, 0] = np.asarray(cells) % grid.width
@@ -146,6 +150,7 @@ def run_lifelong(
         "one_way_aisles": one_way_aisles,
         "two_lane_roads": two_lane_roads,
         "guidance": guidance,
+        "flow_weights": {"contraflow": contraflow, "crowding": crowding} if guidance == "flow" else None,
         "lag_after": lag_after,
         "window": window,
         "window_searches_per_step": window_searches if window is not None else None,

@@ -42,7 +42,7 @@ import networkx as nx
 import numpy as np
 
 from fleet.traffic.grid import UNREACHABLE, Grid
-from fleet.traffic.guidance import TrafficFlow
+from fleet.traffic.guidance import CONTRAFLOW, CROWDING, TrafficFlow
 from fleet.traffic.pibt import PIBT
 from fleet.traffic.window import SEARCHES, TIME_CAP_MS, WindowedRefinement
 from maps.model import Cell, Heading
@@ -97,9 +97,13 @@ class StepPlan:
 class LifelongPlanner:
     def __init__(self, grid: Grid, rotation: bool = False, following: bool = False, seed: int = 0,
                  shelf_cells: Iterable[int] = (), guidance: str = "shortest", lag_after: int | None = None,
-                 window: int | None = None, window_searches: int = SEARCHES, window_ms: float = TIME_CAP_MS) -> None:
+                 window: int | None = None, window_searches: int = SEARCHES, window_ms: float = TIME_CAP_MS,
+                 contraflow: int = CONTRAFLOW, crowding: int = CROWDING) -> None:
         if guidance not in GUIDANCE:
             raise ValueError(f"guidance must be one of {GUIDANCE}, got {guidance!r}")
+        if contraflow < 0 or crowding < 0:
+            raise ValueError(f"contraflow and crowding must be 0 or more, got {contraflow} and {crowding}")
+        self._flow_weights = (contraflow, crowding)
         if lag_after is not None and lag_after < 0:
             raise ValueError(f"lag_after must be a number of steps (0 or more), got {lag_after}")
         self.lag_after = lag_after
@@ -168,7 +172,7 @@ class LifelongPlanner:
 
     def _traffic_flow(self) -> TrafficFlow | None:
         """Guide paths on the floor as it is now (a changed floor starts them afresh)."""
-        return TrafficFlow(self._floor, self.rotation) if self.guidance == "flow" else None
+        return TrafficFlow(self._floor, self.rotation, *self._flow_weights) if self.guidance == "flow" else None
 
     def loaded_floor(self, goal: int) -> Grid:
         """The floor for a robot carrying a shelf to `goal`: no shelf cells but the goal,
