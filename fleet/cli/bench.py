@@ -41,6 +41,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     mapf.set_defaults(run=_mapf)
 
 
+#: The planner's valued options: (option, type, metavar, help). Left out, run_lifelong's
+#: defaults hold.
+_VALUED_RULES = (
+    ("lag-after", int, "STEPS", "after this many steps without getting closer to its goal, a robot gains a step of "
+                                "priority per further step (default: off)"),
+    ("window", int, "STEPS", "keep a plan this many steps ahead and improve it by large neighbourhood search in the "
+                             "time each step leaves (default: off, PIBT alone)"),
+    ("window-searches", int, "N", "neighbourhoods of robots replanned per step to improve the window's plan "
+                                  "(default 300)"),
+    ("window-ms", float, "MS", "cap on the time per step for improving the window's plan (default 40)"),
+    ("contraflow", int, "COST", "with --guidance flow: cost a move gains per guide path making the opposite move "
+                                "(default 4)"),
+    ("crowding", int, "PATHS", "with --guidance flow: a move costs one more per this many guide paths entering "
+                               "its cell (0: none; default 3)"),
+)
+
+
 def add_routing_rules(parser: argparse.ArgumentParser, prefix: str = "", table_memory: float = 2.0) -> None:
     """Options for the floor a routing run plans on and the planner's rules, shared with
     benchmarks/routing.py (whose `prefix` "scale-" says they act on its 500 x 140 runs only)."""
@@ -50,22 +67,8 @@ def add_routing_rules(parser: argparse.ArgumentParser, prefix: str = "", table_m
                         help="drive one-wide aisles only in their lane's direction (as loaded robots do)")
     parser.add_argument(f"--{prefix}two-lane-roads", action="store_true",
                         help="also drive two-wide roads as two one-way lanes, keeping right (implies one-way aisles)")
-    parser.add_argument(f"--{prefix}lag-after", type=int, metavar="STEPS",
-                        help="after this many steps without getting closer to its goal, a robot gains a step of "
-                             "priority per further step (default: off)")
-    parser.add_argument(f"--{prefix}window", type=int, metavar="STEPS",
-                        help="keep a plan this many steps ahead and improve it by large neighbourhood search "
-                             "in the time each step leaves (default: off, plain PIBT)")
-    parser.add_argument(f"--{prefix}window-searches", type=int, metavar="N",
-                        help="neighbourhoods of robots replanned per step to improve the window's plan (default 300)")
-    parser.add_argument(f"--{prefix}window-ms", type=float, metavar="MS",
-                        help="cap on the time per step for improving the window's plan (default 40)")
-    parser.add_argument(f"--{prefix}contraflow", type=int, metavar="COST",
-                        help="with --guidance flow: cost a move gains per guide path making the opposite move "
-                             "(default 4)")
-    parser.add_argument(f"--{prefix}crowding", type=int, metavar="PATHS",
-                        help="with --guidance flow: a move costs one more per this many guide paths entering its "
-                             "cell (0: none; default 3)")
+    for option, kind, metavar, text in _VALUED_RULES:
+        parser.add_argument(f"--{prefix}{option}", type=kind, metavar=metavar, help=text)
     parser.add_argument("--table-memory", type=float, default=table_memory, metavar="GB",
                         help="cap on cached distance tables (1.1 MB per goal with rotation on 500 x 140)")
 
@@ -75,12 +78,11 @@ def routing_rules(args: argparse.Namespace, prefix: str = "") -> dict:
     name = prefix.replace("-", "_")
     rules = {"following": getattr(args, f"{name}following"),
              "one_way_aisles": getattr(args, f"{name}one_way_aisles"),
-             "two_lane_roads": getattr(args, f"{name}two_lane_roads"),
-             "lag_after": getattr(args, f"{name}lag_after"), "window": getattr(args, f"{name}window"),
-             "table_memory_gb": args.table_memory}
-    for option in ("window_searches", "window_ms", "contraflow", "crowding"):  # left out: run_lifelong's defaults
-        if getattr(args, f"{name}{option}") is not None:
-            rules[option] = getattr(args, f"{name}{option}")
+             "two_lane_roads": getattr(args, f"{name}two_lane_roads"), "table_memory_gb": args.table_memory}
+    for option, *_ in _VALUED_RULES:
+        value = getattr(args, name + option.replace("-", "_"))
+        if value is not None:
+            rules[option.replace("-", "_")] = value
     return rules
 
 
