@@ -16,7 +16,7 @@ from fleet.traffic.planner import LifelongPlanner
 from fleet.traffic.scenario import read_cells
 from fleet.traffic.window import WindowedRefinement, _costs, _may_stand
 from maps import load_map
-from maps.model import Cell
+from maps.model import Cell, Heading
 from traffic_kit import WAREHOUSE, floor
 
 KIVA = load_map("maps/kiva.toml")
@@ -174,3 +174,23 @@ def test_a_fleet_whose_tables_would_not_fit_is_refused_with_the_reason(monkeypat
     monkeypatch.setattr("fleet.traffic.window.TABLE_BYTES", 1000)
     with pytest.raises(ValueError, match=r"12 robots on this floor need .* GB"):
         run_lifelong(WAREHOUSE, 12, 5, rotation=True, window=3)
+
+
+def test_a_robot_loaded_since_the_last_step_leaves_the_path_it_had_under_shelves():
+    shelves = floor(
+        "..........",
+        ".SSSSSSSS.",
+        "..........",
+    )
+    grid = Grid.from_map(shelves)
+    shelf_cells = {grid.index(Cell(x, 1)) for x in range(1, 9)}
+    planner = LifelongPlanner(grid, rotation=True, shelf_cells=shelf_cells, window=6, window_ms=1e6)
+    cells, headings, goals = [grid.index(Cell(4, 0))], [int(Heading.EAST)], [grid.index(Cell(4, 2))]
+    plan = planner.plan(cells, headings, goals)  # unloaded: it turns to drive under the shelf
+    assert plan.cells == cells and plan.headings == [int(Heading.SOUTH)]
+    cells, headings = plan.cells, plan.headings
+    for _ in range(30):
+        plan = planner.plan(cells, headings, goals, loaded=[0])  # it has lifted a shelf meanwhile
+        assert plan.cells[0] not in shelf_cells
+        cells, headings = plan.cells, plan.headings
+    assert cells == goals

@@ -9,10 +9,11 @@ after the other against the others' paths, fixed, and keep the new paths if the 
 cost dropped. A robot's cost is the step it reaches its goal if it does within the
 window, else the window plus its distance left at the end (by the table it follows).
 
-The plan is kept from step to step: the step just made is dropped, and PIBT (with its
-priorities, so its liveness argument still holds for the tail) adds one step at the
-end. So the first plan costs a window of PIBT steps, and every later one one PIBT step
-plus the search it has time for: the robot never waits for the planner.
+The plan is kept from step to step: the step just made is dropped, and PIBT (with the
+planner's priorities and rules) adds one step at the end. So the first plan costs a
+window of PIBT steps, and every later one one PIBT step plus the search it has time for:
+no robot waits for the planner. The search only ever lowers the fleet's cost, so it may
+trade one robot's progress for the others': waiting is measured, not bounded by proof.
 
 A replanned path obeys the floor's rules: never two robots in one cell, never a swap;
 without following, never entering a cell that another robot stood on the step before;
@@ -36,13 +37,14 @@ import numpy as np
 from fleet.traffic.grid import UNREACHABLE, Grid
 from fleet.traffic.pibt import PIBT
 
-#: Steps planned ahead. WPPL's default is 15; on Kiva 10 did better than 6 and 15.
+#: Steps planned ahead. WPPL's default is 15; on Kiva 10 did better than 15, and as well
+#: as 6 with following and better without.
 WINDOW = 10
 #: Robots replanned together: 4 did as well as 8 and better than 2 on Kiva.
 NEIGHBOURHOOD = 4
-#: Neighbourhoods replanned per step. On Kiva (190 robots, rotation, 400 steps) 300
-#: gained 6 % (with following) to 22 % (without) over PIBT alone at 10-15 ms a step;
-#: 1000 added about 1 % more at 30 ms (docs/benchmarks.md).
+#: Neighbourhoods replanned per step. On Kiva (190 robots, rotation, 5000 steps) 300
+#: gained 8 % (with following) and 26 % (without) over PIBT alone at 14 ms a step; 1,000
+#: added under 1 % more at 25 ms (docs/benchmarks.md).
 SEARCHES = 300
 #: Share of neighbourhoods drawn at random (the rest: a delayed robot and those in its way).
 RANDOM_SHARE = 0.2
@@ -90,6 +92,7 @@ class WindowedRefinement:
         self._tables = np.zeros((0, grid.size * (4 if rotation else 1)), dtype=np.int32)
         self._table_of: list[object] = []
         self._goals: list[int] = []
+        self._frozen: frozenset[int] = frozenset()
 
     @property
     def iterations(self) -> int:
@@ -121,8 +124,13 @@ class WindowedRefinement:
         fixed = fixed or {}
         self._load_tables(tables)
         start = np.asarray(cells, dtype=np.int64)
+        # The plan holds if everyone did as planned, pinned robots were planned to stay, and
+        # no robot changed floors (a robot loaded since must not follow a path under shelves).
+        frozen = frozenset(frozen)
         kept = self.paths.shape[0] == n and np.array_equal(self.paths[:, 1], start) and np.array_equal(
-            self.turns[:, 1], np.asarray(headings)) and all((self.paths[i, 1:] == c).all() for i, c in fixed.items())
+            self.turns[:, 1], np.asarray(headings)) and all((self.paths[i, 1:] == c).all() for i, c in fixed.items()) and (
+            frozen == self._frozen)
+        self._frozen = frozen
         extend = (lambda t: self._extend(pibt, t, goals, tables, priorities, fixed, floors))
         if kept:
             self.paths[:, :-1] = self.paths[:, 1:]
