@@ -236,13 +236,16 @@ def _search(ahead: np.ndarray, tables: np.ndarray, rotation: bool, following: bo
 def _neighbourhood(ahead: np.ndarray, tables: np.ndarray, rotation: bool, goals: np.ndarray, paths: np.ndarray,
                    turns: np.ndarray, occupied: np.ndarray, costs: np.ndarray, ideal: np.ndarray,
                    movable: np.ndarray, group: np.ndarray) -> int:
-    """Fill `group` with robots to replan together and return how many (0: nobody may be)."""
+    """Fill `group` with robots to replan together and return how many (0: nobody may be
+    replanned, or nobody is delayed)."""
     n, w = paths.shape[0], paths.shape[1] - 1
     total = 0
     for i in range(n):
         if movable[i]:
             total += max(costs[i] - ideal[i], 0)
-    if total == 0 or np.random.random() < RANDOM_SHARE:
+    if total == 0:
+        return 0  # everyone's path costs what its own way alone would: nothing to gain
+    if np.random.random() < RANDOM_SHARE:
         candidates = np.nonzero(movable)[0]
         size = min(group.size, candidates.size)
         group[:size] = np.random.choice(candidates, size, replace=False)
