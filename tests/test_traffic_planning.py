@@ -52,6 +52,30 @@ def test_pibt_step_never_enters_an_occupied_cell_without_following():
     for i in range(4):
         assert nxt[i] == cells[i] or nxt[i] not in cells  # nobody steps into a cell being left
 
+#: A westbound one-way row out of an open bay, back to the bay round a one-way loop.
+ONE_WAY_LOOP = floor(
+    "#####...",
+    "<<<<<...",
+    "v####...",
+    ">>>>>...",
+)
+
+
+@pytest.mark.parametrize("rotation", [False, True])
+def test_pibt_does_not_lead_a_robot_out_of_a_one_way_row_it_cannot_come_back_through(rotation):
+    # Both robots are bound down the westbound row. The corridor swap took the one at
+    # its mouth for a robot to lead out of the leader's way, and pushed it east, away
+    # from the row it needs: in a one-way row nobody can come back through the
+    # leader's cell, so there is nobody to let pass. On a crowded floor this led the
+    # strongest robot round a square of four cells for good (docs/traffic.md).
+    grid = Grid.from_map(ONE_WAY_LOOP, lane_penalty=1, street_penalty=1)
+    pibt = PIBT(grid, rotation=rotation, following=True)
+    leader, mouth = grid.index(Cell(5, 0)), grid.index(Cell(5, 1))
+    goals = [grid.index(Cell(0, 1)), grid.index(Cell(1, 1))]
+    nxt, _ = pibt.step([leader, mouth], [int(Heading.SOUTH), int(Heading.WEST)], goals, [2.0, 1.0])
+    assert nxt == [mouth, grid.index(Cell(4, 1))]  # the robot at the mouth drives in, the leader follows
+
+
 def test_lifelong_run_with_rotation_and_following_never_collides():
     report = run_lifelong(WAREHOUSE, agents=15, steps=150, rotation=True, seed=2, following=True)
     assert report["collisions"] == 0 and report["conflicts"]["illegal_moves"] == 0

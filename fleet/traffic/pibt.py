@@ -251,6 +251,11 @@ class PIBT:
         return count, way
 
     def _swap_required(self, pusher: int, puller: int, v_pusher: int, v_puller: int) -> bool:
+        if all(u != v_pusher for _, u in self.grid.moves[v_puller]):
+            # A one-way step: the puller can never come through the pusher's cell, so
+            # leading it out gains nothing. On a crowded one-way floor the leader was led
+            # round a block of four cells for good (docs/traffic.md, "Liveness").
+            return False
         pushing, pulled = self._cell_table(pusher), self._cell_table(puller)
         start = v_pusher
         while pushing[v_puller] < pushing[v_pusher]:
