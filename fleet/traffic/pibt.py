@@ -254,7 +254,7 @@ class PIBT:
         if all(u != v_pusher for _, u in self.grid.moves[v_puller]):
             # A one-way step: the puller can never come through the pusher's cell, so
             # leading it out gains nothing. On a crowded one-way floor the leader was led
-            # round a block of four cells for good (docs/traffic.md, "Liveness").
+            # round a block of four cells for good (docs/traffic.md, the liveness argument).
             return False
         pushing, pulled = self._cell_table(pusher), self._cell_table(puller)
         start = v_pusher
