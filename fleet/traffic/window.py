@@ -35,6 +35,7 @@ import numba
 import numpy as np
 
 from fleet.traffic.grid import UNREACHABLE, Grid
+from fleet.traffic.guidance import GUIDE_FAR
 from fleet.traffic.pibt import PIBT
 
 #: Steps planned ahead. WPPL's default is 15; on Kiva 10 did better than 15, and as well
@@ -186,7 +187,8 @@ class WindowedRefinement:
             if isinstance(source, np.ndarray) and source.base is not None:
                 source = source.base
             if self._table_of[i] is not source:
-                self._tables[i] = np.asarray(table)
+                values = np.asarray(table)
+                self._tables[i] = np.where(values == GUIDE_FAR, UNREACHABLE, values) if values.dtype == np.uint16 else values
                 self._table_of[i] = source
 
     def _extend(self, pibt: PIBT, t: int, goals: Sequence[int], tables: Sequence[Sequence[int]],
