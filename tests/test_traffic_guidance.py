@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.traffic.grid import Grid
-from fleet.traffic.guidance import TrafficFlow
+from fleet.traffic.grid import UNREACHABLE, Grid
+from fleet.traffic.guidance import GUIDE_FAR, TrafficFlow
 from fleet.traffic.lifelong import run_lifelong
 from fleet.traffic.planner import LifelongPlanner
 from maps.model import Cell, Heading
+from fleet.traffic.window import WindowedRefinement
 from traffic_kit import WAREHOUSE, floor
 
 # Two corridors between the same ends: the top one two moves shorter end to end.
@@ -90,3 +91,16 @@ def test_the_flow_weights_reach_the_guide_paths_and_outlive_a_floor_change():
     assert (planner._flow.contraflow, planner._flow.crowding) == (7, 0)
     # Heavy contraflow: the second robot's guide path avoids meeting the first one at all.
     assert planner._flow.flow[top, Heading.WEST].sum() == 0
+
+
+def test_guide_tables_take_two_bytes_a_state_and_the_window_reads_their_out_of_reach_as_such():
+    # East of the one-way cell nothing leads back west: the goal is out of reach there.
+    grid = Grid.from_map(floor("..>."), lane_penalty=1, street_penalty=1)
+    flow = TrafficFlow(grid, rotation=True)
+    table = flow.tables([1], [Heading.WEST], [0], robots=[0])[0]
+    assert table.itemsize == 2  # every robot keeps its own: 10,000 of them on 500 x 140
+    assert table[1 * 4 + Heading.WEST] == 1 and table[3 * 4 + Heading.WEST] == GUIDE_FAR
+    window = WindowedRefinement(grid, rotation=True, following=False)
+    window._load_tables([table])
+    assert window._tables[0, 1 * 4 + Heading.WEST] == 1
+    assert window._tables[0, 3 * 4 + Heading.WEST] == UNREACHABLE  # not a cost of 65,535 steps

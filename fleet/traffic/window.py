@@ -188,7 +188,9 @@ class WindowedRefinement:
                 source = source.base
             if self._table_of[i] is not source:
                 values = np.asarray(table)
-                self._tables[i] = np.where(values == GUIDE_FAR, UNREACHABLE, values) if values.dtype == np.uint16 else values
+                self._tables[i] = values
+                if values.dtype == np.uint16:  # a guide table's (guidance.py)
+                    self._tables[i, values == GUIDE_FAR] = UNREACHABLE
                 self._table_of[i] = source
 
     def _extend(self, pibt: PIBT, t: int, goals: Sequence[int], tables: Sequence[Sequence[int]],
