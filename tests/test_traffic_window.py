@@ -194,3 +194,20 @@ def test_a_robot_loaded_since_the_last_step_leaves_the_path_it_had_under_shelves
         assert plan.cells[0] not in shelf_cells
         cells, headings = plan.cells, plan.headings
     assert cells == goals
+
+
+def test_a_robot_pinned_after_its_path_was_planned_stays_put():
+    # The kept plan has the robot driving on; pinned now (lifting, say), it must not move,
+    # nor may anyone be planned into its cell.
+    planner = LifelongPlanner(Grid.from_map(WAREHOUSE), window=5, window_ms=1e6)
+    grid = planner.floor
+    cells = [grid.index(Cell(0, 0)), grid.index(Cell(0, 2))]
+    goals = [grid.index(Cell(10, 0)), grid.index(Cell(10, 0))]
+    plan = planner.plan(cells, [0, 0], goals)
+    assert plan.cells[0] == grid.index(Cell(1, 0))  # under way along row 0
+    cells = plan.cells
+    for _ in range(3):
+        plan = planner.plan(cells, [0, 0], goals, pinned=[0])
+        assert plan.cells[0] == cells[0]
+        assert plan.cells[1] != cells[0]
+        cells = plan.cells
