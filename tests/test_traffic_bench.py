@@ -86,6 +86,20 @@ def test_the_cli_offers_the_planners_guidance_choices():
         parser.parse_args(["bench", "routing", "--map", TINY, "--agents", "1", "--steps", "1", "--guidance", choice])
 
 
+def test_the_cli_help_states_the_planners_own_defaults():
+    # The CLI does not import the planner (numba) to build its options, so the defaults
+    # its help quotes are written out there: they must be the planner's.
+    from fleet.cli import bench
+    from fleet.traffic.guidance import CONTRAFLOW, CROWDING
+    from fleet.traffic.window import SEARCHES, TIME_CAP_MS
+
+    helps = {option: text for option, _, _, text in bench._VALUED_RULES}
+    assert helps["window-searches"].endswith(f"(default {SEARCHES})")
+    assert helps["window-ms"].endswith(f"(default {TIME_CAP_MS:g})")
+    assert helps["contraflow"].endswith(f"(default {CONTRAFLOW})")
+    assert helps["crowding"].endswith(f"default {CROWDING})")
+
+
 def test_mapf_reports_solution_quality(tmp_path, capsys):
     (tmp_path / "small.map").write_text(MOVINGAI)
     (tmp_path / "small.scen").write_text(SCEN)

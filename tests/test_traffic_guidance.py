@@ -9,8 +9,8 @@ from fleet.traffic.grid import UNREACHABLE, Grid
 from fleet.traffic.guidance import GUIDE_FAR, TrafficFlow
 from fleet.traffic.lifelong import run_lifelong
 from fleet.traffic.planner import LifelongPlanner
-from maps.model import Cell, Heading
 from fleet.traffic.window import WindowedRefinement
+from maps.model import Cell, Heading
 from traffic_kit import WAREHOUSE, floor
 
 # Two corridors between the same ends: the top one two moves shorter end to end.
