@@ -10,7 +10,7 @@ import pytest
 from fleet.traffic.checker import check_paths
 from fleet.traffic.grid import Grid
 from fleet.traffic.lacam import solve
-from fleet.traffic.lns import configurations, refine
+from fleet.traffic.lns import LargeNeighbourhoodSearch, configurations, refine
 from fleet.traffic.scenario import _executed, _sum_of_costs, run_mapf
 from maps.model import Cell
 from traffic_kit import floor
@@ -122,3 +122,37 @@ def test_run_mapf_reports_the_first_and_the_refined_plan():
     assert report["sum_of_costs"] < report["sum_of_costs_first"]  # 142 -> 68 when written
     assert report["refine_improvements"] > 0
     assert report["first_solution_ms"] + report["refine_ms"] < 1000 + 200  # the time limit holds, give or take a step
+
+
+RING = floor(
+    ".......",
+    ".##.##.",
+    ".......",
+)
+
+
+def _plan(grid: Grid, *cells: tuple[int, int]) -> np.ndarray:
+    return np.array([grid.index(Cell(x, y)) for x, y in cells])
+
+
+@pytest.mark.parametrize("seed", [0, 1])  # seed 1 would draw the crosser first
+def test_a_robot_kept_off_its_goal_by_a_late_crosser_is_replanned_first_with_the_crosser(seed):
+    """Robot 0 waits below its goal (3, 0) until robot 1, which idled at its start, has
+    driven over it along the top aisle. Random walks towards robot 0's goal meet nobody
+    (robot 1 crosses it at step 13), so the rule that looks at the goal's own timeline
+    must pick both, robot 0 first: resting on its goal from step 2 on sends robot 1 round
+    the bottom aisle, and the plan costs 12 instead of 31."""
+    grid = Grid.from_map(RING, lane_penalty=1, street_penalty=1)
+    crosser = [(0, 0)] * 11 + [(x, 0) for x in range(1, 7)]  # on (3, 0) at step 13
+    kept_off = [(3, 2)] * 14 + [(3, 1), (3, 0)]  # may enter (3, 0) two steps after the crosser
+    paths = [_plan(grid, *kept_off), _plan(grid, *crosser)]
+    goals = [grid.index(Cell(3, 0)), grid.index(Cell(6, 0))]
+    _checked(RING, grid, configurations(paths), following=False)
+    search = LargeNeighbourhoodSearch(grid, goals, paths, seed=seed)
+    assert search.sum_of_costs == 15 + 16
+    group, lead = search._over_goal()
+    assert (group, lead) == ([0, 1], True)
+    assert search._replan(group, lead) == 31 - 12
+    assert search.costs.tolist() == [2, 10]
+    _checked(RING, grid, configurations(search.paths), following=False)
+    assert search._over_goal() == ([], False)  # nobody is kept off a goal any more

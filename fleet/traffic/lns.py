@@ -8,10 +8,11 @@ neighbourhood), plan them again one after the other against every other robot's 
 fixed, and keep the new paths if the sum of costs dropped (prioritized planning). Repeated
 thousands of times, the plan converges towards the optimum.
 
-Neighbourhoods come from three rules, picked adaptively by how much each has gained per
+Neighbourhoods come from four rules, picked adaptively by how much each has gained per
 unit of search (ALNS): around the most delayed robot (who stands in its way, found by
-random walks through space-time towards its goal), around a crossing of aisles (who
-drives through it), and at random.
+random walks through space-time towards its goal), over the goal of the robot kept off
+it longest (the robots that drive over it last; that robot is planned first), around a
+crossing of aisles (who drives through it), and at random.
 
 A replanned path obeys the same rules as the first solution: never two robots in one
 cell, never a swap, and without following never entering a cell in the step before or
@@ -108,10 +109,11 @@ class LargeNeighbourhoodSearch:
         degree = (grid.ahead >= 0).sum(axis=1)
         self._crossings = np.nonzero(grid.passable & (degree >= 3))[0]
         self._crossing_set = set(self._crossings.tolist())
-        self._rules = (self._around_delayed, self._around_crossing, self._at_random)
+        self._rules = (self._around_delayed, self._over_goal, self._around_crossing, self._at_random)
         self.weights = [1.0] * len(self._rules)
         self._spent = np.zeros(1, dtype=np.int64)  # search nodes created: effort, without a clock
         self._tabu = np.zeros(len(self.paths), dtype=bool)  # delayed robots picked lately
+        self._goal_tabu = np.zeros(len(self.paths), dtype=bool)  # robots kept off their goals picked lately
 
     @property
     def sum_of_costs(self) -> int:
@@ -124,12 +126,12 @@ class LargeNeighbourhoodSearch:
         bound = int(self.lower.sum())
         while len(self.paths) > 1 and self.sum_of_costs > bound and not out_of_time():
             rule = self.rng.choices(range(len(self._rules)), weights=self.weights)[0]
-            group = self._rules[rule]()
+            group, lead = self._rules[rule]()
             if len(group) < 2:
                 continue
             iterations += 1
             before = int(self._spent[0])
-            gain = self._replan(group)
+            gain = self._replan(group, lead)
             improvements += gain > 0
             # Credit is gain per thousand search nodes: a rule whose neighbourhoods gain
             # less but are searched in a tenth of the time is the better buy.
@@ -139,8 +141,9 @@ class LargeNeighbourhoodSearch:
         return Refinement(list(self.paths), self.sum_of_costs, iterations, improvements)
 
     # --- one neighbourhood --------------------------------------------------------
-    def _replan(self, group: list[int]) -> int:
-        """Replan `group` in random order; keep the new paths if cheaper. Returns the gain."""
+    def _replan(self, group: list[int], lead: bool = False) -> int:
+        """Replan `group` in random order, or its first robot first if `lead`; keep the new
+        paths if cheaper. Returns the gain."""
         old = {r: self.paths[r] for r in group}
         old_cost = sum(len(p) - 1 for p in old.values())
         for r in group:
@@ -149,7 +152,10 @@ class LargeNeighbourhoodSearch:
         # planned into them there.
         for r in group:
             self.occupied[old[r][0], 0] = r
-        self.rng.shuffle(group)
+        if lead:
+            group[1:] = self.rng.sample(group[1:], len(group) - 1)
+        else:
+            self.rng.shuffle(group)
         budget = old_cost - 1 - int(self.lower[group].sum())
         new: dict[int, np.ndarray] = {}
         for r in group:
@@ -201,17 +207,12 @@ class LargeNeighbourhoodSearch:
         self.position[robot] = -1
 
     # --- neighbourhood rules ------------------------------------------------------
-    def _around_delayed(self) -> list[int]:
+    def _around_delayed(self) -> tuple[list[int], bool]:
         """The most delayed robot (not picked lately) and whoever stands where it could
         have driven: random walks through space-time that would still arrive earlier."""
-        delays = self.costs - self.lower
-        robot = int(np.argmax(np.where(self._tabu, 0, delays)))
-        if delays[robot] <= 0 or self._tabu[robot]:
-            self._tabu[:] = False
-            robot = int(np.argmax(delays))
-            if delays[robot] <= 0:
-                return []
-        self._tabu[robot] = True
+        robot = _most(self.costs - self.lower, self._tabu)
+        if robot < 0:
+            return [], False
         group = {robot}
         cost, table = len(self.paths[robot]) - 1, self.heuristics[robot]
         for _ in range(10 * self.size):
@@ -229,9 +230,29 @@ class LargeNeighbourhoodSearch:
                     other = self._standing(step, cell)
                     if other >= 0:
                         group.add(other)
-        return list(group)
+        return list(group), False
 
-    def _around_crossing(self) -> list[int]:
+    def _over_goal(self) -> tuple[list[int], bool]:
+        """The robot kept off its goal longest by others driving over it (not picked
+        lately), planned first, and the last of those others. A robot rests on its goal
+        for good, so it cannot arrive before the last robot crossing it has gone; on
+        one-wide aisles that was most of the delay left at 400 robots (docs/traffic.md),
+        and random walks towards the goal rarely meet robots that cross it much later."""
+        last = _last_crossings(self.occupied, self.goals, int(self.costs.max()))
+        robot = _most(np.minimum(self.costs - self.lower, last + 2 - self.lower), self._goal_tabu)
+        if robot < 0:
+            return [], False
+        timeline = self.occupied[self.goals[robot]]
+        group = [robot]
+        for step in range(int(last[robot]), max(int(self.lower[robot]) - 2, -1), -1):
+            other = int(timeline[step])
+            if other >= 0 and other not in group:
+                group.append(other)
+                if len(group) == self.size:
+                    break
+        return group, True
+
+    def _around_crossing(self) -> tuple[list[int], bool]:
         """Robots that drive through the crossings of aisles near a random one."""
         if not len(self._crossings):
             return self._at_random()
@@ -248,10 +269,10 @@ class LargeNeighbourhoodSearch:
                     visited.add(v)
                     frontier.append(v)
         robots = list(robots)
-        return self.rng.sample(robots, min(self.size, len(robots)))
+        return self.rng.sample(robots, min(self.size, len(robots))), False
 
-    def _at_random(self) -> list[int]:
-        return self.rng.sample(range(len(self.paths)), self.size)
+    def _at_random(self) -> tuple[list[int], bool]:
+        return self.rng.sample(range(len(self.paths)), self.size), False
 
     def _standing(self, t: int, cell: int) -> int:
         if t < 0 or t >= self.horizon:
@@ -260,6 +281,21 @@ class LargeNeighbourhoodSearch:
         if who < 0 and t >= self.resting[cell]:
             who = int(np.nonzero(self.goals == cell)[0][0])
         return who
+
+
+def _most(scores: np.ndarray, tabu: np.ndarray) -> int:
+    """The robot with the highest positive score that `tabu` does not mark (it is marked
+    now), so that a rule's neighbourhoods go round the worst robots instead of retrying
+    one that cannot be helped; once all are marked, the marks are cleared. -1 if no
+    robot scores above 0."""
+    robot = int(np.argmax(np.where(tabu, 0, scores)))
+    if scores[robot] <= 0 or tabu[robot]:
+        tabu[:] = False
+        robot = int(np.argmax(scores))
+        if scores[robot] <= 0:
+            return -1
+    tabu[robot] = True
+    return robot
 
 
 def refine(
@@ -292,6 +328,21 @@ def warm_up() -> None:
     _space_time_astar(ahead, np.zeros(1, dtype=np.int32), table, np.full(1, _NEVER, dtype=np.int32), 0, 0, False,
                       1, 2, np.zeros(4, dtype=np.int32), np.zeros(4, dtype=np.int32), 1, table, *nodes,
                       np.empty(4, dtype=np.int64), np.empty(4, dtype=np.int32), np.zeros(1, dtype=np.int64))
+    _last_crossings(table, np.zeros(1, dtype=np.int64), 1)
+
+
+@numba.njit(cache=True)
+def _last_crossings(occupied: np.ndarray, goals: np.ndarray, makespan: int) -> np.ndarray:
+    """Per robot, the last step another robot stands on its goal (-1 if nobody does);
+    nobody is under way after `makespan`."""
+    last = np.full(goals.size, -1, dtype=np.int64)
+    for robot in range(goals.size):
+        timeline = occupied[goals[robot]]
+        for t in range(min(makespan, timeline.size - 1), -1, -1):
+            if timeline[t] >= 0 and timeline[t] != robot:
+                last[robot] = t
+                break
+    return last
 
 
 @numba.njit(cache=True)
