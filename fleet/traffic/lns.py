@@ -41,6 +41,11 @@ from fleet.traffic.grid import Grid
 NEIGHBOURHOOD = 4
 #: How fast a rule's weight follows its recent gains (ALNS reaction factor).
 REACTION = 0.1
+#: A rule's weight never falls below this, so every rule keeps a chance. Late in the
+#: search every rule gains little and sat at the earlier floor of 0.01, so the rules were
+#: drawn alike although random neighbourhoods gained three times as much per second as
+#: the goal rule (400 robots); at 0.001 the weights tell them apart (docs/benchmarks.md).
+LEAST_WEIGHT = 0.001
 #: Weight on the distance to the goal in the search's estimate (weighted A*). 1 is
 #: plain A*, optimal per robot; but in a congested first plan a robot's best path waits
 #: a hundred steps or more, every state under that cost is as promising, and one search
@@ -139,7 +144,7 @@ class LargeNeighbourhoodSearch:
                 # gain less but are searched in a tenth of the time is the better buy.
                 credit = gain / ((int(self._spent[0]) - before) / 1000 + len(group))
             self.weights[rule] = (1 - REACTION) * self.weights[rule] + REACTION * credit
-            self.weights[rule] = max(self.weights[rule], 0.01)  # every rule keeps a chance
+            self.weights[rule] = max(self.weights[rule], LEAST_WEIGHT)
         return Refinement(list(self.paths), self.sum_of_costs, iterations, improvements)
 
     # --- one neighbourhood --------------------------------------------------------
