@@ -245,13 +245,15 @@ class LargeNeighbourhoodSearch:
         for good, so it cannot arrive before the last robot crossing it has gone; on
         one-wide aisles that was most of the delay left at 400 robots (docs/traffic.md),
         and random walks towards the goal rarely meet robots that cross it much later."""
+        gap = 1 if self.following else 2  # a robot may stand on a cell this many steps after another
         last = _last_crossings(self.occupied, self.goals, int(self.costs.max()))
-        robot = _most(np.minimum(self.costs - self.lower, last + 2 - self.lower), self._goal_tabu)
+        robot = _most(np.minimum(self.costs - self.lower, last + gap - self.lower), self._goal_tabu)
         if robot < 0:
             return [], False
         timeline = self.occupied[self.goals[robot]]
         group = [robot]
-        for step in range(int(last[robot]), max(int(self.lower[robot]) - 2, -1), -1):
+        # those on the goal at a step that keeps the robot from arriving by its lower bound
+        for step in range(int(last[robot]), max(int(self.lower[robot]) - gap, -1), -1):
             other = int(timeline[step])
             if other >= 0 and other not in group:
                 group.append(other)
