@@ -62,7 +62,7 @@ def test_kill_9_mid_work_then_restart_recovers_everything(mqtt_url, tmp_path, da
         f'[broker]\nenabled = true\nurl = "{mqtt_url}"\ninterface = "recovery{uuid.uuid4().hex[:8]}"\n'
         f'[runtime]\ncycle_s = 0.1\n'
         f'[warehouse]\norders_per_hour = 2400\ninbound_notes_per_hour = 0\ngenerated_hours = 0.0015\n'
-        f'release_every_s = 3\n'
+        f'release_every_s = 3\nseconds_per_pick = 1.5\nseconds_per_unit = 0.25\nseconds_per_stow = 2.5\n'
         f'[database]\nurl = "{database_url}"\n[console]\nport = 0\n'
         f'[[users]]\nname = "ann"\nrole = "viewer"\npassword_hash = "{hash_password("pw")}"\n')
     settings = load_settings(config, environ={})

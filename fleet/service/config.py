@@ -234,6 +234,11 @@ class WarehouseSettings(_Section):
     #: Simulated people work every station no person has taken over at the console's
     #: terminal view; False: only people work the stations.
     simulated_operators: bool = True
+    #: Mean seconds a simulated person takes for one pick pair, each further unit of a
+    #: pick, and one put; a site sets them to its people's measured pace.
+    seconds_per_pick: float = Field(default=6.0, gt=0, le=3600)
+    seconds_per_unit: float = Field(default=1.0, ge=0, le=3600)
+    seconds_per_stow: float = Field(default=10.0, gt=0, le=3600)
     #: Generated customer orders per hour handed to the scheduler (0: only the API's).
     orders_per_hour: float = Field(default=0.0, ge=0, le=100000)
     #: Generated inbound notes per hour (0: only the API's).

@@ -404,7 +404,8 @@ def build_warehouse(settings: Settings, wmap: WarehouseMap, scenario: Scenario, 
     w = settings.warehouse
     scheduler = Scheduler(wmap, motion, scenario.inventory, scenario.order_shelves,
                           SchedulerConfig(release_every_s=w.release_every_s, slotting=w.slotting))
-    warehouse = Warehouse(scheduler, store, operators=OperatorTimes() if w.simulated_operators else None,
+    operators = OperatorTimes(w.seconds_per_pick, w.seconds_per_unit, w.seconds_per_stow)
+    warehouse = Warehouse(scheduler, store, operators=operators if w.simulated_operators else None,
                           seed=settings.robots.seed, arrivals=Arrivals(list(scenario.orders), list(scenario.inbound)))
     restored = warehouse.restore(now)
     if any(restored.values()):
