@@ -23,6 +23,13 @@ def test_lifelong_run_finishes_tasks_without_conflicts(rotation):
     assert report["collisions"] == 0 and report["conflicts"]["illegal_moves"] == 0
     assert report["tasks_finished"] > 20
     assert report["max_wait_steps"] < 150
+    # who waited longest, from when, where and for which goal: where to look in a replay
+    longest = report["longest_wait"]
+    assert (longest is None) == (report["max_wait_steps"] == 0)
+    if longest is not None:
+        assert 0 <= longest["robot"] < 12 and longest["cell"] != longest["goal"]
+        assert 0 <= longest["since_step"] and longest["since_step"] + report["max_wait_steps"] <= 150
+        assert all(WAREHOUSE.traversable(Cell(*xy)) for xy in (longest["cell"], longest["goal"]))
     for key in ("throughput", "plan_ms_mean", "plan_ms_p50", "plan_ms_p99", "plan_ms_max", "first_plan_ms",
                 "throughput_ceiling"):
         assert report[key] > 0

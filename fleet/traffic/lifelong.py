@@ -116,6 +116,7 @@ def run_lifelong(
     best = [UNREACHABLE] * agents
     waited = [0] * agents
     max_wait = 0
+    longest: dict | None = None  # who waited longest, from when, where, for which goal
     blocked_steps = 0
     for t in range(steps):
         started = time.perf_counter()
@@ -135,7 +136,10 @@ def run_lifelong(
                 best[i], waited[i] = d, 0
             else:
                 waited[i] += 1
-                max_wait = max(max_wait, waited[i])
+                if waited[i] > max_wait:
+                    max_wait = waited[i]
+                    longest = {"robot": i, "since_step": t + 1 - waited[i], "cell": list(grid.cell(c)),
+                               "goal": list(grid.cell(goals[i]))}
         xy[t + 1, :, 0] = np.asarray(cells) % grid.width
         xy[t + 1, :, 1] = np.asarray(cells) // grid.width
         heads[t + 1] = headings
@@ -171,5 +175,6 @@ def run_lifelong(
         "collisions": conflicts.collisions,
         "conflicts": conflicts.as_dict(),
         "max_wait_steps": max_wait,
+        "longest_wait": longest,
         "blocked_robot_steps": blocked_steps,
     }
