@@ -9,7 +9,7 @@ import pytest
 from fleet.traffic.checker import check_paths
 from fleet.traffic.grid import Grid
 from fleet.traffic.lacam import solve
-from fleet.traffic.lifelong import run_lifelong
+from fleet.traffic.lifelong import Waits, run_lifelong
 from fleet.traffic.pibt import PIBT
 from fleet.traffic.planner import _along_the_ring
 from fleet.traffic.scenario import run_mapf
@@ -33,6 +33,21 @@ def test_lifelong_run_finishes_tasks_without_conflicts(rotation):
     for key in ("throughput", "plan_ms_mean", "plan_ms_p50", "plan_ms_p99", "plan_ms_max", "first_plan_ms",
                 "throughput_ceiling"):
         assert report[key] > 0
+
+def test_the_longest_wait_names_the_robot_the_step_it_last_got_closer_its_cell_and_goal():
+    waits = Waits(2)
+    # robot 0 gets closer every step but one; robot 1 last gets closer at step 3 (5 left),
+    # is pushed back (a detour counts as waiting too) and has not beaten 5 by step 7
+    for step, (left0, left1, cell1) in enumerate([(9, 7, 20), (8, 6, 21), (8, 5, 22), (7, 6, 21), (6, 6, 23),
+                                                  (5, 5, 24), (4, 5, 24)], start=1):
+        waits.measure(0, step, left0, 100 + step, 50)
+        waits.measure(1, step, left1, cell1, 60)
+    assert (waits.longest, waits.who) == (4, (1, 3, 24, 60))
+    waits.arrived(1)  # a new goal: its waiting starts afresh, the record stands
+    waits.measure(1, 8, 30, 25, 61)
+    waits.measure(1, 9, 30, 25, 61)
+    assert (waits.longest, waits.who) == (4, (1, 3, 24, 60))
+
 
 def test_lifelong_run_with_following_allowed_may_follow_but_never_collide():
     report = run_lifelong(WAREHOUSE, agents=15, steps=150, seed=1, following=True)

@@ -40,6 +40,32 @@ def throughput_ceiling(grid: Grid, agents: int, endpoints: Sequence[int], rotati
     return agents / float(pairs.mean()) if pairs.size else 0.0
 
 
+class Waits:
+    """Per robot, the steps since it last got closer to its goal than it had been (by
+    the floor's distances, so a detour counts as waiting), and who waited longest: the
+    robot, the step it last got closer, its cell then and its goal, to look up in a
+    replay."""
+
+    def __init__(self, agents: int) -> None:
+        self._best = [UNREACHABLE] * agents
+        self._waited = [0] * agents
+        self.longest = 0
+        self.who: tuple[int, int, int, int] | None = None  # robot, since step, cell, goal
+
+    def arrived(self, robot: int) -> None:
+        self._best[robot], self._waited[robot] = UNREACHABLE, 0
+
+    def measure(self, robot: int, step: int, left: int, cell: int, goal: int) -> None:
+        """Robot stands on `cell` at `step`, `left` from `goal`."""
+        if left < self._best[robot]:
+            self._best[robot], self._waited[robot] = left, 0
+            return
+        self._waited[robot] += 1
+        if self._waited[robot] > self.longest:
+            self.longest = self._waited[robot]
+            self.who = (robot, step - self.longest, cell, goal)
+
+
 def run_lifelong(
     wmap: WarehouseMap,
     agents: int,
@@ -113,10 +139,7 @@ def run_lifelong(
     heads[0] = headings
     plan_ms: list[float] = []
     finished = 0
-    best = [UNREACHABLE] * agents
-    waited = [0] * agents
-    max_wait = 0
-    longest: dict | None = None  # who waited longest, from when, where, for which goal
+    waits = Waits(agents)
     blocked_steps = 0
     for t in range(steps):
         started = time.perf_counter()
@@ -128,18 +151,10 @@ def run_lifelong(
             if c == goals[i]:
                 finished += 1
                 goals[i] = new_goal(c)
-                best[i], waited[i] = UNREACHABLE, 0
+                waits.arrived(i)
                 continue
             table = planner.floor.distances(goals[i], oriented=rotation, guided=True)
-            d = int(table[c, headings[i]] if rotation else table[c])
-            if d < best[i]:
-                best[i], waited[i] = d, 0
-            else:
-                waited[i] += 1
-                if waited[i] > max_wait:
-                    max_wait = waited[i]
-                    longest = {"robot": i, "since_step": t + 1 - waited[i], "cell": list(grid.cell(c)),
-                               "goal": list(grid.cell(goals[i]))}
+            waits.measure(i, t + 1, int(table[c, headings[i]] if rotation else table[c]), c, goals[i])
         xy[t + 1, :, 0] = np.asarray(cells) % grid.width
         xy[t + 1, :, 1] = np.asarray(cells) // grid.width
         heads[t + 1] = headings
@@ -174,7 +189,9 @@ def run_lifelong(
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "collisions": conflicts.collisions,
         "conflicts": conflicts.as_dict(),
-        "max_wait_steps": max_wait,
-        "longest_wait": longest,
+        "max_wait_steps": waits.longest,
+        "longest_wait": None if waits.who is None else {
+            "robot": waits.who[0], "since_step": waits.who[1], "cell": list(grid.cell(waits.who[2])),
+            "goal": list(grid.cell(waits.who[3]))},
         "blocked_robot_steps": blocked_steps,
     }
