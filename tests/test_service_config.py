@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from fleet.scheduler.operators import OperatorTimes
 from fleet.service.config import ConfigError, documented_settings, load_settings
+from fleet.service.store import Store
+from fleet.service.wiring import build_runtime
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "config.md"
 
@@ -110,19 +113,15 @@ def test_bad_link_settings_are_refused_at_start(tmp_path, text, environ, message
 
 
 def test_the_simulated_peoples_pace_reaches_the_operators_at_the_ports(tmp_path):
-    from fleet.scheduler.operators import OperatorTimes
-    from fleet.service.store import Store
-    from fleet.service.wiring import build_runtime
-
     path = tmp_path / "fleet.toml"
     path.write_text("[robots]\nemulated = 1\n"
                     "[warehouse]\nseconds_per_pick = 2.5\nseconds_per_unit = 0.5\nseconds_per_stow = 4\n")
     store = Store.open(f"sqlite:///{tmp_path}/fleet.db")
+    runtime = build_runtime(load_settings(path, environ={}), store)
     try:
-        runtime = build_runtime(load_settings(path, environ={}), store)
         assert runtime.work.operators.times == OperatorTimes(2.5, 0.5, 4.0)
-        runtime.stop()
     finally:
+        runtime.stop()
         store.close()
     with pytest.raises(ConfigError, match="warehouse.seconds_per_pick"):
         load_settings(None, environ={"FLEET_WAREHOUSE_SECONDS_PER_PICK": "0"})

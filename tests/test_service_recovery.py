@@ -57,6 +57,8 @@ def all_rows(fetch) -> list[dict]:
 
 def test_kill_9_mid_work_then_restart_recovers_everything(mqtt_url, tmp_path, database_url):  # noqa: F811
     config = tmp_path / "fleet.toml"
+    # The robots drive SPEED (4) times faster than wall time; the simulated people work at
+    # a quarter of their default pace to match, or picking alone takes most of the test.
     config.write_text(
         f'[map]\nname = "demo"\n'
         f'[broker]\nenabled = true\nurl = "{mqtt_url}"\ninterface = "recovery{uuid.uuid4().hex[:8]}"\n'

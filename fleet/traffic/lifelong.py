@@ -43,8 +43,8 @@ def throughput_ceiling(grid: Grid, agents: int, endpoints: Sequence[int], rotati
 class Waits:
     """Per robot, the steps since it last got closer to its goal than it had been (by
     the floor's distances, so a detour counts as waiting), and who waited longest: the
-    robot, the step it last got closer, its cell then and its goal, to look up in a
-    replay."""
+    robot, the step it last got closer, the cell it stood on when it set the record and
+    its goal, to look up in a replay."""
 
     def __init__(self, agents: int) -> None:
         self._best = [UNREACHABLE] * agents
